@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for this project: a virtual environment with the package
+# and its development tools, and the pinned Nushell binary. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NU_VERSION=0.115.1
+PYTHON=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+
+# Nushell from the npm package, pinned. We link the binary itself: the npm
+# wrapper script leaves its child running when it is stopped.
+nu_bin=.tools/nushell/node_modules/@nushell/linux-x64/bin/nu
+if [ ! -x "$nu_bin" ] || [ "$("$nu_bin" --version)" != "$NU_VERSION" ]; then
+  command -v npm >/dev/null || { echo "setup: npm is needed to install Nushell" >&2; exit 1; }
+  mkdir -p .tools/nushell
+  npm install --silent --no-save --no-audit --no-fund --prefix .tools/nushell \
+    "@nushell/linux-x64@$NU_VERSION" >/dev/null
+fi
+ln -sf "$PWD/$nu_bin" .venv/bin/nu
+echo "setup: ready (python $(.venv/bin/python -c 'import platform;print(platform.python_version())'), nu $(.venv/bin/nu --version))" >&2

@@ -1,0 +1,121 @@
+"""The configuration schema: one pydantic model per TOML section."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExecutionMode(str, Enum):
+    DIRECT = "direct"
+    ORCHESTRATED = "orchestrated"
+    AUTO = "auto"
+
+
+class StorageBackend(str, Enum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    SURREALDB = "surrealdb"
+
+
+class OrchestratorSection(_Section):
+    enabled: bool = True
+    endpoint: str = "http://127.0.0.1:9090"
+    timeout_seconds: Annotated[float, Field(gt=0)] = 60
+    auto_start: bool = True
+    fallback_to_direct: bool = True
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class ExecutionSection(_Section):
+    default_mode: ExecutionMode = ExecutionMode.AUTO
+    force_orchestrated: list[str] = []
+    force_direct: list[str] = []
+
+
+class ServerSection(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9090
+    token_file: str = ""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+
+
+class StorageSection(_Section):
+    backend: StorageBackend = StorageBackend.SQLITE
+    data_dir: str = "~/.local/share/provisioning/orchestrator"
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _seed_names(cls, value: object) -> object:
+        # The seed calls the embedded single-file store "filesystem".
+        if value == "filesystem":
+            return StorageBackend.SQLITE.value
+        if value in ("surrealdb-embedded", "surrealdb-server"):
+            return StorageBackend.SURREALDB.value
+        return value
+
+
+class ExecutorSection(_Section):
+    max_concurrent_tasks: Annotated[int, Field(ge=1, le=10_000)] = 10
+    task_timeout_seconds: Annotated[float, Field(gt=0)] = 3600
+    checkpoint_interval_seconds: Annotated[float, Field(gt=0)] = 30
+    kill_grace_seconds: Annotated[float, Field(ge=0)] = 5
+    shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 10
+    lease_seconds: Annotated[float, Field(gt=0)] = 30
+
+
+class NushellSection(_Section):
+    binary: str = "nu"
+    provisioning_lib: str = ""
+    env_vars: dict[str, str] = {}
+
+
+class PythonSection(_Section):
+    binary: str = ""
+    path: list[str] = []
+
+
+class Settings(_Section):
+    """The whole effective configuration."""
+
+    orchestrator: OrchestratorSection = OrchestratorSection()
+    execution: ExecutionSection = ExecutionSection()
+    server: ServerSection = ServerSection()
+    storage: StorageSection = StorageSection()
+    executor: ExecutorSection = ExecutorSection()
+    nushell: NushellSection = NushellSection()
+    python: PythonSection = PythonSection()
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.storage.data_dir).expanduser()
+
+    @property
+    def token_path(self) -> Path:
+        if self.server.token_file:
+            return Path(self.server.token_file).expanduser()
+        return self.data_dir / "api-token"
+
+    @property
+    def nushell_lib(self) -> Path:
+        if self.nushell.provisioning_lib:
+            return Path(self.nushell.provisioning_lib).expanduser()
+        return Path(__file__).resolve().parent.parent / "nulib"
+
+    @property
+    def python_binary(self) -> str:
+        return self.python.binary or sys.executable

@@ -1,0 +1,1 @@
+"""The orchestrator daemon: durable task queue, scheduler, executor and REST API."""

@@ -1,0 +1,117 @@
+"""``/tasks``: submit, list, inspect, cancel, logs, progress."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from starlette.requests import HTTPConnection
+
+from ..models import NewTask, TaskStatus
+from ..service import InvalidTask, NotRunning, OrchestratorService
+from .auth import check_token, presented_token, require_token, unauthorized
+from .schemas import LogLineView, LogsView, ProgressReport, SubmittedView, TaskPageView, TaskView
+
+router = APIRouter()
+
+
+def service(connection: HTTPConnection) -> OrchestratorService:
+    svc: OrchestratorService = connection.app.state.service
+    return svc
+
+
+Service = Annotated[OrchestratorService, Depends(service)]
+
+
+def _not_found(task_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no task {task_id!r}")
+
+
+@router.post(
+    "/tasks",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_token)],
+    response_model=SubmittedView,
+)
+async def submit_task(body: NewTask, svc: Service) -> SubmittedView:
+    """Queue one task; it is on disk when this answers."""
+    try:
+        task = await svc.submit(body)
+    except InvalidTask as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+    return SubmittedView(task_id=task.id)
+
+
+@router.get("/tasks", dependencies=[Depends(require_token)], response_model=TaskPageView)
+async def list_tasks(
+    svc: Service,
+    status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TaskPageView:
+    """Tasks, newest first."""
+    page = await svc.list(status_, limit, offset)
+    return TaskPageView(
+        tasks=[TaskView.of(t) for t in page.tasks], total=page.total, limit=limit, offset=offset
+    )
+
+
+@router.get("/tasks/{task_id}", dependencies=[Depends(require_token)], response_model=TaskView)
+async def get_task(task_id: str, svc: Service) -> TaskView:
+    """One task with all its attempts."""
+    task = await svc.get(task_id)
+    if task is None:
+        raise _not_found(task_id)
+    return TaskView.of(task, await svc.attempts(task_id))
+
+
+@router.get("/tasks/{task_id}/logs", dependencies=[Depends(require_token)], response_model=LogsView)
+async def task_logs(
+    task_id: str,
+    svc: Service,
+    after: Annotated[int, Query(ge=0, description="return lines after this seq")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> LogsView:
+    """The task's output lines (every attempt), oldest first."""
+    if await svc.get(task_id) is None:
+        raise _not_found(task_id)
+    lines = await svc.logs(task_id, after, limit)
+    return LogsView(
+        task_id=task_id,
+        lines=[LogLineView.of(line) for line in lines],
+        next_after=lines[-1].seq if lines else after,
+    )
+
+
+@router.post(
+    "/tasks/{task_id}/cancel", dependencies=[Depends(require_token)], response_model=TaskView
+)
+async def cancel_task(task_id: str, svc: Service) -> TaskView:
+    """Cancel a pending task, or stop a running one (its whole process group)."""
+    task = await svc.cancel(task_id)
+    if task is None:
+        raise _not_found(task_id)
+    return TaskView.of(task)
+
+
+@router.post("/tasks/{task_id}/progress", response_model=TaskView)
+async def report_progress(
+    task_id: str, body: ProgressReport, request: Request, svc: Service
+) -> TaskView:
+    """Progress from a handler (seed Pattern 3): the API token, or the task's own token."""
+    token = presented_token(request)
+    if token is None:
+        raise unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    if not svc.is_task_token(task_id, token):
+        check_token(request.app.state.token, token)
+    try:
+        task = await svc.progress(task_id, body.progress, body.message)
+    except NotRunning:
+        existing = await svc.get(task_id)
+        if existing is None:
+            raise _not_found(task_id) from None
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"task {task_id} is {existing.status.value}, not running",
+        ) from None
+    return TaskView.of(task)

@@ -1,0 +1,254 @@
+"""``provisioning-orchestrator``: run the daemon in the foreground or detached.
+
+One orchestrator per data dir: the pid file is held under an exclusive lock for
+the life of the process, so a second one started on the same data fails
+clearly instead of corrupting the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import uvicorn
+
+from ..config import ConfigError, Settings, load_config
+from .api import create_app
+from .service import OrchestratorService
+from .store import StoreError, open_store
+
+PID_FILE = "orchestrator.pid"
+LOG_FILE = "orchestrator.log"
+
+log = logging.getLogger("provisioning.orchestrator")
+
+
+class DaemonError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def ensure_token(path: Path) -> str:
+    """Read the API token, creating it (mode 0600) at first start."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            log.warning("token file %s had mode %o; set to 600", path, mode)
+        token = path.read_text(encoding="utf-8").strip()
+        if not token:
+            raise DaemonError(f"token file {path} is empty; delete it to generate a new one")
+        return token
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+class PidFile:
+    """The pid file, locked while this process lives."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DaemonError(
+                f"another orchestrator (pid {other}) is running on {self.path.parent}; "
+                "stop it first (provisioning orchestrator stop)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_pid(data_dir: Path) -> int | None:
+    """The pid of the orchestrator holding ``data_dir``, if one does."""
+    path = data_dir / PID_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = path.read_text().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None  # A stale file: nobody holds the lock.
+    finally:
+        os.close(fd)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise DaemonError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    """Run the orchestrator in this process until SIGTERM/SIGINT."""
+    data_dir = settings.data_dir
+    pid_file = PidFile(data_dir / PID_FILE)
+    pid_file.acquire()
+    try:
+        token = ensure_token(settings.token_path)
+        sock = _bind(settings.server.host, settings.server.port)
+        try:
+            store = open_store(settings)
+        except StoreError as exc:
+            raise DaemonError(str(exc)) from None
+        service = OrchestratorService(settings, store, token)
+        app = create_app(service, token)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+            ws="auto",
+        )
+        server = uvicorn.Server(config)
+        log.info(
+            "orchestrator %s listening on http://%s:%d (data %s)",
+            service.node_id,
+            settings.server.host,
+            settings.server.port,
+            data_dir,
+        )
+        asyncio.run(server.serve(sockets=[sock]))
+        if not server.started:
+            raise DaemonError("the orchestrator failed to start (see the log above)")
+    finally:
+        pid_file.release()
+
+
+def detach(argv: list[str], settings: Settings, wait_seconds: float) -> int:
+    """Start the daemon in the background; return its pid once ``/health`` answers."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    running = read_pid(data_dir)
+    if running is not None:
+        raise DaemonError(f"an orchestrator (pid {running}) is already running on {data_dir}")
+    log_path = data_dir / LOG_FILE
+    with open(log_path, "ab") as log_file:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "provisioning.orchestrator.daemon", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    url = f"http://{settings.server.host}:{settings.server.port}/health"
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise DaemonError(
+                f"the orchestrator exited with code {child.returncode}:\n{_tail(log_path)}"
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200 and read_pid(data_dir) == child.pid:
+                return child.pid
+        time.sleep(0.05)
+    child.terminate()
+    raise DaemonError(f"the orchestrator did not answer on {url} within {wait_seconds:g} s")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def run(
+    daemon: Annotated[bool, typer.Option("--daemon", help="Detach; return once healthy.")] = False,
+    host: Annotated[str | None, typer.Option(help="Address to bind [server.host].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [server.port].")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Data directory [storage.data_dir].")] = None,
+    storage_type: Annotated[
+        str | None,
+        typer.Option(help="sqlite (alias: filesystem), postgres, surrealdb [storage.backend]."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="An extra configuration file.")] = None,
+    max_concurrent_tasks: Annotated[
+        int | None, typer.Option(help="[executor.max_concurrent_tasks]")
+    ] = None,
+) -> None:
+    """provisioning-orchestrator: the durable task and workflow orchestrator daemon."""
+    flags: dict[str, Any] = {
+        "server.host": host,
+        "server.port": port,
+        "storage.data_dir": data_dir,
+        "storage.backend": storage_type,
+        "executor.max_concurrent_tasks": max_concurrent_tasks,
+    }
+    try:
+        settings = load_config(flags=flags, extra_file=config).settings
+        if daemon:
+            argv = [a for a in sys.argv[1:] if a != "--daemon"]
+            pid = detach(argv, settings, settings.orchestrator.timeout_seconds)
+            typer.echo(
+                f"orchestrator started (pid {pid}) on "
+                f"http://{settings.server.host}:{settings.server.port}; "
+                f"log: {settings.data_dir / LOG_FILE}"
+            )
+            return
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        serve(settings)
+    except (ConfigError, DaemonError) as exc:
+        typer.echo(f"provisioning-orchestrator: {exc}", err=True)
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""In-process publish/subscribe of task changes, feeding the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    kind: str  # "task" | "system"
+    name: str  # e.g. "created", "started", "progress", "finished", "retrying"
+    data: dict[str, Any]
+    ts: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.kind, "event": self.name, "ts": self.ts, **self.data}
+
+
+class _Subscriber:
+    def __init__(self, kinds: frozenset[str] | None) -> None:
+        self.kinds = kinds
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+        self.overflowed = False
+
+
+class EventBus:
+    """Fan-out of events to subscribers. A subscriber that falls too far behind is
+    dropped (its stream ends) rather than slowing the scheduler down."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[_Subscriber] = set()
+        self._ids = itertools.count(1)
+
+    def publish(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        if not self._subscribers:
+            return
+        event = Event(next(self._ids), kind, name, data)
+        for sub in list(self._subscribers):
+            if sub.kinds is not None and kind not in sub.kinds:
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                sub.overflowed = True
+                self._subscribers.discard(sub)
+
+    async def subscribe(
+        self, kinds: frozenset[str] | None = None, heartbeat: float = 15.0
+    ) -> AsyncIterator[Event | None]:
+        """Events as they come; ``None`` every ``heartbeat`` seconds of silence."""
+        sub = _Subscriber(kinds)
+        self._subscribers.add(sub)
+        try:
+            while not sub.overflowed or not sub.queue.empty():
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), heartbeat)
+                except asyncio.TimeoutError:
+                    yield None
+                    continue
+                if event is None:
+                    return
+                yield event
+        finally:
+            self._subscribers.discard(sub)
+
+    def close(self) -> None:
+        for sub in list(self._subscribers):
+            try:
+                sub.queue.put_nowait(None)
+            except asyncio.QueueFull:
+                sub.overflowed = True
+        self._subscribers.clear()

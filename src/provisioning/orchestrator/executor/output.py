@@ -1,0 +1,40 @@
+"""The handler output protocol: ``PROGRESS: <0-100> [message]``, ``RESULT: <json>``."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_PROGRESS = re.compile(r"^PROGRESS:\s*(\d{1,3})(?:\s+(.*))?$")
+_RESULT = re.compile(r"^RESULT:\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    """One parsed stdout line: progress, a result, or plain log text."""
+
+    kind: str  # "progress" | "result" | "log"
+    text: str
+    progress: int | None = None
+    message: str | None = None
+    result: Any = None
+
+
+def parse_line(line: str) -> OutputLine:
+    """Classify a line of handler stdout. Malformed protocol lines stay log text."""
+    stripped = line.rstrip("\r\n")
+    match = _PROGRESS.match(stripped)
+    if match:
+        value = int(match.group(1))
+        if 0 <= value <= 100:
+            message = (match.group(2) or "").strip() or None
+            return OutputLine("progress", stripped, progress=value, message=message)
+    match = _RESULT.match(stripped)
+    if match:
+        try:
+            return OutputLine("result", stripped, result=json.loads(match.group(1)))
+        except json.JSONDecodeError:
+            pass
+    return OutputLine("log", stripped)

@@ -1,0 +1,29 @@
+"""Entry point of a ``python`` task: ``python -m ...python_entry MODULE FUNCTION``.
+
+Calls ``MODULE.FUNCTION(params)`` with the parameters from
+``PROVISIONING_PARAMS``; a return value other than ``None`` becomes the task's
+``RESULT:`` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+
+
+def main(argv: list[str]) -> int:
+    module_name, function_name = argv
+    params = json.loads(os.environ.get("PROVISIONING_PARAMS", "{}"))
+    module = importlib.import_module(module_name)
+    function = getattr(module, function_name)
+    value = function(params)
+    if value is not None:
+        sys.stdout.flush()
+        print("RESULT: " + json.dumps(value), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,134 @@
+"""Turn a task's runner into an argv and an environment.
+
+User data never becomes code: parameters travel only as JSON in
+``PROVISIONING_PARAMS``. The Nushell script line holds nothing but a module
+path and a command name, both validated against strict patterns and checked
+to exist inside the library.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...config import Settings
+from ..models import RunSpec
+
+PYTHON_ENTRY = "provisioning.orchestrator.executor.python_entry"
+ATTEMPT_MARKER = "PROVISIONING_ATTEMPT"
+
+
+class RunnerError(ValueError):
+    """The runner names something that does not exist or cannot run."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def resolve_binary(name: str) -> str | None:
+    """A binary by path, on PATH, or next to this interpreter (the project's venv)."""
+    if os.sep in name:
+        return name if os.access(name, os.X_OK) else None
+    search = os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)])
+    return shutil.which(name, path=search)
+
+
+def _nu_exports(source: str, function: str) -> bool:
+    pattern = rf"^\s*export\s+def\s+(?:--\S+\s+)*[\"']?{re.escape(function)}[\"']?\s"
+    return re.search(pattern, source, re.MULTILINE) is not None
+
+
+def _python_module_file(module: str, search_path: list[str]) -> Path | None:
+    parts = module.split(".")
+    for entry in search_path:
+        base = Path(entry or ".").joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _python_defines(path: Path, function: str) -> bool:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return True  # Let the real import report what is wrong, at run time.
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
+            return True
+        if isinstance(node, ast.ImportFrom | ast.Import):
+            if any((alias.asname or alias.name) == function for alias in node.names):
+                return True
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == function for t in node.targets
+        ):
+            return True
+    return False
+
+
+def check_runner(run: RunSpec, settings: Settings) -> None:
+    """Reject a runner that cannot work, before it reaches the queue."""
+    if run.nushell is not None:
+        lib = settings.nushell_lib.resolve()
+        path = (lib / run.nushell.module).resolve()
+        if not path.is_relative_to(lib):
+            raise RunnerError(f"run.nushell.module: {run.nushell.module!r} leaves the library")
+        if not path.is_file():
+            raise RunnerError(
+                f"run.nushell.module: no module {run.nushell.module!r} in the library {lib}"
+            )
+        if not _nu_exports(path.read_text(encoding="utf-8", errors="replace"), run.nushell.function):
+            raise RunnerError(
+                f"run.nushell.function: module {run.nushell.module!r} exports no "
+                f"command {run.nushell.function!r}"
+            )
+    elif run.python is not None:
+        if settings.python.binary:
+            return  # Another interpreter: its path is its own business.
+        path = _python_module_file(run.python.module, [*settings.python.path, *sys.path])
+        if path is None:
+            raise RunnerError(f"run.python.module: no module {run.python.module!r} on the path")
+        if not _python_defines(path, run.python.function):
+            raise RunnerError(
+                f"run.python.function: module {run.python.module!r} defines no "
+                f"{run.python.function!r}"
+            )
+
+
+def build_invocation(
+    run: RunSpec,
+    params: dict[str, object],
+    settings: Settings,
+    *,
+    task_env: dict[str, str],
+) -> Invocation:
+    """The argv and environment of one attempt; raises :class:`RunnerError`."""
+    env = dict(os.environ)
+    env.update(settings.nushell.env_vars)
+    env["NU_LIB_DIRS"] = str(settings.nushell_lib)
+    env["PROVISIONING_PARAMS"] = json.dumps(params)
+    env.update(task_env)
+    if run.command is not None:
+        return Invocation(list(run.command), env)
+    if run.nushell is not None:
+        binary = resolve_binary(settings.nushell.binary)
+        if binary is None:
+            raise RunnerError(f"Nushell binary {settings.nushell.binary!r} not found")
+        fn = run.nushell.function
+        script = f"use {run.nushell.module} [{fn}]; {fn} ($env.PROVISIONING_PARAMS | from json)"
+        return Invocation([binary, "-n", "-I", str(settings.nushell_lib), "-c", script], env)
+    assert run.python is not None
+    extra = [p for p in settings.python.path if p]
+    if extra:
+        env["PYTHONPATH"] = os.pathsep.join([*extra, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    argv = [settings.python_binary, "-m", PYTHON_ENTRY, run.python.module, run.python.function]
+    return Invocation(argv, env)

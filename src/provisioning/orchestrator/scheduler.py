@@ -1,0 +1,259 @@
+"""Claims ready tasks by priority within the concurrency limit and runs them.
+
+One scheduler per orchestrator node. It never spawns processes itself (the
+executor does) and never speaks SQL (the store does); it decides *when*: what
+to claim, when to retry, what to hand back at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import Settings
+from .events import EventBus
+from .executor import ProcessHooks, RunnerError, build_invocation, run_process
+from .executor.process import StopReason
+from .executor.runners import ATTEMPT_MARKER
+from .models import AttemptStatus, Claim, Outcome, ProcessInfo, Task
+from .storeclient import StoreClient
+
+log = logging.getLogger("provisioning.orchestrator.scheduler")
+
+IDLE_POLL_SECONDS = 1.0
+
+
+def task_summary(task: Task) -> dict[str, object]:
+    """The fields of a task that events carry."""
+    return {
+        "task_id": task.id,
+        "name": task.name,
+        "status": task.status.value,
+        "progress": task.progress,
+        "attempt": task.attempt,
+        "workflow_id": task.workflow_id,
+        "error": task.error,
+    }
+
+
+@dataclass
+class _Running:
+    claim: Claim
+    stop: asyncio.Future[StopReason]
+    job: asyncio.Task[None] | None = None
+    process: ProcessInfo | None = field(default=None)
+
+
+class Scheduler:
+    """The claim/execute loop of one node."""
+
+    def __init__(
+        self,
+        store: StoreClient,
+        settings: Settings,
+        bus: EventBus,
+        *,
+        node_id: str,
+        endpoint: str,
+        task_token: Callable[[str], str],
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._bus = bus
+        self.node_id = node_id
+        self._endpoint = endpoint
+        self._task_token = task_token
+        self._running: dict[str, _Running] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="claim-loop"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop"),
+        ]
+
+    def cancel_local(self, task_id: str) -> bool:
+        """Stop a task running on this node at once; ``False`` if it is not here."""
+        running = self._running.get(task_id)
+        if running is None:
+            return False
+        if not running.stop.done():
+            running.stop.set_result(StopReason.CANCEL)
+        return True
+
+    async def stop(self, grace: float) -> None:
+        """Claim nothing more; await running tasks up to ``grace`` seconds, then hand
+        the rest back to the queue (their attempts do not count)."""
+        self._stopping = True
+        self._wake.set()
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        jobs = [r.job for r in self._running.values() if r.job is not None]
+        if jobs:
+            log.info("waiting up to %gs for %d running task(s)", grace, len(jobs))
+            _, pending = await asyncio.wait(jobs, timeout=grace)
+            if pending:
+                log.info("handing %d task(s) back to the queue", len(pending))
+                for running in list(self._running.values()):
+                    if not running.stop.done():
+                        running.stop.set_result(StopReason.SHUTDOWN)
+                await asyncio.wait(pending)
+
+    # -- loops --------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        limit = self._settings.executor.max_concurrent_tasks
+        lease = self._settings.executor.lease_seconds
+        while not self._stopping:
+            self._wake.clear()
+            free = limit - len(self._running)
+            claims: list[Claim] = []
+            if free > 0:
+                try:
+                    claims = await self._store.call(
+                        "claim", self.node_id, free, now=time.time(), lease_seconds=lease
+                    )
+                except Exception:
+                    log.exception("claim failed; retrying shortly")
+            for claim in claims:
+                self._launch(claim)
+            if free > 0 and len(claims) == free:
+                continue  # There may be more ready work than slots we had.
+            await self._sleep_until_work()
+
+    async def _sleep_until_work(self) -> None:
+        timeout = IDLE_POLL_SECONDS
+        if len(self._running) < self._settings.executor.max_concurrent_tasks:
+            with contextlib.suppress(Exception):
+                ready_at = await self._store.call("next_ready_at")
+                if ready_at is not None:
+                    timeout = min(timeout, max(ready_at - time.time(), 0.0))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _heartbeat_loop(self) -> None:
+        lease = self._settings.executor.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            if not self._running:
+                continue
+            try:
+                cancels = await self._store.call(
+                    "heartbeat", self.node_id, now=time.time(), lease_seconds=lease
+                )
+            except Exception:
+                log.exception("heartbeat failed")
+                continue
+            for task_id in cancels:
+                self.cancel_local(task_id)
+
+    # -- one attempt --------------------------------------------------------------------
+
+    def _launch(self, claim: Claim) -> None:
+        stop: asyncio.Future[StopReason] = asyncio.get_running_loop().create_future()
+        running = _Running(claim=claim, stop=stop)
+        self._running[claim.task.id] = running
+        self._bus.publish("task", "started", task_summary(claim.task))
+        running.job = asyncio.create_task(self._execute(running), name=f"task-{claim.task.id}")
+
+    async def _execute(self, running: _Running) -> None:
+        claim = running.claim
+        task = claim.task
+        try:
+            outcome = await self._run_attempt(running)
+        except Exception as exc:  # A bug of ours must not leave the task running forever.
+            log.exception("attempt %s/%d crashed", task.id, claim.attempt)
+            outcome = Outcome(AttemptStatus.FAILED, error=f"orchestrator error: {exc}")
+        try:
+            await self.finish_attempt(task, claim.attempt, outcome)
+        finally:
+            self._running.pop(task.id, None)
+            self._wake.set()
+
+    async def _run_attempt(self, running: _Running) -> Outcome:
+        task, attempt = running.claim.task, running.claim.attempt
+        if task.cancel_requested:
+            return Outcome(AttemptStatus.CANCELLED, error="cancelled")
+        task_env = {
+            "PROVISIONING_TASK_ID": task.id,
+            "PROVISIONING_WORKFLOW_ID": task.workflow_id or "",
+            "PROVISIONING_ORCHESTRATOR_URL": self._endpoint,
+            "PROVISIONING_TASK_TOKEN": self._task_token(task.id),
+            ATTEMPT_MARKER: f"{task.id}/{attempt}",
+        }
+        try:
+            invocation = build_invocation(
+                task.run_spec, task.params, self._settings, task_env=task_env
+            )
+        except RunnerError as exc:
+            return Outcome(AttemptStatus.FAILED, error=str(exc))
+
+        async def on_spawn(info: ProcessInfo) -> None:
+            running.process = info
+            await self._store.call("record_process", task.id, attempt, info)
+
+        async def on_progress(progress: int, message: str | None) -> None:
+            updated = await self._store.call(
+                "record_progress", task.id, progress, message, attempt=attempt
+            )
+            if updated is not None:
+                self._bus.publish("task", "progress", {**task_summary(updated), "message": message})
+
+        async def on_logs(lines: list[tuple[str, str, float]]) -> None:
+            await self._store.call("append_logs", task.id, attempt, lines)
+            self._bus.publish(
+                "task", "log", {"task_id": task.id, "lines": [line for _, line, _ in lines[-50:]]}
+            )
+
+        return await run_process(
+            invocation.argv,
+            env=invocation.env,
+            cwd=None,
+            timeout=task.timeout_seconds,
+            kill_grace=self._settings.executor.kill_grace_seconds,
+            hooks=ProcessHooks(on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs),
+            stop=running.stop,
+        )
+
+    async def finish_attempt(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
+        """Record how an attempt ended and decide on a retry (also used by recovery)."""
+        now = time.time()
+        retry_at: float | None = None
+        counts = outcome.status is not AttemptStatus.INTERRUPTED
+        retryable = outcome.status in (
+            AttemptStatus.FAILED,
+            AttemptStatus.TIMED_OUT,
+            AttemptStatus.LOST,
+        )
+        tries_used = task.tries
+        if not counts:
+            retry_at = now
+        elif retryable and tries_used < task.retry.max_attempts:
+            retry_at = now + task.retry.delay_before(tries_used + 1)
+        updated = await self._store.call(
+            "finish", task.id, attempt, outcome, now=now, retry_at=retry_at, counts=counts
+        )
+        if updated is None:
+            log.warning("attempt %s/%d was taken over; its outcome is dropped", task.id, attempt)
+            return None
+        name = "retrying" if retry_at is not None and counts else "finished"
+        if not counts:
+            name = "requeued"
+        self._bus.publish("task", name, {**task_summary(updated), "retry_at": retry_at})
+        return updated

@@ -1,0 +1,179 @@
+"""The orchestrator's operations, between the thin API layer and the store/scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from .. import API_VERSION, __version__
+from ..config import Settings
+from .events import EventBus
+from .executor import RunnerError, check_runner
+from .executor.process import ensure_dead
+from .executor.runners import ATTEMPT_MARKER
+from .models import (
+    MAX_PARAMS_BYTES,
+    Attempt,
+    AttemptStatus,
+    LogLine,
+    NewTask,
+    Outcome,
+    RetryPolicy,
+    Task,
+    TaskPage,
+    TaskStatus,
+)
+from .scheduler import Scheduler, task_summary
+from .store import Store
+from .storeclient import StoreClient
+
+log = logging.getLogger("provisioning.orchestrator")
+
+
+class InvalidTask(ValueError):
+    """A submission that must not reach the queue; the message says why."""
+
+
+class NotRunning(Exception):
+    """Progress was reported for a task that is not running."""
+
+
+class OrchestratorService:
+    """One orchestrator node: submission, queries, cancel, progress, recovery."""
+
+    def __init__(self, settings: Settings, store: Store, token: str) -> None:
+        self.settings = settings
+        self.node_id = f"node-{uuid.uuid4().hex[:12]}"
+        self.started_at = time.time()
+        self.bus = EventBus()
+        self.db = StoreClient(store)
+        self._token = token.encode()
+        endpoint = f"http://{settings.server.host}:{settings.server.port}"
+        self.scheduler = Scheduler(
+            self.db,
+            settings,
+            self.bus,
+            node_id=self.node_id,
+            endpoint=endpoint,
+            task_token=self.task_token,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.recover()
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop(self.settings.executor.shutdown_grace_seconds)
+        self.bus.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.db.close)
+
+    async def recover(self) -> int:
+        """Settle attempts left running by a previous life of this orchestrator.
+
+        Each orphan's processes are killed and known dead *before* the attempt is
+        recorded as lost and the task is retried per its policy, so two live
+        executions of one task never overlap. Completed tasks are not touched.
+        """
+        orphans: list[tuple[Task, Attempt]] = await self.db.call("running_attempts")
+        loop = asyncio.get_running_loop()
+        for task, attempt in orphans:
+            marker = (ATTEMPT_MARKER, f"{task.id}/{attempt.number}")
+            killed = await loop.run_in_executor(None, ensure_dead, attempt.process, marker)
+            detail = f"; killed what was left of it ({len(killed)} process(es)/group(s))"
+            outcome = Outcome(
+                AttemptStatus.LOST,
+                error="the orchestrator stopped while this attempt ran" + (detail if killed else ""),
+            )
+            await self.scheduler.finish_attempt(task, attempt.number, outcome)
+            log.warning("recovered task %s (attempt %d)", task.id, attempt.number)
+        return len(orphans)
+
+    # -- operations ---------------------------------------------------------------------
+
+    def task_token(self, task_id: str) -> str:
+        """A token that lets a handler report on its own task only."""
+        return hmac.new(self._token, task_id.encode(), hashlib.sha256).hexdigest()
+
+    def is_task_token(self, task_id: str, presented: str) -> bool:
+        return hmac.compare_digest(self.task_token(task_id), presented)
+
+    async def submit(self, new: NewTask, workflow_id: str | None = None) -> Task:
+        if len(json.dumps(new.params)) > MAX_PARAMS_BYTES:
+            raise InvalidTask(f"params: larger than {MAX_PARAMS_BYTES} bytes as JSON")
+        try:
+            check_runner(new.run, self.settings)
+        except RunnerError as exc:
+            raise InvalidTask(str(exc)) from None
+        task: Task = await self.db.call(
+            "enqueue",
+            new,
+            default_timeout=self.settings.executor.task_timeout_seconds,
+            default_retry=RetryPolicy(),
+            now=time.time(),
+            workflow_id=workflow_id,
+        )
+        self.bus.publish("task", "created", task_summary(task))
+        self.scheduler.wake()
+        return task
+
+    async def get(self, task_id: str) -> Task | None:
+        result: Task | None = await self.db.call("get", task_id)
+        return result
+
+    async def list(self, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
+        page: TaskPage = await self.db.call("list", status=status, limit=limit, offset=offset)
+        return page
+
+    async def attempts(self, task_id: str) -> list[Attempt]:
+        found: list[Attempt] = await self.db.call("attempts", task_id)
+        return found
+
+    async def logs(self, task_id: str, after: int, limit: int) -> list[LogLine]:
+        lines: list[LogLine] = await self.db.call("logs", task_id, after=after, limit=limit)
+        return lines
+
+    async def cancel(self, task_id: str) -> Task | None:
+        task: Task | None = await self.db.call("request_cancel", task_id, now=time.time())
+        if task is None:
+            return None
+        if task.status is TaskStatus.CANCELLED:
+            self.bus.publish("task", "finished", task_summary(task))
+        elif task.status is TaskStatus.RUNNING:
+            self.scheduler.cancel_local(task_id)
+            self.bus.publish("task", "cancel_requested", task_summary(task))
+        return task
+
+    async def progress(self, task_id: str, progress: int, message: str | None) -> Task:
+        task: Task | None = await self.db.call("record_progress", task_id, progress, message)
+        if task is None:
+            raise NotRunning(task_id)
+        self.bus.publish("task", "progress", {**task_summary(task), "message": message})
+        return task
+
+    async def health(self) -> dict[str, Any]:
+        return {
+            "status": "healthy",
+            "version": __version__,
+            "api_version": API_VERSION,
+            "node_id": self.node_id,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+        }
+
+    async def status(self) -> dict[str, Any]:
+        counts: dict[str, int] = await self.db.call("counts")
+        meta: dict[str, Any] = await self.db.call("meta")
+        return {
+            **(await self.health()),
+            "storage": meta,
+            "tasks": counts,
+            "running_here": self.scheduler.running_count,
+            "max_concurrent_tasks": self.settings.executor.max_concurrent_tasks,
+        }

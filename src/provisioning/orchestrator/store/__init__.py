@@ -1,0 +1,25 @@
+"""Storage backends behind one :class:`Store` protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...config import Settings, StorageBackend
+from .base import Store, StoreError
+from .sqlite import SQLiteStore
+
+__all__ = ["SQLiteStore", "Store", "StoreError", "open_store"]
+
+
+def open_store(settings: Settings) -> Store:
+    """Open (and migrate) the backend the configuration names."""
+    backend = settings.storage.backend
+    if backend is StorageBackend.SQLITE:
+        data_dir: Path = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = SQLiteStore(data_dir / "orchestrator.db")
+        store.migrate()
+        return store
+    raise StoreError(
+        f"storage backend {backend.value!r} is not available in this build; use 'sqlite'"
+    )

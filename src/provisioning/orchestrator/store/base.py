@@ -1,0 +1,110 @@
+"""The Store protocol: the domain verbs every storage backend implements.
+
+The store is the only code that speaks SQL. Every verb is one transaction; a
+verb that changes an attempt is fenced by ``(task_id, attempt)`` so that a late
+answer from an attempt that was taken over changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..models import (
+    Attempt,
+    Claim,
+    LogLine,
+    NewTask,
+    Outcome,
+    ProcessInfo,
+    RetryPolicy,
+    Task,
+    TaskPage,
+    TaskStatus,
+)
+
+
+class StoreError(Exception):
+    """The backend failed; the message says how."""
+
+
+class Store(Protocol):
+    """Durable task queue, attempts, logs and results."""
+
+    def migrate(self) -> int:
+        """Apply pending schema migrations; return the schema version."""
+
+    def close(self) -> None: ...
+
+    def enqueue(
+        self,
+        task: NewTask,
+        *,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+        workflow_id: str | None = None,
+    ) -> Task:
+        """Persist a new pending task; durable when this returns."""
+
+    def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
+        """Move up to ``limit`` ready tasks to running for ``node_id``: highest priority
+        first, FIFO within a priority, each under a lease with a new attempt."""
+
+    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
+        """Remember the process group of a running attempt (for orphan reaping)."""
+
+    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
+        """Extend the leases of ``node_id``'s running tasks; return those asked to cancel."""
+
+    def record_progress(
+        self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
+    ) -> Task | None:
+        """Set a running task's progress; ``None`` when it is not running (or the
+        attempt is stale)."""
+
+    def append_logs(
+        self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
+    ) -> None:
+        """Append ``(stream, line, ts)`` log lines of an attempt."""
+
+    def finish(
+        self,
+        task_id: str,
+        attempt: int,
+        outcome: Outcome,
+        *,
+        now: float,
+        retry_at: float | None = None,
+        counts: bool = True,
+    ) -> Task | None:
+        """End an attempt. With ``retry_at`` the task goes back to pending, ready at that
+        time; otherwise it takes the terminal status matching the outcome. ``counts=False``
+        gives the try back (an interruption that was not the task's fault). Returns ``None``
+        when the attempt is no longer the task's current running attempt (fenced)."""
+
+    def request_cancel(self, task_id: str, *, now: float) -> Task | None:
+        """Cancel a pending task at once, flag a running one; ``None`` if unknown."""
+
+    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
+        """Running tasks with their current attempt, of ``owner`` or of every node."""
+
+    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
+        """Running tasks whose lease ran out: their node stopped heartbeating."""
+
+    def get(self, task_id: str) -> Task | None: ...
+
+    def list(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage: ...
+
+    def attempts(self, task_id: str) -> list[Attempt]: ...
+
+    def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]: ...
+
+    def counts(self) -> dict[str, int]:
+        """Number of tasks in each status."""
+
+    def next_ready_at(self) -> float | None:
+        """Earliest ``run_after`` of a pending task, to sleep exactly until then."""
+
+    def meta(self) -> dict[str, Any]:
+        """Backend name and schema version, for health and status output."""

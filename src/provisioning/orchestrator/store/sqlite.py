@@ -1,0 +1,398 @@
+"""SQLite backend (the default; the seed's ``filesystem``): one WAL file in ``data_dir``.
+
+This module and the ``sql/sqlite`` migrations are the only SQLite-speaking code.
+One connection serves every verb under a lock; each write is one
+``BEGIN IMMEDIATE`` transaction committed with ``synchronous=FULL``, so a verb
+that returned is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..models import (
+    Attempt,
+    AttemptStatus,
+    Claim,
+    LogLine,
+    NewTask,
+    Outcome,
+    Priority,
+    ProcessInfo,
+    RetryPolicy,
+    Task,
+    TaskPage,
+    TaskStatus,
+)
+from .base import StoreError
+
+_TERMINAL_FOR = {
+    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
+    AttemptStatus.FAILED: TaskStatus.FAILED,
+    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
+    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
+    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
+    AttemptStatus.LOST: TaskStatus.FAILED,
+}
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("provisioning.orchestrator.store") / "sql" / "sqlite"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _task(row: sqlite3.Row) -> Task:
+    return Task(
+        id=row["id"],
+        seq=row["seq"],
+        workflow_id=row["workflow_id"],
+        name=row["name"],
+        run=json.loads(row["run"]),
+        params=json.loads(row["params"]),
+        priority=Priority(row["priority"]),
+        status=TaskStatus(row["status"]),
+        retry=RetryPolicy.model_validate_json(row["retry"]),
+        timeout_seconds=row["timeout_seconds"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+        error=row["error"],
+        attempt=row["attempt"],
+        tries=row["tries"],
+        run_after=row["run_after"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        owner=row["owner"],
+        lease_expires_at=row["lease_expires_at"],
+        cancel_requested=bool(row["cancel_requested"]),
+    )
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    process = None
+    if row["pid"] is not None:
+        process = ProcessInfo(
+            pid=row["pid"], pgid=row["pgid"], start_ticks=row["start_ticks"], boot_id=row["boot_id"]
+        )
+    return Attempt(
+        task_id=row["task_id"],
+        number=row["number"],
+        node_id=row["node_id"],
+        status=AttemptStatus(row["status"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        process=process,
+    )
+
+
+class SQLiteStore:
+    """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from None
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._version = 0
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
+            current = row["v"] or 0
+            for version, script in _migrations():
+                if version > current:
+                    for statement in script.split(";\n"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                    current = version
+        self._version = current
+        return current
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def meta(self) -> dict[str, Any]:
+        return {"backend": self.backend, "path": self.path, "schema_version": self._version}
+
+    # -- queue --------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task: NewTask,
+        *,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+        workflow_id: str | None = None,
+    ) -> Task:
+        task_id = str(uuid.uuid4())
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO tasks (id, workflow_id, name, run, params, priority, status, retry,"
+                " timeout_seconds, created_at, run_after) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                " RETURNING *",
+                (
+                    task_id,
+                    workflow_id,
+                    task.name,
+                    task.run.model_dump_json(exclude_none=True),
+                    json.dumps(task.params),
+                    int(Priority.parse(task.priority)),
+                    TaskStatus.PENDING.value,
+                    (task.retry or default_retry).model_dump_json(),
+                    task.timeout_seconds or default_timeout,
+                    now,
+                    0.0,
+                ),
+            ).fetchone()
+        return _task(row)
+
+    def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
+        if limit <= 0:
+            return []
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE tasks SET status = 'running', attempt = attempt + 1, tries = tries + 1,"
+                " owner = ?, lease_expires_at = ?, started_at = COALESCE(started_at, ?),"
+                " progress = 0, progress_message = NULL"
+                " WHERE seq IN (SELECT seq FROM tasks WHERE status = 'pending' AND run_after <= ?"
+                "   ORDER BY priority DESC, seq LIMIT ?)"
+                " RETURNING *",
+                (node_id, now + lease_seconds, now, now, limit),
+            ).fetchall()
+            db.executemany(
+                "INSERT INTO attempts (task_id, number, node_id, status, started_at)"
+                " VALUES (?, ?, ?, 'running', ?)",
+                [(row["id"], row["attempt"], node_id, now) for row in rows],
+            )
+        # RETURNING does not keep the subquery's order.
+        claims = [Claim(task=_task(row), attempt=row["attempt"]) for row in rows]
+        claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
+        return claims
+
+    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE attempts SET pid = ?, pgid = ?, start_ticks = ?, boot_id = ?"
+                " WHERE task_id = ? AND number = ?",
+                (process.pid, process.pgid, process.start_ticks, process.boot_id, task_id, attempt),
+            )
+
+    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
+        with self._tx() as db:
+            rows = db.execute(
+                "UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND owner = ?"
+                " RETURNING id, cancel_requested",
+                (now + lease_seconds, node_id),
+            ).fetchall()
+        return {row["id"] for row in rows if row["cancel_requested"]}
+
+    def record_progress(
+        self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
+    ) -> Task | None:
+        with self._tx() as db:
+            row = db.execute(
+                "UPDATE tasks SET progress = ?, progress_message = COALESCE(?, progress_message)"
+                " WHERE id = ? AND status = 'running' AND (? IS NULL OR attempt = ?) RETURNING *",
+                (progress, message, task_id, attempt, attempt),
+            ).fetchone()
+        return None if row is None else _task(row)
+
+    def append_logs(
+        self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
+    ) -> None:
+        if not lines:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO task_logs (task_id, attempt, stream, line, ts) VALUES (?,?,?,?,?)",
+                [(task_id, attempt, stream, line, ts) for stream, line, ts in lines],
+            )
+
+    def finish(
+        self,
+        task_id: str,
+        attempt: int,
+        outcome: Outcome,
+        *,
+        now: float,
+        retry_at: float | None = None,
+        counts: bool = True,
+    ) -> Task | None:
+        result_json = json.dumps(outcome.result) if outcome.has_result else None
+        with self._tx() as db:
+            fenced = db.execute(
+                "UPDATE attempts SET status = ?, finished_at = ?, exit_code = ?, error = ?"
+                " WHERE task_id = ? AND number = ? AND status = 'running'"
+                " AND EXISTS (SELECT 1 FROM tasks WHERE id = ? AND attempt = ?"
+                "   AND status = 'running')",
+                (
+                    outcome.status.value,
+                    now,
+                    outcome.exit_code,
+                    outcome.error,
+                    task_id,
+                    attempt,
+                    task_id,
+                    attempt,
+                ),
+            ).rowcount
+            if not fenced:
+                return None
+            if retry_at is not None:
+                row = db.execute(
+                    "UPDATE tasks SET status = 'pending', run_after = ?, owner = NULL,"
+                    " lease_expires_at = NULL, error = ?, tries = tries - ?"
+                    " WHERE id = ? RETURNING *",
+                    (retry_at, outcome.error, 0 if counts else 1, task_id),
+                ).fetchone()
+            else:
+                status = _TERMINAL_FOR[outcome.status]
+                row = db.execute(
+                    "UPDATE tasks SET status = ?, completed_at = ?, owner = NULL,"
+                    " lease_expires_at = NULL, error = ?,"
+                    " result = COALESCE(?, result),"
+                    " progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END"
+                    " WHERE id = ? RETURNING *",
+                    (status.value, now, outcome.error, result_json, status.value, task_id),
+                ).fetchone()
+        return _task(row)
+
+    def request_cancel(self, task_id: str, *, now: float) -> Task | None:
+        with self._tx() as db:
+            row = db.execute(
+                "UPDATE tasks SET status = 'cancelled', completed_at = ?,"
+                " error = 'cancelled before it started'"
+                " WHERE id = ? AND status = 'pending' RETURNING *",
+                (now, task_id),
+            ).fetchone()
+            if row is None:
+                row = db.execute(
+                    "UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'"
+                    " RETURNING *",
+                    (task_id,),
+                ).fetchone()
+            if row is None:
+                row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return None if row is None else _task(row)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def _running_with_attempts(self, where: str, args: Sequence[Any]) -> list[tuple[Task, Attempt]]:
+        rows = self._query(
+            "SELECT t.*, a.task_id, a.number, a.node_id, a.status AS a_status,"
+            " a.started_at AS a_started_at, a.finished_at, a.exit_code, a.error AS a_error,"
+            " a.pid, a.pgid, a.start_ticks, a.boot_id"
+            " FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.number = t.attempt"
+            f" WHERE t.status = 'running' AND {where} ORDER BY t.seq",
+            args,
+        )
+        pairs = []
+        for row in rows:
+            process = None
+            if row["pid"] is not None:
+                process = ProcessInfo(row["pid"], row["pgid"], row["start_ticks"], row["boot_id"])
+            attempt = Attempt(
+                task_id=row["task_id"],
+                number=row["number"],
+                node_id=row["node_id"],
+                status=AttemptStatus(row["a_status"]),
+                started_at=row["a_started_at"],
+                finished_at=row["finished_at"],
+                exit_code=row["exit_code"],
+                error=row["a_error"],
+                process=process,
+            )
+            pairs.append((_task(row), attempt))
+        return pairs
+
+    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
+        if owner is None:
+            return self._running_with_attempts("1 = 1", ())
+        return self._running_with_attempts("t.owner = ?", (owner,))
+
+    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
+        return self._running_with_attempts("t.lease_expires_at < ?", (now,))
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task | None:
+        rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        return _task(rows[0]) if rows else None
+
+    def list(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
+        where, args = ("WHERE status = ?", [status.value]) if status else ("", [])
+        total = self._query(f"SELECT COUNT(*) AS n FROM tasks {where}", args)[0]["n"]
+        rows = self._query(
+            f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return TaskPage(tasks=[_task(row) for row in rows], total=total)
+
+    def attempts(self, task_id: str) -> list[Attempt]:
+        rows = self._query("SELECT * FROM attempts WHERE task_id = ? ORDER BY number", (task_id,))
+        return [_attempt(row) for row in rows]
+
+    def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
+        rows = self._query(
+            "SELECT * FROM task_logs WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (task_id, after, limit),
+        )
+        return [
+            LogLine(row["seq"], row["task_id"], row["attempt"], row["stream"], row["line"], row["ts"])
+            for row in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
+        found = {row["status"]: row["n"] for row in rows}
+        return {status.value: found.get(status.value, 0) for status in TaskStatus}
+
+    def next_ready_at(self) -> float | None:
+        rows = self._query("SELECT MIN(run_after) AS t FROM tasks WHERE status = 'pending'")
+        value = rows[0]["t"]
+        return None if value is None else float(value)
