@@ -13,10 +13,12 @@ import fcntl
 import logging
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -110,6 +112,23 @@ def read_pid(data_dir: Path) -> int | None:
         os.close(fd)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM after shutting down; after a clean
+    shutdown we would rather exit 0, as daemons under a supervisor are expected to."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -146,7 +165,7 @@ def serve(settings: Settings) -> None:
             timeout_graceful_shutdown=3,
             ws="auto",
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         log.info(
             "orchestrator %s listening on http://%s:%d (data %s)",
             service.node_id,
@@ -157,6 +176,7 @@ def serve(settings: Settings) -> None:
         asyncio.run(server.serve(sockets=[sock]))
         if not server.started:
             raise DaemonError("the orchestrator failed to start (see the log above)")
+        log.info("orchestrator %s stopped cleanly", service.node_id)
     finally:
         pid_file.release()
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ... import API_VERSION, __version__
 from ..service import OrchestratorService
 from . import stream, system, tasks
+from .auth import require_token
 
 
 class BodyLimit:
@@ -117,7 +118,15 @@ def create_app(service: OrchestratorService, token: str, *, manage_service: bool
         version=__version__,
         summary=f"Durable task and workflow orchestrator (API {API_VERSION})",
         lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
+
     app.state.service = service
     app.state.token = token
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 
 from ..models import NewTask, TaskStatus
 from ..service import InvalidTask, NotRunning, OrchestratorService
-from .auth import check_token, presented_token, require_token, unauthorized
+from .auth import check_token, presented_token, require_token
 from .schemas import LogLineView, LogsView, ProgressReport, SubmittedView, TaskPageView, TaskView
 
 router = APIRouter()
@@ -94,16 +94,20 @@ async def cancel_task(task_id: str, svc: Service) -> TaskView:
     return TaskView.of(task)
 
 
-@router.post("/tasks/{task_id}/progress", response_model=TaskView)
-async def report_progress(
-    task_id: str, body: ProgressReport, request: Request, svc: Service
-) -> TaskView:
-    """Progress from a handler (seed Pattern 3): the API token, or the task's own token."""
+def require_task_or_api_token(task_id: str, request: Request, svc: Service) -> None:
+    """Dependency: the API token, or the token handed to this task's handler."""
     token = presented_token(request)
-    if token is None:
-        raise unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    if not svc.is_task_token(task_id, token):
+    if token is None or not svc.is_task_token(task_id, token):
         check_token(request.app.state.token, token)
+
+
+@router.post(
+    "/tasks/{task_id}/progress",
+    response_model=TaskView,
+    dependencies=[Depends(require_task_or_api_token)],
+)
+async def report_progress(task_id: str, body: ProgressReport, svc: Service) -> TaskView:
+    """Progress from a handler (seed Pattern 3): the API token, or the task's own token."""
     try:
         task = await svc.progress(task_id, body.progress, body.message)
     except NotRunning:
