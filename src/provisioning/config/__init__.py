@@ -5,4 +5,11 @@ from __future__ import annotations
 from .loader import ConfigError, LoadedConfig, load_config
 from .models import ExecutionMode, Settings, StorageBackend
 
-__all__ = ["ConfigError", "ExecutionMode", "LoadedConfig", "Settings", "StorageBackend", "load_config"]
+__all__ = [
+    "ConfigError",
+    "ExecutionMode",
+    "LoadedConfig",
+    "Settings",
+    "StorageBackend",
+    "load_config",
+]

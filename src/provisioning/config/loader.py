@@ -140,6 +140,8 @@ def file_layers(environ: Mapping[str, str], cwd: Path) -> list[Layer]:
 
 
 def _describe(layer: Layer, section: str, key: str) -> str:
+    if layer.name == "default":
+        return "default"
     if layer.path is not None:
         return f"{layer.path}{_line_of(layer.path, section, key)}"
     if layer.name == "environment":
@@ -186,6 +188,7 @@ def load_config(
             for key, value in body.items():
                 merged.setdefault(section, {})[key] = value
                 origin[f"{section}.{key}"] = layer
+    _derive_endpoint(merged, origin)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
@@ -196,6 +199,22 @@ def load_config(
         sources=sources,
         files=[layer.path for layer in layers if layer.path is not None],
     )
+
+
+def _derive_endpoint(merged: dict[str, dict[str, Any]], origin: dict[str, Layer]) -> None:
+    """Where only ``[server]`` was configured, the CLI should still find the daemon."""
+    if origin["orchestrator.endpoint"].name != "default":
+        return
+    moved = [k for k in ("server.host", "server.port") if origin[k].name != "default"]
+    if not moved:
+        return
+    host = str(merged["server"]["host"])
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    merged["orchestrator"]["endpoint"] = f"http://{host}:{merged['server']['port']}"
+    origin["orchestrator.endpoint"] = origin[moved[-1]]
 
 
 def _explain(exc: ValidationError, origin: Mapping[str, Layer]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +14,13 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ExecutionMode(str, Enum):
+class ExecutionMode(StrEnum):
     DIRECT = "direct"
     ORCHESTRATED = "orchestrated"
     AUTO = "auto"
 
 
-class StorageBackend(str, Enum):
+class StorageBackend(StrEnum):
     SQLITE = "sqlite"
     POSTGRES = "postgres"
     SURREALDB = "surrealdb"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import secrets
@@ -27,6 +26,7 @@ import typer
 import uvicorn
 
 from ..config import ConfigError, Settings, load_config
+from ..pidfile import PidFile, PidFileBusy, read_pid
 from .api import create_app
 from .service import OrchestratorService
 from .store import StoreError, open_store
@@ -41,75 +41,28 @@ class DaemonError(Exception):
     """The daemon cannot start; the message says why and what to do."""
 
 
+def _existing_token(path: Path) -> str:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+        log.warning("token file %s had mode %o; set to 600", path, mode)
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise DaemonError(f"token file {path} is empty; delete it to generate a new one")
+    return token
+
+
 def ensure_token(path: Path) -> str:
     """Read the API token, creating it (mode 0600) at first start."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            os.chmod(path, 0o600)
-            log.warning("token file %s had mode %o; set to 600", path, mode)
-        token = path.read_text(encoding="utf-8").strip()
-        if not token:
-            raise DaemonError(f"token file {path} is empty; delete it to generate a new one")
-        return token
+        return _existing_token(path)
     token = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(token + "\n")
     return token
-
-
-class PidFile:
-    """The pid file, locked while this process lives."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise DaemonError(
-                f"another orchestrator (pid {other}) is running on {self.path.parent}; "
-                "stop it first (provisioning orchestrator stop)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-            os.close(self._fd)
-            self._fd = None
-
-
-def read_pid(data_dir: Path) -> int | None:
-    """The pid of the orchestrator holding ``data_dir``, if one does."""
-    path = data_dir / PID_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = path.read_text().strip()
-            return int(text) if text.isdigit() else None
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None  # A stale file: nobody holds the lock.
-    finally:
-        os.close(fd)
 
 
 class _Server(uvicorn.Server):
@@ -147,7 +100,13 @@ def serve(settings: Settings) -> None:
     """Run the orchestrator in this process until SIGTERM/SIGINT."""
     data_dir = settings.data_dir
     pid_file = PidFile(data_dir / PID_FILE)
-    pid_file.acquire()
+    try:
+        pid_file.acquire()
+    except PidFileBusy as exc:
+        raise DaemonError(
+            f"another orchestrator (pid {exc.pid}) is running on {data_dir}; "
+            "stop it first (provisioning orchestrator stop)"
+        ) from None
     try:
         token = ensure_token(settings.token_path)
         sock = _bind(settings.server.host, settings.server.port)

@@ -62,7 +62,7 @@ class EventBus:
             while not sub.overflowed or not sub.queue.empty():
                 try:
                     event = await asyncio.wait_for(sub.queue.get(), heartbeat)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield None
                     continue
                 if event is None:

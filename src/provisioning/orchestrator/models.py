@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,7 +16,7 @@ PY_FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_PARAMS_BYTES = 64 * 1024
 
 
-class TaskStatus(str, Enum):
+class TaskStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -29,7 +29,7 @@ class TaskStatus(str, Enum):
         return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
 
 
-class AttemptStatus(str, Enum):
+class AttemptStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -55,7 +55,7 @@ class Priority(IntEnum):
         return self.name.lower()
 
 
-class Backoff(str, Enum):
+class Backoff(StrEnum):
     LINEAR = "linear"
     EXPONENTIAL = "exponential"
 

@@ -246,7 +246,7 @@ class Scheduler:
             retry_at = now
         elif retryable and tries_used < task.retry.max_attempts:
             retry_at = now + task.retry.delay_before(tries_used + 1)
-        updated = await self._store.call(
+        updated: Task | None = await self._store.call(
             "finish", task.id, attempt, outcome, now=now, retry_at=retry_at, counts=counts
         )
         if updated is None:

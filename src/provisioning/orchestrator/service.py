@@ -90,7 +90,8 @@ class OrchestratorService:
             detail = f"; killed what was left of it ({len(killed)} process(es)/group(s))"
             outcome = Outcome(
                 AttemptStatus.LOST,
-                error="the orchestrator stopped while this attempt ran" + (detail if killed else ""),
+                error="the orchestrator stopped while this attempt ran"
+                + (detail if killed else ""),
             )
             await self.scheduler.finish_attempt(task, attempt.number, outcome)
             log.warning("recovered task %s (attempt %d)", task.id, attempt.number)
@@ -128,8 +129,8 @@ class OrchestratorService:
         result: Task | None = await self.db.call("get", task_id)
         return result
 
-    async def list(self, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
-        page: TaskPage = await self.db.call("list", status=status, limit=limit, offset=offset)
+    async def list_tasks(self, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
+        page: TaskPage = await self.db.call("list_tasks", status=status, limit=limit, offset=offset)
         return page
 
     async def attempts(self, task_id: str) -> list[Attempt]:

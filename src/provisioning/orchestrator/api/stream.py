@@ -27,7 +27,9 @@ def _kinds(events: str | None) -> frozenset[str] | None:
 async def events(
     request: Request,
     svc: Service,
-    events: Annotated[str | None, Query(description="comma-separated: task,workflow,system")] = None,
+    events: Annotated[
+        str | None, Query(description="comma-separated: task,workflow,system")
+    ] = None,
     task_id: str | None = None,
 ) -> StreamingResponse:
     """Task changes as they happen (``text/event-stream``)."""

@@ -50,7 +50,7 @@ async def list_tasks(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TaskPageView:
     """Tasks, newest first."""
-    page = await svc.list(status_, limit, offset)
+    page = await svc.list_tasks(status_, limit, offset)
     return TaskPageView(
         tasks=[TaskView.of(t) for t in page.tasks], total=page.total, limit=limit, offset=offset
     )

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..models import AttemptStatus, Outcome, ProcessInfo
@@ -29,7 +29,7 @@ MAX_LINE_BYTES = 1024 * 1024
 DRAIN_SECONDS = 2.0
 
 
-class StopReason(str, Enum):
+class StopReason(StrEnum):
     CANCEL = "cancel"
     SHUTDOWN = "shutdown"
 
@@ -135,8 +135,9 @@ async def run_process(
     timed_out = False
     try:
         await hooks.on_spawn(info)
-        waiter = asyncio.ensure_future(proc.wait())
-        done, _ = await asyncio.wait({waiter, stop}, timeout=timeout, return_when="FIRST_COMPLETED")
+        waiter: asyncio.Future[object] = asyncio.ensure_future(proc.wait())
+        watched: set[asyncio.Future[object]] = {waiter, stop}  # type: ignore[arg-type]
+        done, _ = await asyncio.wait(watched, timeout=timeout, return_when="FIRST_COMPLETED")
         if waiter not in done:
             if stop in done:
                 stopped = stop.result()
@@ -170,7 +171,9 @@ async def run_process(
         )
     if code == 0:
         return Outcome(
-            AttemptStatus.COMPLETED, exit_code=0, result=result[0] if result else None,
+            AttemptStatus.COMPLETED,
+            exit_code=0,
+            result=result[0] if result else None,
             has_result=bool(result),
         )
     return Outcome(AttemptStatus.FAILED, exit_code=code, error=_failure_text(code, stderr_tail))
@@ -182,14 +185,14 @@ def _failure_text(code: int | None, tail: deque[str]) -> str:
     else:
         head = f"exit code {code}"
     lines = [line for line in tail if line.strip()]
-    return head + (":\n" + "\n".join(lines) if lines else "")
+    return head + (": " + "\n".join(lines) if lines else "")
 
 
 async def _terminate(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
     kill_group(pgid, signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), grace)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         kill_group(pgid, signal.SIGKILL)
 
 
@@ -236,4 +239,3 @@ def ensure_dead(
             break
         time.sleep(0.02)
     return sorted(victims | groups)
-

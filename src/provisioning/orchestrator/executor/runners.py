@@ -65,9 +65,10 @@ def _python_defines(path: Path, function: str) -> bool:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
             return True
-        if isinstance(node, ast.ImportFrom | ast.Import):
-            if any((alias.asname or alias.name) == function for alias in node.names):
-                return True
+        if isinstance(node, ast.ImportFrom | ast.Import) and any(
+            (alias.asname or alias.name) == function for alias in node.names
+        ):
+            return True
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == function for t in node.targets
         ):
@@ -86,7 +87,9 @@ def check_runner(run: RunSpec, settings: Settings) -> None:
             raise RunnerError(
                 f"run.nushell.module: no module {run.nushell.module!r} in the library {lib}"
             )
-        if not _nu_exports(path.read_text(encoding="utf-8", errors="replace"), run.nushell.function):
+        if not _nu_exports(
+            path.read_text(encoding="utf-8", errors="replace"), run.nushell.function
+        ):
             raise RunnerError(
                 f"run.nushell.function: module {run.nushell.module!r} exports no "
                 f"command {run.nushell.function!r}"
@@ -94,10 +97,10 @@ def check_runner(run: RunSpec, settings: Settings) -> None:
     elif run.python is not None:
         if settings.python.binary:
             return  # Another interpreter: its path is its own business.
-        path = _python_module_file(run.python.module, [*settings.python.path, *sys.path])
-        if path is None:
+        module_file = _python_module_file(run.python.module, [*settings.python.path, *sys.path])
+        if module_file is None:
             raise RunnerError(f"run.python.module: no module {run.python.module!r} on the path")
-        if not _python_defines(path, run.python.function):
+        if not _python_defines(module_file, run.python.function):
             raise RunnerError(
                 f"run.python.function: module {run.python.module!r} defines no "
                 f"{run.python.function!r}"

@@ -364,7 +364,7 @@ class SQLiteStore:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return _task(rows[0]) if rows else None
 
-    def list(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
+    def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
         where, args = ("WHERE status = ?", [status.value]) if status else ("", [])
         total = self._query(f"SELECT COUNT(*) AS n FROM tasks {where}", args)[0]["n"]
         rows = self._query(
@@ -383,7 +383,9 @@ class SQLiteStore:
             (task_id, after, limit),
         )
         return [
-            LogLine(row["seq"], row["task_id"], row["attempt"], row["stream"], row["line"], row["ts"])
+            LogLine(
+                row["seq"], row["task_id"], row["attempt"], row["stream"], row["line"], row["ts"]
+            )
             for row in rows
         ]
 

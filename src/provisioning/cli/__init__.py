@@ -1,0 +1,1 @@
+"""The ``provisioning`` command line: one module per command group."""

@@ -1,0 +1,86 @@
+"""What every command group shares: configuration, output, errors and exit codes.
+
+Exit codes: 0 success; 1 the work failed or the orchestrator refused; 2 bad
+usage or configuration; 3 the orchestrator cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from ..client import ClientError, OrchestratorClient, Unreachable
+from ..config import ConfigError, LoadedConfig, load_config
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class State:
+    """Per-invocation state, built lazily from the global options."""
+
+    config_file: Path | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+    _loaded: LoadedConfig | None = None
+
+    @property
+    def loaded(self) -> LoadedConfig:
+        if self._loaded is None:
+            try:
+                self._loaded = load_config(flags=self.flags, extra_file=self.config_file)
+            except ConfigError as exc:
+                fail(str(exc), EXIT_USAGE)
+        return self._loaded
+
+    def client(self, *, need_token: bool = True) -> OrchestratorClient:
+        try:
+            return OrchestratorClient.from_settings(self.loaded.settings, need_token=need_token)
+        except ClientError as exc:
+            fail(str(exc), EXIT_USAGE)
+
+
+def state(ctx: typer.Context) -> State:
+    found = ctx.find_object(State)
+    if found is None:
+        found = ctx.ensure_object(State)
+    return found
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}" if err.is_terminal else f"error: {message}")
+    raise typer.Exit(code)
+
+
+def client_failure(exc: ClientError) -> NoReturn:
+    if isinstance(exc, Unreachable):
+        fail(f"{exc}; start it with: provisioning orchestrator start --daemon", EXIT_UNREACHABLE)
+    fail(str(exc), EXIT_FAILED)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+STATUS_STYLE = {
+    "pending": "yellow",
+    "running": "cyan",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "timed_out": "red",
+}
+
+
+def styled_status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"

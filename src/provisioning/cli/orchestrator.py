@@ -1,0 +1,130 @@
+"""``provisioning orchestrator start|stop|status|logs``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..client import ClientError, OrchestratorClient, Unreachable
+from ..pidfile import read_pid
+from .common import EXIT_FAILED, EXIT_UNREACHABLE, fail, out, print_json, state
+
+app = typer.Typer(help="Start, stop and inspect the orchestrator daemon.", no_args_is_help=True)
+
+LOG_FILE = "orchestrator.log"
+
+
+def daemon_argv(ctx: typer.Context) -> list[str]:
+    """The ``provisioning-orchestrator`` command for this configuration."""
+    st = state(ctx)
+    argv = [sys.executable, "-m", "provisioning.orchestrator.daemon"]
+    if st.config_file is not None:
+        argv += ["--config", str(st.config_file)]
+    return argv
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    daemon: Annotated[bool, typer.Option("--daemon", help="Detach; return once healthy.")] = False,
+) -> None:
+    """Start the orchestrator (in the foreground unless --daemon)."""
+    argv = daemon_argv(ctx) + (["--daemon"] if daemon else [])
+    _ = state(ctx).loaded  # Fail on a bad configuration here, with our own message.
+    if not daemon:
+        os.execv(argv[0], argv)
+    completed = subprocess.run(argv, check=False)
+    raise typer.Exit(completed.returncode)
+
+
+@app.command()
+def stop(ctx: typer.Context) -> None:
+    """Stop the orchestrator of this data dir (SIGTERM, then wait for it to finish)."""
+    settings = state(ctx).loaded.settings
+    pid = read_pid(settings.data_dir)
+    if pid is None:
+        out.print(f"no orchestrator is running on {settings.data_dir}")
+        return
+    os.kill(pid, signal.SIGTERM)
+    wait = settings.executor.shutdown_grace_seconds + settings.executor.kill_grace_seconds + 15
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if read_pid(settings.data_dir) != pid:
+            out.print(f"orchestrator (pid {pid}) stopped")
+            return
+        time.sleep(0.05)
+    fail(f"orchestrator (pid {pid}) did not stop within {wait:g} s", EXIT_FAILED)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output only.")] = False,
+) -> None:
+    """Whether the orchestrator answers, and what it holds."""
+    st = state(ctx)
+    settings = st.loaded.settings
+    pid = read_pid(settings.data_dir)
+    try:
+        report = st.client().status()
+    except Unreachable:
+        if json_out:
+            print_json({"status": "down", "endpoint": settings.orchestrator.endpoint, "pid": pid})
+        else:
+            out.print(
+                f"orchestrator: [red]down[/] (nothing answers at {settings.orchestrator.endpoint})"
+            )
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except ClientError as exc:
+        fail(str(exc))
+    report["pid"] = pid
+    report["endpoint"] = settings.orchestrator.endpoint
+    if json_out:
+        print_json(report)
+        return
+    out.print(
+        f"orchestrator: [green]{report['status']}[/] at {report['endpoint']} "
+        f"(version {report['version']}, API {report['api_version']}, pid {pid}, "
+        f"node {report['node_id']})"
+    )
+    out.print(f"storage: {report['storage']['backend']} {report['storage'].get('path', '')}")
+    out.print(f"running here: {report['running_here']} of {report['max_concurrent_tasks']}")
+    table = Table(*report["tasks"].keys())
+    table.add_row(*(str(n) for n in report["tasks"].values()))
+    out.print(table)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    lines: Annotated[int, typer.Option("-n", help="Lines from the end.")] = 50,
+) -> None:
+    """The daemon's own log (from ``--daemon`` runs)."""
+    path = state(ctx).loaded.settings.data_dir / LOG_FILE
+    if not path.exists():
+        fail(f"no log at {path} (the orchestrator writes it when started with --daemon)")
+    with path.open(errors="replace") as handle:
+        for line in handle.readlines()[-lines:]:
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        while follow:
+            line = handle.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)  # tail -f's polling.
+
+
+def ensure_client(ctx: typer.Context) -> OrchestratorClient:
+    return state(ctx).client()

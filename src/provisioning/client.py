@@ -1,0 +1,117 @@
+"""HTTP client of the orchestrator, used by the CLI (never the daemon's internals)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .config import Settings
+
+
+class ClientError(Exception):
+    """The orchestrator could not be reached or refused the request; the message says why."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Unreachable(ClientError):
+    """Nothing answers at the endpoint."""
+
+
+def read_token(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ClientError(
+            f"no API token at {path}: start the orchestrator once with this configuration "
+            "(provisioning orchestrator start --daemon), or set server.token_file"
+        ) from None
+    except PermissionError:
+        raise ClientError(f"cannot read the API token at {path}: permission denied") from None
+
+
+class OrchestratorClient:
+    """Typed calls to the REST API of one orchestrator."""
+
+    def __init__(self, endpoint: str, token: str | None, timeout: float = 30.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, need_token: bool = True) -> OrchestratorClient:
+        token = read_token(settings.token_path) if need_token else None
+        return cls(settings.orchestrator.endpoint, token, settings.orchestrator.timeout_seconds)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            raise Unreachable(f"no orchestrator answers at {self.endpoint}") from None
+        except httpx.TimeoutException:
+            raise ClientError(
+                f"the orchestrator at {self.endpoint} did not answer in time"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ClientError(f"request to {self.endpoint}{path} failed: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("error") or response.text
+            except (json.JSONDecodeError, AttributeError):
+                message = response.text
+            raise ClientError(f"{message} (HTTP {response.status_code})", response.status_code)
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/health")
+        return result
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/status")
+        return result
+
+    def submit_task(self, body: dict[str, Any]) -> str:
+        return str(self._request("POST", "/tasks", json=body)["task_id"])
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/tasks/{task_id}")
+        return result
+
+    def tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        result: dict[str, Any] = self._request("GET", "/tasks", params=params)
+        return result
+
+    def logs(self, task_id: str, after: int = 0) -> dict[str, Any]:
+        result: dict[str, Any] = self._request(
+            "GET", f"/tasks/{task_id}/logs", params={"after": after}
+        )
+        return result
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", f"/tasks/{task_id}/cancel")
+        return result
+
+    def events(self, task_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Events from the stream, as they come (blocks)."""
+        params = {"task_id": task_id} if task_id else {}
+        try:
+            with self._http.stream("GET", "/events", params=params, timeout=None) as stream:
+                if stream.status_code >= 400:
+                    raise ClientError(f"event stream refused (HTTP {stream.status_code})")
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        yield json.loads(line[6:])
+        except httpx.ConnectError:
+            raise Unreachable(f"no orchestrator answers at {self.endpoint}") from None
