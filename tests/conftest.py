@@ -10,7 +10,9 @@ T = TypeVar("T")
 
 
 def wait_for(
-    condition: Callable[[], T | None | bool], timeout: float = 20.0, interval: float = 0.02,
+    condition: Callable[[], T | bool | None],
+    timeout: float = 20.0,
+    interval: float = 0.02,
     message: str = "condition",
 ) -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""

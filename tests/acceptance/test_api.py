@@ -55,7 +55,9 @@ def test_token_file_is_private(daemon: Daemon) -> None:
 
 
 def test_command_task_result_logs_and_attempts(daemon: Daemon) -> None:
-    script = 'echo "line one"; echo PROGRESS: 40 warming up; echo oops >&2; echo \'RESULT: {"n": 7}\''
+    script = (
+        'echo "line one"; echo PROGRESS: 40 warming up; echo oops >&2; echo \'RESULT: {"n": 7}\''
+    )
     task_id = daemon.submit({"command": ["sh", "-c", script]}, name="shape")
     task = daemon.wait_status(task_id)
     assert task["status"] == "completed"
@@ -148,20 +150,60 @@ def test_event_stream_reports_task_lifecycle(daemon: Daemon) -> None:
 
 MALFORMED: list[tuple[str, Any, str]] = [
     ("no runner", {"name": "x", "run": {}}, "exactly one runner"),
-    ("two runners", {"name": "x", "run": {"command": ["true"], "python": {"module": "a", "function": "b"}}}, "exactly one runner"),
+    (
+        "two runners",
+        {"name": "x", "run": {"command": ["true"], "python": {"module": "a", "function": "b"}}},
+        "exactly one runner",
+    ),
     ("unknown runner", {"name": "x", "run": {"bash": "rm -rf /"}}, "run.bash"),
     ("empty argv", {"name": "x", "run": {"command": []}}, "run.command"),
     ("argv not strings", {"name": "x", "run": {"command": "true"}}, "run.command"),
-    ("module escapes", {"name": "x", "run": {"nushell": {"module": "../../etc/x.nu", "function": "f"}}}, "run.nushell.module"),
-    ("absolute module", {"name": "x", "run": {"nushell": {"module": "/etc/passwd", "function": "f"}}}, "run.nushell.module"),
-    ("function injection", {"name": "x", "run": {"nushell": {"module": "m.nu", "function": "f; rm -rf /"}}}, "run.nushell.function"),
-    ("missing module", {"name": "x", "run": {"nushell": {"module": "nope.nu", "function": "f"}}}, "no module"),
-    ("missing function", {"name": "x", "run": {"nushell": {"module": "m.nu", "function": "absent"}}}, "exports no command"),
-    ("missing python module", {"name": "x", "run": {"python": {"module": "no_such_mod_xyz", "function": "f"}}}, "no module"),
-    ("missing python function", {"name": "x", "run": {"python": {"module": "json", "function": "nope"}}}, "defines no"),
+    (
+        "module escapes",
+        {"name": "x", "run": {"nushell": {"module": "../../etc/x.nu", "function": "f"}}},
+        "run.nushell.module",
+    ),
+    (
+        "absolute module",
+        {"name": "x", "run": {"nushell": {"module": "/etc/passwd", "function": "f"}}},
+        "run.nushell.module",
+    ),
+    (
+        "function injection",
+        {"name": "x", "run": {"nushell": {"module": "m.nu", "function": "f; rm -rf /"}}},
+        "run.nushell.function",
+    ),
+    (
+        "missing module",
+        {"name": "x", "run": {"nushell": {"module": "nope.nu", "function": "f"}}},
+        "no module",
+    ),
+    (
+        "missing function",
+        {"name": "x", "run": {"nushell": {"module": "m.nu", "function": "absent"}}},
+        "exports no command",
+    ),
+    (
+        "missing python module",
+        {"name": "x", "run": {"python": {"module": "no_such_mod_xyz", "function": "f"}}},
+        "no module",
+    ),
+    (
+        "missing python function",
+        {"name": "x", "run": {"python": {"module": "json", "function": "nope"}}},
+        "defines no",
+    ),
     ("bad priority", {"name": "x", "run": {"command": ["true"]}, "priority": "urgent"}, "priority"),
-    ("bad timeout", {"name": "x", "run": {"command": ["true"]}, "timeout_seconds": -1}, "timeout_seconds"),
-    ("bad retry", {"name": "x", "run": {"command": ["true"]}, "retry": {"max_attempts": 0}}, "retry.max_attempts"),
+    (
+        "bad timeout",
+        {"name": "x", "run": {"command": ["true"]}, "timeout_seconds": -1},
+        "timeout_seconds",
+    ),
+    (
+        "bad retry",
+        {"name": "x", "run": {"command": ["true"]}, "retry": {"max_attempts": 0}},
+        "retry.max_attempts",
+    ),
     ("params not object", {"name": "x", "run": {"command": ["true"]}, "params": [1]}, "params"),
     ("missing name", {"run": {"command": ["true"]}}, "name"),
     ("unknown field", {"name": "x", "run": {"command": ["true"]}, "colour": "red"}, "colour"),
@@ -185,9 +227,13 @@ def test_invalid_json_oversized_body_and_bad_queries(daemon: Daemon) -> None:
     )
     assert broken.status_code == 422
     assert "JSON" in broken.json()["error"]
-    huge = daemon.http.post("/tasks", json={"name": "x", "run": {"command": ["true"]}, "params": {"a": "x" * 2_000_000}})
+    huge = daemon.http.post(
+        "/tasks", json={"name": "x", "run": {"command": ["true"]}, "params": {"a": "x" * 2_000_000}}
+    )
     assert huge.status_code == 413
-    big_params = daemon.http.post("/tasks", json={"name": "x", "run": {"command": ["true"]}, "params": {"a": "x" * 100_000}})
+    big_params = daemon.http.post(
+        "/tasks", json={"name": "x", "run": {"command": ["true"]}, "params": {"a": "x" * 100_000}}
+    )
     assert big_params.status_code == 422
     assert "params" in big_params.json()["error"]
     assert daemon.http.get("/tasks", params={"limit": 0}).status_code == 422

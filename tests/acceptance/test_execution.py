@@ -13,7 +13,11 @@ from tests.conftest import wait_for
 
 def _gate(path: Path) -> list[str]:
     """A command that waits (bounded) until ``path`` exists."""
-    return ["sh", "-c", f'i=0; while [ ! -e "{path}" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done']
+    return [
+        "sh",
+        "-c",
+        f'i=0; while [ ! -e "{path}" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done',
+    ]
 
 
 def test_priority_order_with_one_slot(make_daemon) -> None:  # type: ignore[no-untyped-def]
@@ -23,8 +27,14 @@ def test_priority_order_with_one_slot(make_daemon) -> None:  # type: ignore[no-u
     blocker = daemon.submit({"command": _gate(gate)}, name="blocker")
     daemon.wait_status(blocker, {"running"})
     submitted = [
-        ("low", "low-1"), ("normal", "normal-1"), ("critical", "critical-1"), ("high", "high-1"),
-        ("low", "low-2"), ("critical", "critical-2"), ("normal", "normal-2"), ("high", "high-2"),
+        ("low", "low-1"),
+        ("normal", "normal-1"),
+        ("critical", "critical-1"),
+        ("high", "high-1"),
+        ("low", "low-2"),
+        ("critical", "critical-2"),
+        ("normal", "normal-2"),
+        ("high", "high-2"),
     ]
     ids = [
         daemon.submit(
@@ -36,14 +46,23 @@ def test_priority_order_with_one_slot(make_daemon) -> None:  # type: ignore[no-u
     for task_id in ids:
         assert daemon.wait_status(task_id)["status"] == "completed"
     assert order.read_text().split() == [
-        "critical-1", "critical-2", "high-1", "high-2", "normal-1", "normal-2", "low-1", "low-2",
+        "critical-1",
+        "critical-2",
+        "high-1",
+        "high-2",
+        "normal-1",
+        "normal-2",
+        "low-1",
+        "low-2",
     ]
 
 
 def test_concurrency_limit_is_respected(make_daemon) -> None:  # type: ignore[no-untyped-def]
     daemon = make_daemon(max_concurrent_tasks=3).start()
     log = daemon.root / "spans.txt"
-    script = f'echo "start $(date +%s.%N)" >> "{log}"; sleep 0.2; echo "end $(date +%s.%N)" >> "{log}"'
+    script = (
+        f'echo "start $(date +%s.%N)" >> "{log}"; sleep 0.2; echo "end $(date +%s.%N)" >> "{log}"'
+    )
     ids = [daemon.submit({"command": ["sh", "-c", script]}) for _ in range(9)]
     for task_id in ids:
         daemon.wait_status(task_id)
@@ -108,7 +127,10 @@ def test_task_token_only_reports_on_its_own_task(daemon: Daemon) -> None:
     import sys
 
     first_token = subprocess.run(
-        [sys.executable, "-c", script, daemon.token, first], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script, daemon.token, first],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     import httpx
 
@@ -184,21 +206,19 @@ def test_retry_with_backoff_until_success(daemon: Daemon) -> None:
 
 
 def test_retries_stop_at_max_attempts(daemon: Daemon) -> None:
-    task_id = daemon.submit(
-        {"command": ["false"]}, retry={"max_attempts": 2, "initial_delay": 0}
-    )
+    task_id = daemon.submit({"command": ["false"]}, retry={"max_attempts": 2, "initial_delay": 0})
     task = daemon.wait_status(task_id)
     assert task["status"] == "failed"
     assert len(task["attempts"]) == 2
 
 
 HOSTILE = {
-    "quote": "it's \"quoted\"",
+    "quote": 'it\'s "quoted"',
     "semicolon": "a; touch {marker}",
     "subshell": "$(touch {marker})",
     "backticks": "`touch {marker}`",
     "nu_subexpression": "(touch {marker})",
-    "nu_interpolation": "$\"(touch {marker})\"",
+    "nu_interpolation": '$"(touch {marker})"',
     "newline": "x\nprint pwned; touch {marker}",
     "braces": "{{}} }} ] ) ; ^touch {marker}",
 }

@@ -37,13 +37,16 @@ def test_kill9_mid_run_loses_nothing_and_repeats_nothing(make_daemon) -> None:  
     ]
     for task_id in quick:
         assert daemon.wait_status(task_id)["status"] == "completed"
-    long = daemon.submit({"command": _long_task(root)}, retry={"max_attempts": 3, "initial_delay": 0})
+    long = daemon.submit(
+        {"command": _long_task(root)}, retry={"max_attempts": 3, "initial_delay": 0}
+    )
     daemon.wait_status(long, {"running"})
     wait_for((root / "grandchild").exists, message="grandchild started")
     leader = int((root / "starts").read_text().split()[0])
     grandchild = int((root / "grandchild").read_text())
     queued = [
-        daemon.submit({"command": ["sh", "-c", f'echo run >> "{root}/later-{i}"']}) for i in range(2)
+        daemon.submit({"command": ["sh", "-c", f'echo run >> "{root}/later-{i}"']})
+        for i in range(2)
     ]
 
     daemon.kill9()
@@ -86,7 +89,13 @@ def test_sigterm_awaits_short_tasks_and_hands_back_long_ones(make_daemon) -> Non
     short = daemon.submit({"command": ["sh", "-c", f'sleep 0.5; echo done >> "{root}/short"']})
     gate = root / "gate"
     long = daemon.submit(
-        {"command": ["sh", "-c", f'echo start >> "{root}/long"; while [ ! -e "{gate}" ]; do sleep 0.02; done']}
+        {
+            "command": [
+                "sh",
+                "-c",
+                f'echo start >> "{root}/long"; while [ ! -e "{gate}" ]; do sleep 0.02; done',
+            ]
+        }
     )
     daemon.wait_status(short, {"running"})
     daemon.wait_status(long, {"running"})

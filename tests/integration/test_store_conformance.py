@@ -513,7 +513,9 @@ class TestStoreConformance:
         task = enqueue(store)
         claim = claim_one(store)
         interrupted = Outcome(AttemptStatus.INTERRUPTED, error="orchestrator stopped")
-        back = store.finish(task.id, claim.attempt, interrupted, now=T0 + 1, retry_at=T0 + 1, counts=False)
+        back = store.finish(
+            task.id, claim.attempt, interrupted, now=T0 + 1, retry_at=T0 + 1, counts=False
+        )
         assert back is not None
         assert back.status is TaskStatus.PENDING
         assert (back.attempt, back.tries) == (1, 0)
@@ -529,7 +531,9 @@ class TestStoreConformance:
         store.record_progress(task.id, 20, "attempt two", attempt=second.attempt)
         before = must_get(store, task.id)
         attempts_before = store.attempts(task.id)
-        late = Outcome(AttemptStatus.COMPLETED, exit_code=0, result={"stale": True}, has_result=True)
+        late = Outcome(
+            AttemptStatus.COMPLETED, exit_code=0, result={"stale": True}, has_result=True
+        )
         assert store.finish(task.id, 1, late, now=T0 + 20) is None
         assert store.finish(task.id, 1, late, now=T0 + 20, retry_at=T0 + 30) is None
         assert must_get(store, task.id) == before
@@ -654,19 +658,19 @@ class TestStoreConformance:
     def test_list_filters_by_status_and_pages_newest_first(self, store: Store) -> None:
         created = [enqueue(store, f"t{i}", now=T0 + i) for i in range(5)]
         claim_one(store)  # t0 runs
-        page = store.list(status=None, limit=10, offset=0)
+        page = store.list_tasks(status=None, limit=10, offset=0)
         assert page.total == 5
         assert [t.name for t in page.tasks] == ["t4", "t3", "t2", "t1", "t0"]
-        pending = store.list(status=TaskStatus.PENDING, limit=2, offset=0)
+        pending = store.list_tasks(status=TaskStatus.PENDING, limit=2, offset=0)
         assert pending.total == 4
         assert [t.name for t in pending.tasks] == ["t4", "t3"]
-        second = store.list(status=TaskStatus.PENDING, limit=2, offset=2)
+        second = store.list_tasks(status=TaskStatus.PENDING, limit=2, offset=2)
         assert second.total == 4
         assert [t.name for t in second.tasks] == ["t2", "t1"]
-        assert store.list(status=TaskStatus.PENDING, limit=2, offset=4).tasks == []
-        running = store.list(status=TaskStatus.RUNNING, limit=10, offset=0)
+        assert store.list_tasks(status=TaskStatus.PENDING, limit=2, offset=4).tasks == []
+        running = store.list_tasks(status=TaskStatus.RUNNING, limit=10, offset=0)
         assert (running.total, [t.id for t in running.tasks]) == (1, [created[0].id])
-        none = store.list(status=TaskStatus.COMPLETED, limit=10, offset=0)
+        none = store.list_tasks(status=TaskStatus.COMPLETED, limit=10, offset=0)
         assert (none.total, none.tasks) == (0, [])
 
     def test_counts_cover_every_status(self, store: Store) -> None:

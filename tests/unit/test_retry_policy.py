@@ -79,13 +79,6 @@ def test_the_delay_is_a_float() -> None:
     assert isinstance(RetryPolicy(backoff="linear").delay_before(2), float)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG (latent): models.py RetryPolicy.delay_before computes "
-    "initial_delay * 2**(retries-1) before applying max_delay; from attempt 1026 on the "
-    "float product overflows instead of being capped",
-)
 def test_exponential_cap_never_overflows() -> None:
     policy = RetryPolicy(backoff="exponential", initial_delay=5.0, max_delay=300)
     assert policy.delay_before(2000) == 300.0

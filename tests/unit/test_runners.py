@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -176,18 +177,18 @@ def lib_settings(lib: Path) -> Settings:
 
 @pytest.mark.parametrize("function", ["greet", "with-flag", "indented", "quoted", "create-all"])
 def test_an_exported_nushell_command_passes(nu_lib: Path, function: str) -> None:
-    check_runner(nushell_run("examples/hello.nu", function), lib_settings(nu_lib))
+    assert check_runner(nushell_run("examples/hello.nu", function), lib_settings(nu_lib)) is None
 
 
 @pytest.mark.parametrize("module", ["examples/missing.nu", "hello.nu", "examples"])
 def test_a_missing_nushell_module_is_rejected(nu_lib: Path, module: str) -> None:
-    with pytest.raises(RunnerError, match="run.nushell.module: no module"):
+    with pytest.raises(RunnerError, match=r"run\.nushell\.module: no module"):
         check_runner(nushell_run(module, "greet"), lib_settings(nu_lib))
 
 
 @pytest.mark.parametrize("function", ["helper", "ghost", "create", "gree", "missing"])
 def test_a_command_the_module_does_not_export_is_rejected(nu_lib: Path, function: str) -> None:
-    with pytest.raises(RunnerError, match=f"exports no command '{function}'"):
+    with pytest.raises(RunnerError, match=re.escape(f"exports no command '{function}'")):
         check_runner(nushell_run("examples/hello.nu", function), lib_settings(nu_lib))
 
 
@@ -253,12 +254,12 @@ def path_settings(root: Path) -> Settings:
     ],
 )
 def test_a_python_function_that_exists_passes(py_path: Path, module: str, function: str) -> None:
-    check_runner(python_run(module, function), path_settings(py_path))
+    assert check_runner(python_run(module, function), path_settings(py_path)) is None
 
 
 @pytest.mark.parametrize("function", ["missing", "nested", "getcwd", "Handler"])
 def test_a_function_the_module_does_not_define_is_rejected(py_path: Path, function: str) -> None:
-    with pytest.raises(RunnerError, match=f"run.python.function: .* defines no '{function}'"):
+    with pytest.raises(RunnerError, match=rf"run\.python\.function: .* defines no '{function}'"):
         check_runner(python_run(PY_MODULE, function), path_settings(py_path))
 
 
@@ -266,18 +267,22 @@ def test_a_function_the_module_does_not_define_is_rejected(py_path: Path, functi
     "module", ["prov_test_missing_7f3a", f"{PY_PACKAGE}.missing", f"{PY_MODULE}.sub"]
 )
 def test_a_python_module_not_on_the_path_is_rejected(py_path: Path, module: str) -> None:
-    with pytest.raises(RunnerError, match=f"run.python.module: no module '{module}'"):
+    with pytest.raises(RunnerError, match=re.escape(f"run.python.module: no module '{module}'")):
         check_runner(python_run(module, "handler"), path_settings(py_path))
 
 
 def test_a_module_that_does_not_parse_is_left_to_the_real_import(py_path: Path) -> None:
-    check_runner(python_run("prov_test_broken_7f3a", "broken"), path_settings(py_path))
+    assert (
+        check_runner(python_run("prov_test_broken_7f3a", "broken"), path_settings(py_path)) is None
+    )
 
 
 def test_another_interpreter_is_not_checked(py_path: Path) -> None:
     config = settings(python={"binary": "/opt/other/python3", "path": [str(py_path)]})
-    check_runner(python_run("prov_test_missing_7f3a", "handler"), config)
+    assert check_runner(python_run("prov_test_missing_7f3a", "handler"), config) is None
 
 
 def test_a_command_runner_needs_no_check() -> None:
-    check_runner(RunSpec.model_validate({"command": ["/no/such/binary"]}), settings())
+    assert (
+        check_runner(RunSpec.model_validate({"command": ["/no/such/binary"]}), settings()) is None
+    )

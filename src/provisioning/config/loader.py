@@ -74,12 +74,14 @@ def _line_of(path: Path, section: str, key: str | None) -> str:
     current = ""
     for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
-        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]", stripped)
+        header = re.match(r"\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$", stripped)
         if header:
             current = header.group(1)
-            if key is None and current == section:
+            if current == section if key is None else current == f"{section}.{key}":
                 return f":{number}"
             continue
+        if key is None and not current and re.match(rf"{re.escape(section)}\s*=", stripped):
+            return f":{number}"
         if key is not None and current == section and re.match(rf"{re.escape(key)}\s*=", stripped):
             return f":{number}"
         if key is not None and re.match(rf"{re.escape(section)}\.{re.escape(key)}\s*=", stripped):
@@ -214,7 +216,9 @@ def _derive_endpoint(merged: dict[str, dict[str, Any]], origin: dict[str, Layer]
     elif ":" in host:
         host = f"[{host}]"
     merged["orchestrator"]["endpoint"] = f"http://{host}:{merged['server']['port']}"
-    origin["orchestrator.endpoint"] = origin[moved[-1]]
+    source = moved[-1]
+    described = _describe(origin[source], *source.split("."))
+    origin["orchestrator.endpoint"] = Layer(name=f"derived from {source} ({described})", values={})
 
 
 def _explain(exc: ValidationError, origin: Mapping[str, Layer]) -> str:

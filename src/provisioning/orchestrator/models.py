@@ -78,7 +78,8 @@ class RetryPolicy(_Strict):
         if self.backoff is Backoff.LINEAR:
             delay = self.initial_delay * retries
         else:
-            delay = self.initial_delay * (2 ** (retries - 1))
+            # Past 2**64 every delay is capped anyway; a huge power would overflow a float.
+            delay = self.initial_delay * (2 ** min(retries - 1, 64))
         return float(min(delay, self.max_delay))
 
 
@@ -89,7 +90,7 @@ class NushellRun(_Strict):
     @field_validator("module")
     @classmethod
     def _module_inside_library(cls, value: str) -> str:
-        if value.startswith("/") or ".." in value.split("/") or not NU_MODULE_RE.match(value):
+        if value.startswith("/") or ".." in value.split("/") or not NU_MODULE_RE.fullmatch(value):
             raise ValueError(
                 "must be a relative path inside the Nushell library "
                 "(letters, digits, '_', '-', '.', '/'; no '..', not absolute)"
@@ -99,7 +100,7 @@ class NushellRun(_Strict):
     @field_validator("function")
     @classmethod
     def _function_name(cls, value: str) -> str:
-        if not NU_FUNCTION_RE.match(value):
+        if not NU_FUNCTION_RE.fullmatch(value):
             raise ValueError("must be a Nushell command name (letters, digits, '_', '-')")
         return value
 
@@ -111,14 +112,14 @@ class PythonRun(_Strict):
     @field_validator("module")
     @classmethod
     def _module_name(cls, value: str) -> str:
-        if not PY_MODULE_RE.match(value):
+        if not PY_MODULE_RE.fullmatch(value):
             raise ValueError("must be a dotted Python module name")
         return value
 
     @field_validator("function")
     @classmethod
     def _function_name(cls, value: str) -> str:
-        if not PY_FUNCTION_RE.match(value):
+        if not PY_FUNCTION_RE.fullmatch(value):
             raise ValueError("must be a Python identifier")
         return value
 

@@ -22,6 +22,10 @@ class OutputLine:
     result: Any = None
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_line(line: str) -> OutputLine:
     """Classify a line of handler stdout. Malformed protocol lines stay log text."""
     stripped = line.rstrip("\r\n")
@@ -34,7 +38,10 @@ def parse_line(line: str) -> OutputLine:
     match = _RESULT.match(stripped)
     if match:
         try:
-            return OutputLine("result", stripped, result=json.loads(match.group(1)))
-        except json.JSONDecodeError:
+            value = json.loads(match.group(1), parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            # Not JSON (or NaN, a 5000-digit number, absurd nesting): plain log text.
             pass
+        else:
+            return OutputLine("result", stripped, result=value)
     return OutputLine("log", stripped)

@@ -63,7 +63,16 @@ def _python_defines(path: Path, function: str) -> bool:
     except (OSError, SyntaxError, ValueError):
         return True  # Let the real import report what is wrong, at run time.
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.name == function
+        ):
+            return True
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == function
+        ):
             return True
         if isinstance(node, ast.ImportFrom | ast.Import) and any(
             (alias.asname or alias.name) == function for alias in node.names
