@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .. import API_VERSION, __version__
+from .. import API_VERSION, __version__, compat
 from ..client import ClientError, OrchestratorClient
 from . import orchestrator, task
 from .common import State, out, print_json, state
@@ -47,10 +47,16 @@ def version(
     settings = state(ctx).loaded.settings
     try:
         health = OrchestratorClient(settings.orchestrator.endpoint, None, 5).health()
+        try:
+            compat.check(health)
+            problem = None
+        except compat.Incompatible as exc:
+            problem = str(exc)
         report["orchestrator"] = {
             "version": health.get("version"),
             "api_version": health.get("api_version"),
-            "compatible": health.get("api_version") == API_VERSION,
+            "compatible": problem is None,
+            "problem": problem,
         }
     except ClientError:
         report["orchestrator"] = None
@@ -60,7 +66,7 @@ def version(
     out.print(f"provisioning {__version__} (API {API_VERSION})")
     orch = report["orchestrator"]
     if isinstance(orch, dict):
-        verdict = "compatible" if orch["compatible"] else "[red]incompatible[/]"
+        verdict = "compatible" if orch["compatible"] else f"[red]incompatible[/]: {orch['problem']}"
         out.print(f"orchestrator {orch['version']} (API {orch['api_version']}): {verdict}")
     else:
         out.print(f"orchestrator: not reachable at {settings.orchestrator.endpoint}")

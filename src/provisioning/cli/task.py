@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from ..client import ClientError, OrchestratorClient
+from ..orchestrator.models import AttemptStatus, NewTask
+from . import dispatch
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -21,6 +24,7 @@ from .common import (
     state,
     styled_status,
 )
+from .direct import run_direct
 
 app = typer.Typer(help="Submit and inspect single tasks.", no_args_is_help=True)
 
@@ -89,6 +93,12 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")
     ] = False,
+    orchestrated: Annotated[
+        bool, typer.Option("--orchestrated", help="Run on the orchestrator.")
+    ] = False,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Run here, without the orchestrator.")
+    ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Queue one task: `-- ARGV...`, `--nu MODULE FUNCTION` or `--python MODULE FUNCTION`."""
@@ -115,7 +125,11 @@ def submit(
         body["timeout_seconds"] = timeout
     if max_attempts is not None:
         body["retry"] = {"max_attempts": max_attempts}
-    client = state(ctx).client()
+    route = dispatch.route(state(ctx), "task.submit", orchestrated=orchestrated, direct=direct)
+    if route.client is None:
+        _submit_direct(ctx, body, json_out)
+        return
+    client = route.client
     try:
         task_id = client.submit_task(body)
         if not wait:
@@ -136,6 +150,36 @@ def submit(
     elif task.get("result") is not None:
         out.print_json(data=task["result"])
     if task["status"] != "completed":
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _submit_direct(ctx: typer.Context, body: dict[str, Any], json_out: bool) -> None:
+    try:
+        new = NewTask.model_validate(body)
+    except ValidationError as exc:
+        fail(f"invalid task: {exc.errors()[0]['msg']}", EXIT_USAGE)
+    outcome = run_direct(
+        new.run,
+        new.params,
+        state(ctx).loaded.settings,
+        timeout=new.timeout_seconds,
+        echo=not json_out,
+    )
+    if json_out:
+        print_json(
+            {
+                "mode": "direct",
+                "status": outcome.status.value,
+                "exit_code": outcome.exit_code,
+                "result": outcome.result,
+                "error": outcome.error,
+            }
+        )
+    elif outcome.status is AttemptStatus.COMPLETED and outcome.has_result:
+        out.print_json(data=outcome.result)
+    if outcome.status is not AttemptStatus.COMPLETED:
+        if not json_out:
+            fail(f"task {outcome.status.value}: {outcome.error or ''}".rstrip(": "), EXIT_FAILED)
         raise typer.Exit(EXIT_FAILED)
 
 

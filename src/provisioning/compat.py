@@ -1,0 +1,64 @@
+"""Version compatibility between the CLI and an orchestrator (packaged ``versions.toml``)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from . import API_VERSION, __version__
+
+VERSIONS_FILE = Path(__file__).with_name("versions.toml")
+
+
+class Incompatible(Exception):
+    """The orchestrator's version is outside what this CLI supports."""
+
+
+def _parse(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("-")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple([*parts, 0, 0, 0][:3])
+
+
+def satisfies(version: str, spec: str) -> bool:
+    """Cargo-style ``^X.Y`` (same left-most non-zero part, at least X.Y), ``>=X``, or exact."""
+    have = _parse(version)
+    spec = spec.strip()
+    if spec.startswith("^"):
+        want = _parse(spec[1:])
+        significant = next((i for i, part in enumerate(want) if part != 0), len(want) - 1)
+        return have[: significant + 1] == want[: significant + 1] and have >= want
+    if spec.startswith(">="):
+        return have >= _parse(spec[2:])
+    return have == _parse(spec)
+
+
+def matrix(path: Path | None = None) -> dict[str, Any]:
+    source = path or Path(os.environ.get("PROVISIONING_VERSIONS_FILE", VERSIONS_FILE))
+    with open(source, "rb") as handle:
+        data: dict[str, Any] = tomllib.load(handle)
+    return data
+
+
+def check(health: dict[str, Any], *, core: str = __version__) -> None:
+    """Raise :class:`Incompatible` unless the orchestrator that sent ``health`` fits."""
+    platform = str(health.get("version", "?"))
+    api = str(health.get("api_version", "?"))
+    rules = matrix().get("compatibility", {}).get("core", {}).get(core, {})
+    wanted_api = rules.get("orchestrator-api", API_VERSION)
+    if api != wanted_api:
+        raise Incompatible(
+            f"orchestrator API {api} (platform {platform}) is incompatible with provisioning "
+            f"{core}, which speaks API {wanted_api}"
+        )
+    spec = rules.get("platform")
+    minimum = rules.get("min-platform")
+    if (spec and not satisfies(platform, spec)) or (minimum and _parse(platform) < _parse(minimum)):
+        raise Incompatible(
+            f"orchestrator platform {platform} is incompatible with provisioning {core} "
+            f"(needs platform {spec or '>=' + str(minimum)})"
+        )
