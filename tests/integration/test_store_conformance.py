@@ -689,6 +689,8 @@ class TestStoreConformance:
             "failed": 1,
             "cancelled": 1,
             "timed_out": 0,
+            "blocked": 0,
+            "skipped": 0,
         }
 
     def test_next_ready_at_is_the_earliest_pending_time(self, store: Store) -> None:

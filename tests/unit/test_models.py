@@ -306,6 +306,7 @@ def test_terminal_statuses() -> None:
         TaskStatus.FAILED,
         TaskStatus.CANCELLED,
         TaskStatus.TIMED_OUT,
+        TaskStatus.SKIPPED,
     }
 
 

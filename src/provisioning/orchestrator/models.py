@@ -17,16 +17,42 @@ MAX_PARAMS_BYTES = 64 * 1024
 
 
 class TaskStatus(StrEnum):
+    # A workflow task waiting for the steps it depends on.
+    BLOCKED = "blocked"
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    # A workflow task that will not run: what it depends on failed.
+    SKIPPED = "skipped"
 
     @property
     def terminal(self) -> bool:
-        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+        return self not in (TaskStatus.BLOCKED, TaskStatus.PENDING, TaskStatus.RUNNING)
+
+
+class WorkflowStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ROLLBACK_PENDING = "rollback_pending"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (
+            WorkflowStatus.COMPLETED,
+            WorkflowStatus.FAILED,
+            WorkflowStatus.CANCELLED,
+            WorkflowStatus.ROLLED_BACK,
+            WorkflowStatus.ROLLBACK_FAILED,
+        )
 
 
 class AttemptStatus(StrEnum):
@@ -200,6 +226,8 @@ class Task:
     owner: str | None = None
     lease_expires_at: float | None = None
     cancel_requested: bool = False
+    step_id: str | None = None
+    item: int | None = None
 
     @property
     def run_spec(self) -> RunSpec:
@@ -254,6 +282,65 @@ class LogLine:
 class Claim:
     task: Task
     attempt: int
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A workflow as stored, with its counters."""
+
+    id: str
+    name: str
+    version: str
+    spec: dict[str, Any]
+    status: WorkflowStatus
+    phase: str
+    failure: str | None
+    error: str | None
+    priority: Priority
+    parallel_limit: int
+    rollback_enabled: bool
+    tasks_total: int
+    tasks_open: int
+    tasks_completed: int
+    tasks_failed: int
+    steps_completed: int
+    checkpoint_at: float | None
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation of a workflow (``kind`` 'run', or 'undo' during a rollback)."""
+
+    workflow_id: str
+    step_id: str
+    kind: str
+    position: int
+    layer: int
+    on_failure: str
+    status: str
+    waiting_on: int
+    total: int
+    completed: int
+    failed: int
+    finished_at: float | None
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewStep:
+    """A step to create, with its tasks (one per item)."""
+
+    step_id: str
+    kind: str
+    position: int
+    layer: int
+    on_failure: str
+    depends_on: tuple[str, ...]
+    tasks: tuple[NewTask, ...]
 
 
 @dataclass

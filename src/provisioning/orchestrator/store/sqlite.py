@@ -33,6 +33,7 @@ from ..models import (
     TaskStatus,
 )
 from .base import StoreError
+from .sqlite_workflow import WorkflowVerbs
 
 _TERMINAL_FOR = {
     AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
@@ -78,6 +79,8 @@ def _task(row: sqlite3.Row) -> Task:
         owner=row["owner"],
         lease_expires_at=row["lease_expires_at"],
         cancel_requested=bool(row["cancel_requested"]),
+        step_id=row["step_id"],
+        item=row["item"],
     )
 
 
@@ -100,7 +103,7 @@ def _attempt(row: sqlite3.Row) -> Attempt:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(WorkflowVerbs):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
@@ -195,24 +198,74 @@ class SQLiteStore:
         if limit <= 0:
             return []
         with self._tx() as db:
+            seqs = self._pick_ready(db, limit, now)
+            if not seqs:
+                return []
+            marks = ",".join("?" * len(seqs))
             rows = db.execute(
                 "UPDATE tasks SET status = 'running', attempt = attempt + 1, tries = tries + 1,"
                 " owner = ?, lease_expires_at = ?, started_at = COALESCE(started_at, ?),"
                 " progress = 0, progress_message = NULL"
-                " WHERE seq IN (SELECT seq FROM tasks WHERE status = 'pending' AND run_after <= ?"
-                "   ORDER BY priority DESC, seq LIMIT ?)"
-                " RETURNING *",
-                (node_id, now + lease_seconds, now, now, limit),
+                f" WHERE seq IN ({marks}) RETURNING *",
+                (node_id, now + lease_seconds, now, *seqs),
             ).fetchall()
             db.executemany(
                 "INSERT INTO attempts (task_id, number, node_id, status, started_at)"
                 " VALUES (?, ?, ?, 'running', ?)",
                 [(row["id"], row["attempt"], node_id, now) for row in rows],
             )
-        # RETURNING does not keep the subquery's order.
+            workflows = {row["workflow_id"] for row in rows if row["workflow_id"]}
+            for workflow_id in workflows:
+                db.execute(
+                    "UPDATE workflows SET status = 'running', started_at = ?"
+                    " WHERE id = ? AND status = 'queued'",
+                    (now, workflow_id),
+                )
+        # RETURNING does not keep the pick order.
         claims = [Claim(task=_task(row), attempt=row["attempt"]) for row in rows]
         claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
         return claims
+
+    def _pick_ready(self, db: sqlite3.Connection, limit: int, now: float) -> list[int]:
+        """Ready tasks by priority then FIFO, within each workflow's ``parallel_limit``."""
+        room: dict[str, int] = {
+            row["workflow_id"]: row["parallel_limit"] - row["running"]
+            for row in db.execute(
+                "SELECT t.workflow_id, w.parallel_limit, COUNT(*) AS running FROM tasks t"
+                " JOIN workflows w ON w.id = t.workflow_id"
+                " WHERE t.status = 'running' GROUP BY t.workflow_id"
+            )
+        }
+        picked: list[int] = []
+        scan = limit * 4 + 16
+        for _ in range(8):
+            full = [wf for wf, free in room.items() if free <= 0]
+            exclude = (
+                f" AND (workflow_id IS NULL OR workflow_id NOT IN ({','.join('?' * len(full))}))"
+            )
+            candidates = db.execute(
+                "SELECT seq, workflow_id FROM tasks WHERE status = 'pending' AND run_after <= ?"
+                + (exclude if full else "")
+                + (f" AND seq NOT IN ({','.join('?' * len(picked))})" if picked else "")
+                + " ORDER BY priority DESC, seq LIMIT ?",
+                (now, *full, *picked, scan),
+            ).fetchall()
+            for row in candidates:
+                workflow_id = row["workflow_id"]
+                if workflow_id is not None:
+                    if workflow_id not in room:
+                        room[workflow_id] = db.execute(
+                            "SELECT parallel_limit FROM workflows WHERE id = ?", (workflow_id,)
+                        ).fetchone()["parallel_limit"]
+                    if room[workflow_id] <= 0:
+                        continue
+                    room[workflow_id] -= 1
+                picked.append(row["seq"])
+                if len(picked) == limit:
+                    return picked
+            if len(candidates) < scan:
+                break
+        return picked
 
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
         with self._tx() as db:
@@ -300,6 +353,8 @@ class SQLiteStore:
                     " WHERE id = ? RETURNING *",
                     (status.value, now, outcome.error, result_json, status.value, task_id),
                 ).fetchone()
+                if row["workflow_id"] is not None:
+                    self._advance(db, row, now)
         return _task(row)
 
     def request_cancel(self, task_id: str, *, now: float) -> Task | None:
@@ -307,9 +362,11 @@ class SQLiteStore:
             row = db.execute(
                 "UPDATE tasks SET status = 'cancelled', completed_at = ?,"
                 " error = 'cancelled before it started'"
-                " WHERE id = ? AND status = 'pending' RETURNING *",
+                " WHERE id = ? AND status IN ('pending', 'blocked') RETURNING *",
                 (now, task_id),
             ).fetchone()
+            if row is not None and row["workflow_id"] is not None:
+                self._advance(db, row, now)
             if row is None:
                 row = db.execute(
                     "UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'"
@@ -372,6 +429,10 @@ class SQLiteStore:
             [*args, limit, offset],
         )
         return TaskPage(tasks=[_task(row) for row in rows], total=total)
+
+    def workflow_tasks(self, workflow_id: str) -> list[Task]:
+        rows = self._query("SELECT * FROM tasks WHERE workflow_id = ? ORDER BY seq", (workflow_id,))
+        return [_task(row) for row in rows]
 
     def attempts(self, task_id: str) -> list[Attempt]:
         rows = self._query("SELECT * FROM attempts WHERE task_id = ? ORDER BY number", (task_id,))

@@ -1,0 +1,529 @@
+"""Workflow verbs of the SQLite backend: creation, progression, cancel, retry, undo.
+
+Progression runs inside the transaction that ends a task, so a finished step
+releases its dependents atomically with its own completion: a crash can never
+leave a completed step whose dependents were not released.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ..models import NewStep, Priority, RetryPolicy, Step, Workflow, WorkflowStatus
+
+TERMINAL_TASK = ("completed", "failed", "cancelled", "timed_out", "skipped")
+
+
+def workflow_of(row: sqlite3.Row) -> Workflow:
+    return Workflow(
+        id=row["id"],
+        seq=row["seq"],
+        name=row["name"],
+        version=row["version"],
+        spec=json.loads(row["spec"]),
+        status=WorkflowStatus(row["status"]),
+        phase=row["phase"],
+        failure=row["failure"],
+        error=row["error"],
+        priority=Priority(row["priority"]),
+        parallel_limit=row["parallel_limit"],
+        rollback_enabled=bool(row["rollback_enabled"]),
+        tasks_total=row["tasks_total"],
+        tasks_open=row["tasks_open"],
+        tasks_completed=row["tasks_completed"],
+        tasks_failed=row["tasks_failed"],
+        steps_completed=row["steps_completed"],
+        checkpoint_at=row["checkpoint_at"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+class WorkflowVerbs:
+    """Mixed into :class:`~.sqlite.SQLiteStore`."""
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        raise NotImplementedError
+
+    # -- creation -----------------------------------------------------------------------
+
+    def _insert_steps(
+        self,
+        db: sqlite3.Connection,
+        workflow_id: str,
+        steps: Sequence[NewStep],
+        *,
+        priority: int,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+        completed_deps: set[str] | None = None,
+    ) -> int:
+        done = completed_deps or set()
+        count = 0
+        task_rows = []
+        for step in steps:
+            waiting = sum(1 for dep in step.depends_on if dep not in done)
+            status = "ready" if waiting == 0 else "blocked"
+            db.execute(
+                "INSERT INTO workflow_steps (workflow_id, step_id, kind, position, layer,"
+                " on_failure, status, waiting_on, total) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    workflow_id,
+                    step.step_id,
+                    step.kind,
+                    step.position,
+                    step.layer,
+                    step.on_failure,
+                    status,
+                    waiting,
+                    len(step.tasks),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO workflow_edges (workflow_id, step_id, dependent_id) VALUES (?,?,?)",
+                [(workflow_id, dep, step.step_id) for dep in step.depends_on],
+            )
+            task_status = "pending" if waiting == 0 else "blocked"
+            for item, task in enumerate(step.tasks):
+                task_priority = (
+                    int(Priority.parse(task.priority)) if task.priority != "normal" else priority
+                )
+                task_rows.append(
+                    (
+                        str(uuid.uuid4()),
+                        workflow_id,
+                        step.step_id,
+                        item,
+                        task.name,
+                        task.run.model_dump_json(exclude_none=True),
+                        json.dumps(task.params),
+                        task_priority,
+                        task_status,
+                        (task.retry or default_retry).model_dump_json(),
+                        task.timeout_seconds or default_timeout,
+                        now,
+                    )
+                )
+                count += 1
+        db.executemany(
+            "INSERT INTO tasks (id, workflow_id, step_id, item, name, run, params, priority,"
+            " status, retry, timeout_seconds, created_at, run_after)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,0)",
+            task_rows,
+        )
+        return count
+
+    def create_workflow(
+        self,
+        *,
+        name: str,
+        version: str,
+        spec: dict[str, Any],
+        priority: str,
+        parallel_limit: int,
+        rollback_enabled: bool,
+        steps: Sequence[NewStep],
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+    ) -> Workflow:
+        """Persist a workflow with all its steps and tasks in one transaction."""
+        workflow_id = str(uuid.uuid4())
+        prio = int(Priority.parse(priority))
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO workflows (id, name, version, spec, status, priority,"
+                " parallel_limit, rollback_enabled, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    workflow_id,
+                    name,
+                    version,
+                    json.dumps(spec),
+                    WorkflowStatus.QUEUED.value,
+                    prio,
+                    parallel_limit,
+                    int(rollback_enabled),
+                    now,
+                ),
+            )
+            count = self._insert_steps(
+                db,
+                workflow_id,
+                steps,
+                priority=prio,
+                default_timeout=default_timeout,
+                default_retry=default_retry,
+                now=now,
+            )
+            row = db.execute(
+                "UPDATE workflows SET tasks_total = ?, tasks_open = ? WHERE id = ? RETURNING *",
+                (count, count, workflow_id),
+            ).fetchone()
+        return workflow_of(row)
+
+    # -- progression (inside the finishing transaction) ---------------------------------
+
+    def _advance(self, db: sqlite3.Connection, task: sqlite3.Row, now: float) -> None:
+        """A workflow task just became terminal: count it, release or skip dependents,
+        apply the failure policy, and end the phase when nothing is left open."""
+        workflow_id, step_id, status = task["workflow_id"], task["step_id"], task["status"]
+        wf = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        ok = status == "completed"
+        db.execute(
+            "UPDATE workflows SET tasks_open = tasks_open - 1,"
+            " tasks_completed = tasks_completed + ?, tasks_failed = tasks_failed + ?"
+            " WHERE id = ?",
+            (int(ok), int(status in ("failed", "timed_out", "cancelled")), workflow_id),
+        )
+        if ok:
+            step = db.execute(
+                "UPDATE workflow_steps SET completed = completed + 1"
+                " WHERE workflow_id = ? AND step_id = ? RETURNING *",
+                (workflow_id, step_id),
+            ).fetchone()
+            if step["completed"] == step["total"] and step["failed"] == 0:
+                self._step_completed(db, wf, step_id, now)
+        elif status != "skipped":
+            step = db.execute(
+                "UPDATE workflow_steps SET failed = failed + 1, status = 'failed',"
+                " finished_at = ? WHERE workflow_id = ? AND step_id = ? RETURNING *",
+                (now, workflow_id, step_id),
+            ).fetchone()
+            if wf["failure"] is None:
+                self._step_failed(db, wf, step, task, now)
+        self._maybe_end_phase(db, workflow_id, now)
+
+    def _step_completed(
+        self, db: sqlite3.Connection, wf: sqlite3.Row, step_id: str, now: float
+    ) -> None:
+        workflow_id = wf["id"]
+        db.execute(
+            "UPDATE workflow_steps SET status = 'completed', finished_at = ?"
+            " WHERE workflow_id = ? AND step_id = ?",
+            (now, workflow_id, step_id),
+        )
+        db.execute(
+            "UPDATE workflows SET steps_completed = steps_completed + 1, checkpoint_at = ?"
+            " WHERE id = ?",
+            (now, workflow_id),
+        )
+        dependents = db.execute(
+            "UPDATE workflow_steps SET waiting_on = waiting_on - 1"
+            " WHERE workflow_id = ? AND step_id IN"
+            "  (SELECT dependent_id FROM workflow_edges WHERE workflow_id = ? AND step_id = ?)"
+            " RETURNING step_id, waiting_on, status",
+            (workflow_id, workflow_id, step_id),
+        ).fetchall()
+        if wf["failure"] is not None:
+            return
+        for dep in dependents:
+            if dep["waiting_on"] == 0 and dep["status"] == "blocked":
+                db.execute(
+                    "UPDATE workflow_steps SET status = 'ready'"
+                    " WHERE workflow_id = ? AND step_id = ?",
+                    (workflow_id, dep["step_id"]),
+                )
+                db.execute(
+                    "UPDATE tasks SET status = 'pending', run_after = ?"
+                    " WHERE workflow_id = ? AND step_id = ? AND status = 'blocked'",
+                    (now, workflow_id, dep["step_id"]),
+                )
+
+    def _step_failed(
+        self,
+        db: sqlite3.Connection,
+        wf: sqlite3.Row,
+        step: sqlite3.Row,
+        task: sqlite3.Row,
+        now: float,
+    ) -> None:
+        workflow_id, step_id = wf["id"], step["step_id"]
+        policy = step["on_failure"]
+        if policy == "continue":
+            self._skip_dependents(db, workflow_id, step_id)
+            return
+        failure = "rollback" if policy == "rollback" and wf["phase"] == "run" else "fail"
+        db.execute(
+            "UPDATE workflows SET failure = ?, error = ? WHERE id = ? AND failure IS NULL",
+            (
+                failure,
+                f"step {step_id} {task['status']}: {task['error'] or ''}".strip(),
+                workflow_id,
+            ),
+        )
+        self._close_open(db, workflow_id, "skipped", f"not started: step {step_id} failed")
+
+    def _skip_dependents(self, db: sqlite3.Connection, workflow_id: str, step_id: str) -> None:
+        queue = deque([step_id])
+        seen = {step_id}
+        while queue:
+            current = queue.popleft()
+            for row in db.execute(
+                "SELECT dependent_id FROM workflow_edges WHERE workflow_id = ? AND step_id = ?",
+                (workflow_id, current),
+            ).fetchall():
+                dependent = row["dependent_id"]
+                if dependent in seen:
+                    continue
+                seen.add(dependent)
+                queue.append(dependent)
+                db.execute(
+                    "UPDATE workflow_steps SET status = 'skipped', finished_at = NULL"
+                    " WHERE workflow_id = ? AND step_id = ?",
+                    (workflow_id, dependent),
+                )
+                skipped = db.execute(
+                    "UPDATE tasks SET status = 'skipped', error = ?"
+                    " WHERE workflow_id = ? AND step_id = ? AND status IN ('blocked', 'pending')"
+                    " RETURNING id",
+                    (f"skipped: it depends on failed step {step_id}", workflow_id, dependent),
+                ).fetchall()
+                db.execute(
+                    "UPDATE workflows SET tasks_open = tasks_open - ? WHERE id = ?",
+                    (len(skipped), workflow_id),
+                )
+
+    def _close_open(
+        self, db: sqlite3.Connection, workflow_id: str, status: str, reason: str
+    ) -> int:
+        """End every task of the workflow that has not started; running ones go on."""
+        closed = db.execute(
+            "UPDATE tasks SET status = ?, error = ?, completed_at = NULL"
+            " WHERE workflow_id = ? AND status IN ('blocked', 'pending') RETURNING step_id",
+            (status, reason, workflow_id),
+        ).fetchall()
+        db.execute(
+            "UPDATE workflow_steps SET status = ? WHERE workflow_id = ?"
+            " AND status IN ('blocked', 'ready') AND completed = 0 AND failed = 0",
+            (status, workflow_id),
+        )
+        db.execute(
+            "UPDATE workflows SET tasks_open = tasks_open - ? WHERE id = ?",
+            (len(closed), workflow_id),
+        )
+        return len(closed)
+
+    def _maybe_end_phase(self, db: sqlite3.Connection, workflow_id: str, now: float) -> None:
+        wf = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        if wf["tasks_open"] > 0:
+            return
+        failed = db.execute(
+            "SELECT COUNT(*) AS n FROM workflow_steps WHERE workflow_id = ? AND kind = ?"
+            " AND status IN ('failed', 'skipped', 'cancelled')",
+            (workflow_id, wf["phase"]),
+        ).fetchone()["n"]
+        if wf["phase"] == "undo":
+            status = WorkflowStatus.ROLLBACK_FAILED if failed else WorkflowStatus.ROLLED_BACK
+        elif wf["failure"] == "cancel":
+            status = WorkflowStatus.CANCELLED
+        elif wf["failure"] == "rollback":
+            status = WorkflowStatus.ROLLBACK_PENDING
+        elif failed or wf["failure"] == "fail":
+            status = WorkflowStatus.FAILED
+        else:
+            status = WorkflowStatus.COMPLETED
+        finished = None if status is WorkflowStatus.ROLLBACK_PENDING else now
+        db.execute(
+            "UPDATE workflows SET status = ?, completed_at = ? WHERE id = ?",
+            (status.value, finished, workflow_id),
+        )
+
+    # -- commands -----------------------------------------------------------------------
+
+    def cancel_workflow(self, workflow_id: str, *, now: float) -> tuple[Workflow, list[str]] | None:
+        """Cancel what has not started; flag running tasks. Returns them for a local stop."""
+        with self._tx() as db:
+            wf = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+            if wf is None:
+                return None
+            if WorkflowStatus(wf["status"]).finished:
+                return workflow_of(wf), []
+            db.execute(
+                "UPDATE workflows SET failure = 'cancel', error = 'cancelled' WHERE id = ?",
+                (workflow_id,),
+            )
+            self._close_open(db, workflow_id, "cancelled", "cancelled with its workflow")
+            running = db.execute(
+                "UPDATE tasks SET cancel_requested = 1 WHERE workflow_id = ? AND status = 'running'"
+                " RETURNING id",
+                (workflow_id,),
+            ).fetchall()
+            if wf["status"] == WorkflowStatus.ROLLBACK_PENDING.value:
+                db.execute(
+                    "UPDATE workflows SET status = 'cancelled', completed_at = ? WHERE id = ?",
+                    (now, workflow_id),
+                )
+            else:
+                self._maybe_end_phase(db, workflow_id, now)
+            row = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        return workflow_of(row), [r["id"] for r in running]
+
+    def reset_workflow(self, workflow_id: str, *, now: float) -> Workflow | None:
+        """Resume a finished, unsuccessful workflow from its checkpoint: tasks of the
+        current phase that did not complete start again; completed ones are kept."""
+        with self._tx() as db:
+            wf = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+            if wf is None:
+                return None
+            phase = wf["phase"]
+            reopened = db.execute(
+                "UPDATE tasks SET status = 'blocked', error = NULL, tries = 0, progress = 0,"
+                " cancel_requested = 0, completed_at = NULL, run_after = 0"
+                " WHERE workflow_id = ? AND status != 'completed' AND step_id IN"
+                "  (SELECT step_id FROM workflow_steps WHERE workflow_id = ? AND kind = ?)"
+                " RETURNING id",
+                (workflow_id, workflow_id, phase),
+            ).fetchall()
+            steps = db.execute(
+                "SELECT * FROM workflow_steps WHERE workflow_id = ? AND kind = ?",
+                (workflow_id, phase),
+            ).fetchall()
+            done = {s["step_id"] for s in steps if s["status"] == "completed"}
+            failed_total = 0
+            for step in steps:
+                if step["step_id"] in done:
+                    continue
+                deps = [
+                    r["step_id"]
+                    for r in db.execute(
+                        "SELECT step_id FROM workflow_edges"
+                        " WHERE workflow_id = ? AND dependent_id = ?",
+                        (workflow_id, step["step_id"]),
+                    ).fetchall()
+                ]
+                waiting = sum(1 for d in deps if d not in done)
+                db.execute(
+                    "UPDATE workflow_steps SET status = ?, waiting_on = ?, failed = 0,"
+                    " finished_at = NULL WHERE workflow_id = ? AND step_id = ?",
+                    ("ready" if waiting == 0 else "blocked", waiting, workflow_id, step["step_id"]),
+                )
+                failed_total += step["failed"]
+                if waiting == 0:
+                    db.execute(
+                        "UPDATE tasks SET status = 'pending', run_after = ?"
+                        " WHERE workflow_id = ? AND step_id = ? AND status = 'blocked'",
+                        (now, workflow_id, step["step_id"]),
+                    )
+            status = "running" if phase == "run" else WorkflowStatus.ROLLING_BACK.value
+            row = db.execute(
+                "UPDATE workflows SET status = ?, failure = NULL, error = NULL,"
+                " completed_at = NULL, tasks_open = ?, tasks_failed = 0 WHERE id = ? RETURNING *",
+                (status, len(reopened), workflow_id),
+            ).fetchone()
+            if not reopened:
+                self._maybe_end_phase(db, workflow_id, now)
+                row = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        return workflow_of(row)
+
+    def request_rollback(self, workflow_id: str) -> Workflow | None:
+        """Mark a finished workflow for rollback (the engine then plans the undo steps)."""
+        with self._tx() as db:
+            row = db.execute(
+                "UPDATE workflows SET status = 'rollback_pending' WHERE id = ?"
+                " AND status IN ('completed', 'failed', 'cancelled') AND phase = 'run'"
+                " RETURNING *",
+                (workflow_id,),
+            ).fetchone()
+            if row is None:
+                row = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        return None if row is None else workflow_of(row)
+
+    def begin_undo(
+        self,
+        workflow_id: str,
+        steps: Sequence[NewStep],
+        *,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+    ) -> Workflow | None:
+        """Add the undo steps of a rollback and start it; ``None`` unless the workflow
+        was waiting for exactly that (so a repeated call changes nothing)."""
+        with self._tx() as db:
+            wf = db.execute(
+                "SELECT * FROM workflows WHERE id = ? AND status = 'rollback_pending'",
+                (workflow_id,),
+            ).fetchone()
+            if wf is None:
+                return None
+            count = self._insert_steps(
+                db,
+                workflow_id,
+                steps,
+                priority=wf["priority"],
+                default_timeout=default_timeout,
+                default_retry=default_retry,
+                now=now,
+            )
+            row = db.execute(
+                "UPDATE workflows SET phase = 'undo', status = ?, failure = NULL,"
+                " tasks_open = ?, tasks_total = tasks_total + ?, completed_at = NULL"
+                " WHERE id = ? RETURNING *",
+                (WorkflowStatus.ROLLING_BACK.value, count, count, workflow_id),
+            ).fetchone()
+            if count == 0:
+                self._maybe_end_phase(db, workflow_id, now)
+                row = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        return workflow_of(row)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get_workflow(self, workflow_id: str) -> Workflow | None:
+        rows = self._query("SELECT * FROM workflows WHERE id = ?", (workflow_id,))
+        return workflow_of(rows[0]) if rows else None
+
+    def list_workflows(
+        self, *, status: WorkflowStatus | None, limit: int, offset: int
+    ) -> tuple[list[Workflow], int]:
+        where, args = ("WHERE status = ?", [status.value]) if status else ("", [])
+        total = self._query(f"SELECT COUNT(*) AS n FROM workflows {where}", args)[0]["n"]
+        rows = self._query(
+            f"SELECT * FROM workflows {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return [workflow_of(row) for row in rows], total
+
+    def workflow_steps(self, workflow_id: str) -> list[Step]:
+        edges: dict[str, list[str]] = {}
+        for row in self._query(
+            "SELECT step_id, dependent_id FROM workflow_edges WHERE workflow_id = ?",
+            (workflow_id,),
+        ):
+            edges.setdefault(row["dependent_id"], []).append(row["step_id"])
+        rows = self._query(
+            "SELECT * FROM workflow_steps WHERE workflow_id = ? ORDER BY kind DESC, position",
+            (workflow_id,),
+        )
+        return [
+            Step(
+                workflow_id=row["workflow_id"],
+                step_id=row["step_id"],
+                kind=row["kind"],
+                position=row["position"],
+                layer=row["layer"],
+                on_failure=row["on_failure"],
+                status=row["status"],
+                waiting_on=row["waiting_on"],
+                total=row["total"],
+                completed=row["completed"],
+                failed=row["failed"],
+                finished_at=row["finished_at"],
+                depends_on=tuple(sorted(edges.get(row["step_id"], []))),
+            )
+            for row in rows
+        ]
+
+    def workflows_in(self, status: WorkflowStatus) -> list[Workflow]:
+        rows = self._query("SELECT * FROM workflows WHERE status = ? ORDER BY seq", (status.value,))
+        return [workflow_of(row) for row in rows]
