@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+PACKAGED_NULIB = Path(__file__).resolve().parent.parent / "nulib"
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -114,7 +116,7 @@ class Settings(_Section):
     def nushell_lib(self) -> Path:
         if self.nushell.provisioning_lib:
             return Path(self.nushell.provisioning_lib).expanduser()
-        return Path(__file__).resolve().parent.parent / "nulib"
+        return PACKAGED_NULIB
 
     @property
     def python_binary(self) -> str:

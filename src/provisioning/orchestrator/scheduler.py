@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..config import Settings
@@ -46,6 +47,7 @@ class _Running:
     stop: asyncio.Future[StopReason]
     job: asyncio.Task[None] | None = None
     process: ProcessInfo | None = field(default=None)
+    recording: asyncio.Future[None] | None = None
 
 
 class Scheduler:
@@ -60,6 +62,7 @@ class Scheduler:
         node_id: str,
         endpoint: str,
         task_token: Callable[[str], str],
+        on_finished: Callable[[Task], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -67,10 +70,12 @@ class Scheduler:
         self.node_id = node_id
         self._endpoint = endpoint
         self._task_token = task_token
+        self._on_finished = on_finished
         self._running: dict[str, _Running] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
+        self._retry_times: list[float] = []
 
     @property
     def running_count(self) -> int:
@@ -138,12 +143,15 @@ class Scheduler:
             await self._sleep_until_work()
 
     async def _sleep_until_work(self) -> None:
+        # Retries this node scheduled wake it on time; anything else (another node's
+        # retries, a clock jump) is found by the idle poll.
         timeout = IDLE_POLL_SECONDS
-        if len(self._running) < self._settings.executor.max_concurrent_tasks:
-            with contextlib.suppress(Exception):
-                ready_at = await self._store.call("next_ready_at")
-                if ready_at is not None:
-                    timeout = min(timeout, max(ready_at - time.time(), 0.0))
+        if self._retry_times:
+            now = time.time()
+            while self._retry_times and self._retry_times[0] <= now - IDLE_POLL_SECONDS:
+                heapq.heappop(self._retry_times)
+            if self._retry_times:
+                timeout = min(timeout, max(self._retry_times[0] - now, 0.0))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -177,6 +185,8 @@ class Scheduler:
         task = claim.task
         try:
             outcome = await self._run_attempt(running)
+            if running.recording is not None:
+                await running.recording
         except Exception as exc:  # A bug of ours must not leave the task running forever.
             log.exception("attempt %s/%d crashed", task.id, claim.attempt)
             outcome = Outcome(AttemptStatus.FAILED, error=f"orchestrator error: {exc}")
@@ -205,8 +215,12 @@ class Scheduler:
             return Outcome(AttemptStatus.FAILED, error=str(exc))
 
         async def on_spawn(info: ProcessInfo) -> None:
+            # Not awaited here: the store's single worker runs it before this attempt's
+            # finish, and a crash before it commits is covered by the environment marker.
             running.process = info
-            await self._store.call("record_process", task.id, attempt, info)
+            running.recording = asyncio.ensure_future(
+                self._store.call("record_process", task.id, attempt, info)
+            )
 
         async def on_progress(progress: int, message: str | None) -> None:
             updated = await self._store.call(
@@ -252,8 +266,12 @@ class Scheduler:
         if updated is None:
             log.warning("attempt %s/%d was taken over; its outcome is dropped", task.id, attempt)
             return None
+        if retry_at is not None:
+            heapq.heappush(self._retry_times, retry_at)
         name = "retrying" if retry_at is not None and counts else "finished"
         if not counts:
             name = "requeued"
         self._bus.publish("task", name, {**task_summary(updated), "retry_at": retry_at})
+        if updated.status.terminal and self._on_finished is not None:
+            await self._on_finished(updated)
         return updated

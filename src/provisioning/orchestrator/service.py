@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import API_VERSION, __version__
 from ..config import Settings
+from .engine import WorkflowEngine
 from .events import EventBus
 from .executor import RunnerError, check_runner
 from .executor.process import ensure_dead
@@ -25,9 +26,12 @@ from .models import (
     NewTask,
     Outcome,
     RetryPolicy,
+    Step,
     Task,
     TaskPage,
     TaskStatus,
+    Workflow,
+    WorkflowStatus,
 )
 from .scheduler import Scheduler, task_summary
 from .store import Store
@@ -55,6 +59,7 @@ class OrchestratorService:
         self.db = StoreClient(store)
         self._token = token.encode()
         endpoint = f"http://{settings.server.host}:{settings.server.port}"
+        self.engine = WorkflowEngine(self.db, settings, self.bus)
         self.scheduler = Scheduler(
             self.db,
             settings,
@@ -62,12 +67,14 @@ class OrchestratorService:
             node_id=self.node_id,
             endpoint=endpoint,
             task_token=self.task_token,
+            on_finished=self.engine.after_task,
         )
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.recover()
+        await self.engine.resume_pending_rollbacks()
         self.scheduler.start()
 
     async def stop(self) -> None:
@@ -147,10 +154,49 @@ class OrchestratorService:
             return None
         if task.status is TaskStatus.CANCELLED:
             self.bus.publish("task", "finished", task_summary(task))
+            await self.engine.after_task(task)
         elif task.status is TaskStatus.RUNNING:
             self.scheduler.cancel_local(task_id)
             self.bus.publish("task", "cancel_requested", task_summary(task))
         return task
+
+    async def submit_workflow(self, data: Any) -> Workflow:
+        """Validate and queue a workflow; raises :class:`~..workflow.PlanError`."""
+        workflow = await self.engine.submit(data)
+        self.scheduler.wake()
+        return workflow
+
+    async def cancel_workflow(self, workflow_id: str) -> Workflow:
+        workflow, running = await self.engine.cancel(workflow_id)
+        for task_id in running:
+            self.scheduler.cancel_local(task_id)
+        return workflow
+
+    async def retry_workflow(self, workflow_id: str) -> Workflow:
+        workflow = await self.engine.retry(workflow_id)
+        self.scheduler.wake()
+        return workflow
+
+    async def rollback_workflow(self, workflow_id: str) -> Workflow:
+        workflow = await self.engine.rollback(workflow_id)
+        self.scheduler.wake()
+        return workflow
+
+    async def workflow(self, workflow_id: str) -> tuple[Workflow, list[Step], list[Task]] | None:
+        found: Workflow | None = await self.db.call("get_workflow", workflow_id)
+        if found is None:
+            return None
+        steps: list[Step] = await self.db.call("workflow_steps", workflow_id)
+        tasks: list[Task] = await self.db.call("workflow_tasks", workflow_id)
+        return found, steps, tasks
+
+    async def workflows(
+        self, status: WorkflowStatus | None, limit: int, offset: int
+    ) -> tuple[list[Workflow], int]:
+        page: tuple[list[Workflow], int] = await self.db.call(
+            "list_workflows", status=status, limit=limit, offset=offset
+        )
+        return page
 
     async def progress(self, task_id: str, progress: int, message: str | None) -> Task:
         task: Task | None = await self.db.call("record_progress", task_id, progress, message)

@@ -1,31 +1,94 @@
-"""Runs the blocking :class:`~.store.Store` verbs off the event loop.
+"""Runs the blocking :class:`~.store.Store` verbs off the event loop, with group commit.
 
-One worker thread: SQLite has one writer anyway, and the order of verbs stays
-the order of calls.
+One worker thread takes every call queued since its last round and, when the
+backend supports it, runs them in *one* transaction (each verb in its own
+savepoint, so one failing verb undoes only itself). Callers are answered only
+after that single commit, so "on disk before the reply" still holds while a
+burst of submissions and task completions shares one fsync.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .store import Store
+
+MAX_BATCH = 256
+
+
+@dataclass
+class _Call:
+    fn: Callable[[], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 class StoreClient:
     """Awaitable access to a store from asyncio code."""
 
-    def __init__(self, store: Store, workers: int = 1) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store")
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._batch = getattr(store, "run_batch", None)
+        self._thread = threading.Thread(target=self._work, name="store", daemon=True)
+        self._thread.start()
 
     async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self.store, verb)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(method, *args, **kwargs))
+        future: asyncio.Future[Any] = loop.create_future()
+        self._calls.put(_Call(functools.partial(method, *args, **kwargs), future, loop))
+        return await future
+
+    def _work(self) -> None:
+        while True:
+            first = self._calls.get()
+            if first is None:
+                return
+            calls = [first]
+            stop = False
+            while len(calls) < MAX_BATCH:
+                try:
+                    more = self._calls.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                calls.append(more)
+            for call, (ok, value) in zip(calls, self._run(calls), strict=True):
+                call.loop.call_soon_threadsafe(_settle, call.future, ok, value)
+            if stop:
+                return
+
+    def _run(self, calls: list[_Call]) -> list[tuple[bool, Any]]:
+        if self._batch is not None and len(calls) > 1:
+            results: list[tuple[bool, Any]] = self._batch([c.fn for c in calls])
+            return results
+        outcomes: list[tuple[bool, Any]] = []
+        for call in calls:
+            try:
+                outcomes.append((True, call.fn()))
+            except Exception as exc:
+                outcomes.append((False, exc))
+        return outcomes
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._calls.put(None)
+        self._thread.join()
         self.store.close()

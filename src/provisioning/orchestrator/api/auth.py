@@ -29,6 +29,6 @@ def check_token(expected: str, presented: str | None) -> None:
         raise unauthorized("invalid bearer token")
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """Dependency: the API token, nothing else."""
     check_token(request.app.state.token, presented_token(request))

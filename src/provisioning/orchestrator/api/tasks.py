@@ -15,7 +15,7 @@ from .schemas import LogLineView, LogsView, ProgressReport, SubmittedView, TaskP
 router = APIRouter()
 
 
-def service(connection: HTTPConnection) -> OrchestratorService:
+async def service(connection: HTTPConnection) -> OrchestratorService:
     svc: OrchestratorService = connection.app.state.service
     return svc
 
@@ -94,7 +94,7 @@ async def cancel_task(task_id: str, svc: Service) -> TaskView:
     return TaskView.of(task)
 
 
-def require_task_or_api_token(task_id: str, request: Request, svc: Service) -> None:
+async def require_task_or_api_token(task_id: str, request: Request, svc: Service) -> None:
     """Dependency: the API token, or the token handed to this task's handler."""
     token = presented_token(request)
     if token is None or not svc.is_task_token(task_id, token):

@@ -3,12 +3,14 @@ by the attempt marker in their environment."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 PROC = Path("/proc")
 
 
+@functools.cache
 def boot_id() -> str:
     try:
         return (PROC / "sys/kernel/random/boot_id").read_text().strip()

@@ -9,6 +9,7 @@ to exist inside the library.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
@@ -34,12 +35,17 @@ class Invocation:
     env: dict[str, str]
 
 
+@functools.lru_cache(maxsize=64)
+def _which(name: str, path: str) -> str | None:
+    return shutil.which(name, path=path)
+
+
 def resolve_binary(name: str) -> str | None:
     """A binary by path, on PATH, or next to this interpreter (the project's venv)."""
     if os.sep in name:
         return name if os.access(name, os.X_OK) else None
     search = os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)])
-    return shutil.which(name, path=search)
+    return _which(name, search)
 
 
 def _nu_exports(source: str, function: str) -> bool:

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -118,13 +118,30 @@ class SQLiteStore(WorkflowVerbs):
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._durable = True
+        self._batching = False
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._version = 0
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. ``durable=False`` skips the fsync at commit: only for
+        changes whose loss in an OS crash is harmless (claims, progress, logs: after a
+        reboot no process of ours is alive, so the task simply runs again)."""
         with self._lock:
+            if self._batching:
+                # Inside run_batch: a savepoint, so a failing verb undoes only itself.
+                self._db.execute("SAVEPOINT verb")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK TO verb")
+                    self._db.execute("RELEASE verb")
+                    raise
+                self._db.execute("RELEASE verb")
+                return
+            self._sync(durable)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -132,6 +149,36 @@ class SQLiteStore(WorkflowVerbs):
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def _sync(self, durable: bool) -> None:
+        if durable != self._durable:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Run several verbs in one durable transaction (group commit); each result is
+        ``(True, value)`` or ``(False, exception)``. Nothing is reported before the
+        commit: if it fails, every verb fails."""
+        with self._lock:
+            self._sync(True)
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batching = True
+            outcomes: list[tuple[bool, Any]] = []
+            try:
+                for call in calls:
+                    try:
+                        outcomes.append((True, call()))
+                    except Exception as exc:
+                        outcomes.append((False, exc))
+            finally:
+                self._batching = False
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                error = StoreError(f"commit failed: {exc}")
+                return [(False, error) for _ in calls]
+        return outcomes
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -197,7 +244,7 @@ class SQLiteStore(WorkflowVerbs):
     def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
         if limit <= 0:
             return []
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             seqs = self._pick_ready(db, limit, now)
             if not seqs:
                 return []
@@ -268,7 +315,7 @@ class SQLiteStore(WorkflowVerbs):
         return picked
 
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             db.execute(
                 "UPDATE attempts SET pid = ?, pgid = ?, start_ticks = ?, boot_id = ?"
                 " WHERE task_id = ? AND number = ?",
@@ -276,7 +323,7 @@ class SQLiteStore(WorkflowVerbs):
             )
 
     def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             rows = db.execute(
                 "UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND owner = ?"
                 " RETURNING id, cancel_requested",
@@ -287,7 +334,7 @@ class SQLiteStore(WorkflowVerbs):
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
     ) -> Task | None:
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             row = db.execute(
                 "UPDATE tasks SET progress = ?, progress_message = COALESCE(?, progress_message)"
                 " WHERE id = ? AND status = 'running' AND (? IS NULL OR attempt = ?) RETURNING *",
@@ -300,7 +347,7 @@ class SQLiteStore(WorkflowVerbs):
     ) -> None:
         if not lines:
             return
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             db.executemany(
                 "INSERT INTO task_logs (task_id, attempt, stream, line, ts) VALUES (?,?,?,?,?)",
                 [(task_id, attempt, stream, line, ts) for stream, line, ts in lines],

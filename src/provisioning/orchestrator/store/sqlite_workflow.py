@@ -49,7 +49,7 @@ def workflow_of(row: sqlite3.Row) -> Workflow:
 class WorkflowVerbs:
     """Mixed into :class:`~.sqlite.SQLiteStore`."""
 
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _tx(self, durable: bool = True) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -96,9 +96,7 @@ class WorkflowVerbs:
             )
             task_status = "pending" if waiting == 0 else "blocked"
             for item, task in enumerate(step.tasks):
-                task_priority = (
-                    int(Priority.parse(task.priority)) if task.priority != "normal" else priority
-                )
+                task_priority = int(Priority.parse(task.priority))
                 task_rows.append(
                     (
                         str(uuid.uuid4()),
@@ -502,7 +500,7 @@ class WorkflowVerbs:
         ):
             edges.setdefault(row["dependent_id"], []).append(row["step_id"])
         rows = self._query(
-            "SELECT * FROM workflow_steps WHERE workflow_id = ? ORDER BY kind DESC, position",
+            "SELECT * FROM workflow_steps WHERE workflow_id = ? ORDER BY kind = 'undo', position",
             (workflow_id,),
         )
         return [

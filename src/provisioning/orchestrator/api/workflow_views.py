@@ -1,0 +1,139 @@
+"""Response shapes of the workflow endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..models import Step, Task, Workflow
+from .schemas import iso
+
+
+class WorkflowTaskView(BaseModel):
+    id: str
+    name: str
+    status: str
+    progress: int
+    progress_message: str | None
+    attempt: int
+    item: int | None
+    error: str | None
+    result: Any
+    started_at: str | None
+    completed_at: str | None
+
+    @classmethod
+    def of(cls, task: Task) -> WorkflowTaskView:
+        return cls(
+            id=task.id,
+            name=task.name,
+            status=task.status.value,
+            progress=task.progress,
+            progress_message=task.progress_message,
+            attempt=task.attempt,
+            item=task.item,
+            error=task.error,
+            result=task.result,
+            started_at=iso(task.started_at),
+            completed_at=iso(task.completed_at),
+        )
+
+
+class StepView(BaseModel):
+    id: str
+    kind: str
+    layer: int
+    status: str
+    on_failure: str
+    depends_on: list[str]
+    total: int
+    completed: int
+    failed: int
+    finished_at: str | None
+    tasks: list[WorkflowTaskView]
+
+
+class WorkflowView(BaseModel):
+    id: str
+    name: str
+    version: str
+    status: str
+    phase: str
+    error: str | None
+    priority: str
+    parallel_limit: int
+    rollback_enabled: bool
+    progress: int
+    tasks: dict[str, int]
+    checkpoint: dict[str, Any]
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    steps: list[StepView] | None = None
+
+    @classmethod
+    def of(
+        cls, wf: Workflow, steps: list[Step] | None = None, tasks: list[Task] | None = None
+    ) -> WorkflowView:
+        done = [s.step_id for s in steps or [] if s.status == "completed" and s.kind == "run"]
+        by_step: dict[str | None, list[Task]] = {}
+        for task in tasks or []:
+            by_step.setdefault(task.step_id, []).append(task)
+        return cls(
+            id=wf.id,
+            name=wf.name,
+            version=wf.version,
+            status=wf.status.value,
+            phase=wf.phase,
+            error=wf.error,
+            priority=wf.priority.label,
+            parallel_limit=wf.parallel_limit,
+            rollback_enabled=wf.rollback_enabled,
+            progress=100 * (wf.tasks_total - wf.tasks_open) // max(wf.tasks_total, 1),
+            tasks={
+                "total": wf.tasks_total,
+                "completed": wf.tasks_completed,
+                "failed": wf.tasks_failed,
+                "open": wf.tasks_open,
+            },
+            checkpoint={
+                "steps_completed": wf.steps_completed,
+                "completed_steps": done if steps is not None else None,
+                "updated_at": iso(wf.checkpoint_at),
+            },
+            created_at=iso(wf.created_at),
+            started_at=iso(wf.started_at),
+            completed_at=iso(wf.completed_at),
+            steps=None
+            if steps is None
+            else [
+                StepView(
+                    id=s.step_id,
+                    kind=s.kind,
+                    layer=s.layer,
+                    status=s.status,
+                    on_failure=s.on_failure,
+                    depends_on=list(s.depends_on),
+                    total=s.total,
+                    completed=s.completed,
+                    failed=s.failed,
+                    finished_at=iso(s.finished_at),
+                    tasks=[WorkflowTaskView.of(t) for t in by_step.get(s.step_id, [])],
+                )
+                for s in steps
+            ],
+        )
+
+
+class WorkflowPageView(BaseModel):
+    workflows: list[WorkflowView]
+    total: int
+    limit: int
+    offset: int
+
+
+class WorkflowSubmittedView(BaseModel):
+    workflow_id: str
+    status: str = "queued"
+    tasks: int

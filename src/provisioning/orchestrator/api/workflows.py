@@ -1,0 +1,108 @@
+"""``/workflows``: batch submission, listing, inspection, cancel, retry, rollback."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
+from fastapi.responses import JSONResponse
+
+from ...workflow import PlanError
+from ..engine import WorkflowConflict
+from ..models import WorkflowStatus
+from .auth import require_token
+from .tasks import Service
+from .workflow_views import WorkflowPageView, WorkflowSubmittedView, WorkflowView
+
+router = APIRouter(dependencies=[Depends(require_token)])
+
+
+def _not_found(workflow_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no workflow {workflow_id!r}")
+
+
+def plan_error_response(exc: PlanError) -> JSONResponse:
+    return JSONResponse(
+        status_code=422,
+        content={
+            "error": str(exc),
+            "problems": [
+                {"where": p.where, "message": p.message, "operation": p.op_id} for p in exc.problems
+            ],
+        },
+    )
+
+
+@router.post(
+    "/workflows/batch/submit",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WorkflowSubmittedView,
+    responses={422: {"description": "the workflow is invalid; `problems` lists why"}},
+)
+async def submit_batch(
+    svc: Service, body: Annotated[dict[str, Any], Body(description="the evaluated workflow")]
+) -> Any:
+    """Validate a workflow (the evaluated Nickel/JSON/YAML/TOML file) and queue it whole."""
+    try:
+        workflow = await svc.submit_workflow(body)
+    except PlanError as exc:
+        return plan_error_response(exc)
+    return WorkflowSubmittedView(workflow_id=workflow.id, tasks=workflow.tasks_total)
+
+
+@router.get("/workflows", response_model=WorkflowPageView)
+async def list_workflows(
+    svc: Service,
+    status_: Annotated[WorkflowStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> WorkflowPageView:
+    """Workflows, newest first."""
+    found, total = await svc.workflows(status_, limit, offset)
+    return WorkflowPageView(
+        workflows=[WorkflowView.of(w) for w in found], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/workflows/{workflow_id}", response_model=WorkflowView)
+async def get_workflow(workflow_id: str, svc: Service) -> WorkflowView:
+    """Status, per-step and per-task states, progress and checkpoint."""
+    found = await svc.workflow(workflow_id)
+    if found is None:
+        raise _not_found(workflow_id)
+    return WorkflowView.of(*found)
+
+
+async def _command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:
+    action = {
+        "cancel": svc.cancel_workflow,
+        "retry": svc.retry_workflow,
+        "rollback": svc.rollback_workflow,
+    }[verb]
+    try:
+        await action(workflow_id)
+    except KeyError:
+        raise _not_found(workflow_id) from None
+    except WorkflowConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    found = await svc.workflow(workflow_id)
+    assert found is not None
+    return WorkflowView.of(*found)
+
+
+@router.post("/workflows/{workflow_id}/cancel", response_model=WorkflowView)
+async def cancel_workflow(workflow_id: str, svc: Service) -> WorkflowView:
+    """End running tasks (their process groups) and cancel the rest."""
+    return await _command(svc, workflow_id, "cancel")
+
+
+@router.post("/workflows/{workflow_id}/retry", response_model=WorkflowView)
+async def retry_workflow(workflow_id: str, svc: Service) -> WorkflowView:
+    """Resume a failed or cancelled workflow from its checkpoint."""
+    return await _command(svc, workflow_id, "retry")
+
+
+@router.post("/workflows/{workflow_id}/rollback", response_model=WorkflowView)
+async def rollback_workflow(workflow_id: str, svc: Service) -> WorkflowView:
+    """Undo the completed operations of a finished workflow, in reverse order."""
+    return await _command(svc, workflow_id, "rollback")

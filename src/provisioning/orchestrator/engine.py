@@ -1,0 +1,330 @@
+"""The workflow engine: spec -> steps and tasks, rollback planning, retry, cancel.
+
+Progression itself (a finished step releasing its dependents) happens in the
+store, inside the transaction that ends a task; the engine decides *what* to
+create and *when* a workflow changes phase.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..config import Settings
+from ..workflow import Plan, PlanError, WorkflowSpec, build_plan
+from ..workflow.plan import Problem
+from ..workflow.spec import OperationSpec
+from .events import EventBus
+from .executor import RunnerError, check_runner
+from .models import (
+    NewStep,
+    NewTask,
+    RetryPolicy,
+    RunSpec,
+    Task,
+    TaskStatus,
+    Workflow,
+    WorkflowStatus,
+)
+from .storeclient import StoreClient
+
+log = logging.getLogger("provisioning.orchestrator.engine")
+
+UNDO_PREFIX = "undo:"
+
+
+class WorkflowConflict(Exception):
+    """The workflow is not in a state that allows the requested change."""
+
+
+def validation_problems(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "workflow"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(Problem(where, message))
+    return problems
+
+
+def parse_spec(data: Any) -> WorkflowSpec:
+    """The spec from decoded JSON; raises :class:`PlanError` listing every problem."""
+    try:
+        return WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(validation_problems(exc)) from None
+
+
+def resolve_run(op: OperationSpec) -> tuple[RunSpec, RunSpec | None]:
+    """The runner (and undo runner) of an operation."""
+    if op.run is not None:
+        return op.run, op.undo
+    raise RunnerError(
+        f"platform operation {op.operation_name} has no handler in this build; "
+        "use a 'run' operation"
+    )
+
+
+def check_plan(plan: Plan, settings: Settings) -> None:
+    """Every runner and undo must exist before anything is queued."""
+    problems: list[Problem] = []
+    index_of = {op.id: i for i, op in enumerate(plan.spec.operations)}
+    for step in plan.steps:
+        where = f"operations[{index_of[step.id]}]"
+        try:
+            run, undo = resolve_run(step.op)
+        except RunnerError as exc:
+            problems.append(Problem(where, str(exc), step.id))
+            continue
+        for label, spec in (("run", run), ("undo", undo)):
+            if spec is None:
+                continue
+            try:
+                check_runner(spec, settings)
+            except RunnerError as exc:
+                problems.append(Problem(f"{where}.{label}", str(exc).split(": ", 1)[-1], step.id))
+    if problems:
+        raise PlanError(problems)
+
+
+def _task_for(
+    spec: WorkflowSpec, op: OperationSpec, run: RunSpec, item: Any, index: int, count: int
+) -> NewTask:
+    params = dict(op.params)
+    if op.items is not None:
+        params["item"] = item
+    suffix = f"[{index}]" if count > 1 else ""
+    return NewTask(
+        name=f"{spec.name}/{op.id}{suffix}",
+        run=run,
+        params=params,
+        priority=op.priority or spec.priority,
+        timeout_seconds=op.timeout,
+        retry=op.retry or spec.retry,
+    )
+
+
+def expand(plan: Plan) -> list[NewStep]:
+    """One step per operation, one task per item."""
+    steps = []
+    for position, step in enumerate(plan.steps):
+        run, _ = resolve_run(step.op)
+        tasks = tuple(
+            _task_for(plan.spec, step.op, run, item, index, len(step.items))
+            for index, item in enumerate(step.items)
+        )
+        steps.append(
+            NewStep(
+                step_id=step.id,
+                kind="run",
+                position=position,
+                layer=step.layer,
+                on_failure=step.op.on_failure.value,
+                depends_on=tuple(step.op.depends_on),
+                tasks=tasks,
+            )
+        )
+    return steps
+
+
+def plan_undo(spec: WorkflowSpec, done_steps: set[str], tasks: Iterable[Task]) -> list[NewStep]:
+    """Undo steps for the completed operations that have an undo, in reverse
+    dependency order: an operation is undone only after everything that depended on it."""
+    ops = {op.id: op for op in spec.operations}
+    undoable = {op_id for op_id in done_steps if ops[op_id].undo is not None}
+    dependents: dict[str, set[str]] = {op_id: set() for op_id in ops}
+    for op in spec.operations:
+        for dep in op.depends_on:
+            dependents[dep].add(op.id)
+
+    def nearest_undoable(op_id: str) -> set[str]:
+        found: set[str] = set()
+        stack = list(dependents[op_id])
+        seen: set[str] = set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if current in undoable:
+                found.add(current)
+            else:
+                stack.extend(dependents[current])
+        return found
+
+    waits_for = {op_id: nearest_undoable(op_id) for op_id in undoable}
+    layer: dict[str, int] = {}
+
+    def depth(op_id: str) -> int:
+        if op_id not in layer:
+            layer[op_id] = 1 + max((depth(d) for d in waits_for[op_id]), default=-1)
+        return layer[op_id]
+
+    by_step: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.step_id in undoable and task.status is TaskStatus.COMPLETED:
+            by_step.setdefault(task.step_id, []).append(task)
+    order = sorted(undoable, key=lambda op_id: (depth(op_id), -spec.operations.index(ops[op_id])))
+    steps = []
+    for position, op_id in enumerate(order):
+        op = ops[op_id]
+        assert op.undo is not None
+        done_tasks = sorted(by_step.get(op_id, []), key=lambda t: t.item or 0)
+        steps.append(
+            NewStep(
+                step_id=UNDO_PREFIX + op_id,
+                kind="undo",
+                position=position,
+                layer=depth(op_id),
+                on_failure="fail",
+                depends_on=tuple(sorted(UNDO_PREFIX + d for d in waits_for[op_id])),
+                tasks=tuple(
+                    NewTask(
+                        name=f"{spec.name}/{UNDO_PREFIX}{op_id}"
+                        + (f"[{t.item}]" if len(done_tasks) > 1 else ""),
+                        run=op.undo,
+                        params={**t.params, "undo": {"task_id": t.id, "result": t.result}},
+                        priority=op.priority or spec.priority,
+                        timeout_seconds=op.timeout,
+                        retry=op.retry or spec.retry,
+                    )
+                    for t in done_tasks
+                ),
+            )
+        )
+    return steps
+
+
+class WorkflowEngine:
+    """Workflow commands of one orchestrator node."""
+
+    def __init__(self, store: StoreClient, settings: Settings, bus: EventBus) -> None:
+        self._store = store
+        self._settings = settings
+        self._bus = bus
+
+    def _defaults(self) -> dict[str, Any]:
+        return {
+            "default_timeout": self._settings.executor.task_timeout_seconds,
+            "default_retry": RetryPolicy(),
+            "now": time.time(),
+        }
+
+    async def submit(self, data: Any) -> Workflow:
+        """Validate a workflow (as JSON data) and queue all of it; raises PlanError."""
+        spec = parse_spec(data)
+        plan = build_plan(spec)
+        check_plan(plan, self._settings)
+        workflow: Workflow = await self._store.call(
+            "create_workflow",
+            name=spec.name,
+            version=spec.version,
+            spec=spec.model_dump(mode="json", exclude_none=True),
+            priority=spec.priority,
+            parallel_limit=spec.parallel_limit,
+            rollback_enabled=spec.rollback_enabled,
+            steps=expand(plan),
+            **self._defaults(),
+        )
+        self.publish(workflow, "created")
+        return workflow
+
+    def publish(self, workflow: Workflow, name: str) -> None:
+        self._bus.publish("workflow", name, summary(workflow))
+
+    async def after_task(self, task: Task) -> None:
+        """A task of a workflow ended: tell watchers, start a rollback when one is due."""
+        if task.workflow_id is None:
+            return
+        workflow: Workflow | None = await self._store.call("get_workflow", task.workflow_id)
+        if workflow is None:
+            return
+        self.publish(workflow, "progress" if not workflow.status.finished else "finished")
+        if workflow.status is WorkflowStatus.ROLLBACK_PENDING:
+            await self.start_rollback(workflow.id)
+
+    async def start_rollback(self, workflow_id: str) -> Workflow | None:
+        workflow: Workflow | None = await self._store.call("get_workflow", workflow_id)
+        if workflow is None or workflow.status is not WorkflowStatus.ROLLBACK_PENDING:
+            return workflow
+        spec = WorkflowSpec.model_validate(workflow.spec)
+        steps = await self._store.call("workflow_steps", workflow_id)
+        done = {s.step_id for s in steps if s.kind == "run" and s.status == "completed"}
+        tasks = await self._store.call("workflow_tasks", workflow_id)
+        undo = plan_undo(spec, done, tasks)
+        started: Workflow | None = await self._store.call(
+            "begin_undo", workflow_id, undo, **self._defaults()
+        )
+        if started is not None:
+            log.info("workflow %s: rolling back %d step(s)", workflow_id, len(undo))
+            self.publish(started, "rollback_started")
+        return started
+
+    async def resume_pending_rollbacks(self) -> None:
+        """At start: a rollback decided before a crash but not yet planned."""
+        for workflow in await self._store.call("workflows_in", WorkflowStatus.ROLLBACK_PENDING):
+            await self.start_rollback(workflow.id)
+
+    async def retry(self, workflow_id: str) -> Workflow:
+        workflow = await self._get(workflow_id)
+        if workflow.status not in (
+            WorkflowStatus.FAILED,
+            WorkflowStatus.CANCELLED,
+            WorkflowStatus.ROLLBACK_FAILED,
+        ):
+            raise WorkflowConflict(
+                f"workflow {workflow_id} is {workflow.status}; only a failed or cancelled "
+                "workflow can be retried"
+            )
+        reset: Workflow = await self._store.call("reset_workflow", workflow_id, now=time.time())
+        self.publish(reset, "retried")
+        return reset
+
+    async def rollback(self, workflow_id: str) -> Workflow:
+        workflow = await self._get(workflow_id)
+        if not workflow.rollback_enabled:
+            raise WorkflowConflict(f"workflow {workflow_id} has rollback_enabled = false")
+        if workflow.phase != "run" or workflow.status not in (
+            WorkflowStatus.COMPLETED,
+            WorkflowStatus.FAILED,
+            WorkflowStatus.CANCELLED,
+        ):
+            raise WorkflowConflict(
+                f"workflow {workflow_id} is {workflow.status}; only a finished workflow "
+                "that was not rolled back can be rolled back"
+            )
+        await self._store.call("request_rollback", workflow_id)
+        started = await self.start_rollback(workflow_id)
+        return started or await self._get(workflow_id)
+
+    async def cancel(self, workflow_id: str) -> tuple[Workflow, list[str]]:
+        found = await self._store.call("cancel_workflow", workflow_id, now=time.time())
+        if found is None:
+            raise KeyError(workflow_id)
+        workflow, running = found
+        self.publish(workflow, "cancel_requested" if running else "finished")
+        return workflow, running
+
+    async def _get(self, workflow_id: str) -> Workflow:
+        workflow: Workflow | None = await self._store.call("get_workflow", workflow_id)
+        if workflow is None:
+            raise KeyError(workflow_id)
+        return workflow
+
+
+def summary(workflow: Workflow) -> dict[str, Any]:
+    """What workflow events carry."""
+    return {
+        "workflow_id": workflow.id,
+        "name": workflow.name,
+        "status": workflow.status.value,
+        "phase": workflow.phase,
+        "tasks_total": workflow.tasks_total,
+        "tasks_completed": workflow.tasks_completed,
+        "tasks_failed": workflow.tasks_failed,
+        "tasks_open": workflow.tasks_open,
+        "error": workflow.error,
+    }
