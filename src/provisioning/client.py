@@ -15,9 +15,10 @@ from .config import Settings
 class ClientError(Exception):
     """The orchestrator could not be reached or refused the request; the message says why."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body
 
 
 class Unreachable(ClientError):
@@ -65,10 +66,13 @@ class OrchestratorClient:
             raise ClientError(f"request to {self.endpoint}{path} failed: {exc}") from None
         if response.status_code >= 400:
             try:
-                message = response.json().get("error") or response.text
+                body = response.json()
+                message = body.get("error") or response.text
             except (json.JSONDecodeError, AttributeError):
-                message = response.text
-            raise ClientError(f"{message} (HTTP {response.status_code})", response.status_code)
+                body, message = None, response.text
+            raise ClientError(
+                f"{message} (HTTP {response.status_code})", response.status_code, body
+            )
         return response.json()
 
     def health(self) -> dict[str, Any]:
@@ -103,13 +107,41 @@ class OrchestratorClient:
         result: dict[str, Any] = self._request("POST", f"/tasks/{task_id}/cancel")
         return result
 
-    def events(self, task_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def submit_workflow(self, workflow: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", "/workflows/batch/submit", json=workflow)
+        return result
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/workflows/{workflow_id}")
+        return result
+
+    def workflows(
+        self, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        result: dict[str, Any] = self._request("GET", "/workflows", params=params)
+        return result
+
+    def workflow_command(self, workflow_id: str, verb: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", f"/workflows/{workflow_id}/{verb}")
+        return result
+
+    def events(
+        self, task_id: str | None = None, kinds: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Events from the stream, as they come (blocks)."""
-        params = {"task_id": task_id} if task_id else {}
+        params: dict[str, str] = {}
+        if task_id:
+            params["task_id"] = task_id
+        if kinds:
+            params["events"] = kinds
         try:
             with self._http.stream("GET", "/events", params=params, timeout=None) as stream:
                 if stream.status_code >= 400:
                     raise ClientError(f"event stream refused (HTTP {stream.status_code})")
+                yield {"type": "system", "event": "connected"}
                 for line in stream.iter_lines():
                     if line.startswith("data: "):
                         yield json.loads(line[6:])

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .. import API_VERSION, __version__, compat
 from ..client import ClientError, OrchestratorClient
-from . import orchestrator, task
+from . import orchestrator, task, workflow
 from .common import State, out, print_json, state
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 app.add_typer(orchestrator.app, name="orchestrator")
 app.add_typer(task.app, name="task")
+app.add_typer(workflow.app, name="workflow")
+app.add_typer(workflow.batch, name="batch")
 
 
 @app.callback()

@@ -1,0 +1,124 @@
+"""``workflow monitor``: a live view fed by the event stream.
+
+A thread reads the stream; the view refetches the workflow when an event
+concerns it (at most a few times a second) and keeps the last log lines of
+running tasks from the stream's log events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections import deque
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ..client import ClientError, OrchestratorClient
+from .common import out, styled_status
+
+DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
+REFRESH_SECONDS = 0.25
+FALLBACK_POLL_SECONDS = 2.0
+LOG_TAIL = 6
+
+
+def _elapsed(task: dict[str, Any]) -> str:
+    start = task.get("started_at")
+    if not start:
+        return ""
+    end = task.get("completed_at")
+    began = datetime.fromisoformat(start)
+    finished = datetime.fromisoformat(end) if end else datetime.now(began.tzinfo)
+    return f"{(finished - began).total_seconds():.1f}s"
+
+
+def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
+    """The view of one workflow: an overall bar, a row per task, running tasks' logs."""
+    tasks = workflow["tasks"]
+    done = tasks["total"] - tasks["open"]
+    header = Text.from_markup(
+        f"[bold]{workflow['name']}[/] {workflow['id']}  {styled_status(workflow['status'])}"
+        f"  {done}/{tasks['total']} tasks, {tasks['failed']} failed"
+    )
+    overall = ProgressBar(total=max(tasks["total"], 1), completed=done, width=60)
+    table = Table("step", "task", "status", "progress", "attempt", "elapsed", expand=False)
+    running: list[dict[str, Any]] = []
+    for step in workflow["steps"]:
+        for task in step["tasks"]:
+            if task["status"] == "running":
+                running.append(task)
+            table.add_row(
+                step["id"],
+                task["name"].rsplit("/", 1)[-1],
+                styled_status(task["status"]),
+                ProgressBar(total=100, completed=task["progress"], width=20),
+                str(task["attempt"]),
+                _elapsed(task),
+            )
+    parts: list[Any] = [header, overall, table]
+    for task in running[:4]:
+        tail = logs.get(task["id"])
+        if tail:
+            parts.append(Text(f"── {task['name']}", style="dim"))
+            parts.extend(Text(line) for line in tail)
+    return Group(*parts)
+
+
+def _listen(client: OrchestratorClient, events: queue.Queue[dict[str, Any] | None]) -> None:
+    try:
+        for event in client.events():
+            events.put(event)
+    except ClientError:
+        pass
+    finally:
+        events.put(None)
+
+
+def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, Any]:
+    """Show ``workflow_id`` live until it finishes; return its final state."""
+    events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    listener = threading.Thread(target=_listen, args=(client, events), daemon=True)
+    listener.start()
+    logs: dict[str, deque[str]] = {}
+    # Subscribe first, then read: nothing that happens in between is missed.
+    with contextlib.suppress(queue.Empty):
+        events.get(timeout=5)
+    workflow = client.workflow(workflow_id)
+    task_ids = {t["id"] for s in workflow["steps"] for t in s["tasks"]}
+    stream_alive = True
+    with Live(render(workflow, logs), console=out, refresh_per_second=8, transient=False) as live:
+        last_fetch = time.monotonic()
+        dirty = False
+        while workflow["status"] not in DONE:
+            try:
+                event = events.get(
+                    timeout=REFRESH_SECONDS if stream_alive else FALLBACK_POLL_SECONDS
+                )
+            except queue.Empty:
+                event = {}
+            if event is None:
+                stream_alive = False
+                event = {}
+            if event.get("event") == "log" and event.get("task_id") in task_ids:
+                tail = logs.setdefault(event["task_id"], deque(maxlen=LOG_TAIL))
+                tail.extend(event.get("lines", []))
+                dirty = True
+            elif event.get("workflow_id") == workflow_id or event.get("task_id") in task_ids:
+                dirty = True
+            now = time.monotonic()
+            stale = now - last_fetch >= (REFRESH_SECONDS if dirty else FALLBACK_POLL_SECONDS)
+            if stale:
+                workflow = client.workflow(workflow_id)
+                task_ids = {t["id"] for s in workflow["steps"] for t in s["tasks"]}
+                last_fetch, dirty = now, False
+            live.update(render(workflow, logs))
+    client.close()
+    return workflow

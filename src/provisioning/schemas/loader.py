@@ -1,0 +1,121 @@
+"""Workflow files in Nickel, JSON, YAML or TOML -> the workflow as JSON data.
+
+Nickel files are evaluated with the platform's contracts applied (the user's
+file does not import them), in a bounded worker process. Errors name the file,
+the line where one is known, and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMAS = Path(__file__).resolve().parent
+WRAPPERS = ("batch_workflow", "workflow")
+EVAL_TIMEOUT_SECONDS = 30.0
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class LoadError(Exception):
+    """The file cannot be read or evaluated; the message says where and why."""
+
+
+def _nickel_string(text: str) -> str:
+    """A Nickel string literal holding ``text`` (no interpolation)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "\\%")
+    return f'"{escaped}"'
+
+
+def evaluate_nickel(
+    path: Path, contract: str = "Workflow", *, timeout: float = EVAL_TIMEOUT_SECONDS
+) -> Any:
+    """Evaluate ``path`` under ``schemas/workflow.ncl``'s ``contract``."""
+    schema = _nickel_string(str(SCHEMAS / "workflow.ncl"))
+    target = _nickel_string(str(path.resolve()))
+    unwrap = " ".join(
+        f'if std.record.has_field "{key}" raw then raw.{key} else' for key in WRAPPERS
+    )
+    expr = (
+        f"let schema = import {schema} in let raw = import {target} in "
+        f"({unwrap} raw) | schema.{contract}"
+    )
+    request = json.dumps({"expr": expr, "import_paths": [str(path.resolve().parent)]})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "provisioning.schemas.evaluate"],
+            input=request,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise LoadError(f"{path}: Nickel evaluation did not finish within {timeout:g} s") from None
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise LoadError(f"{path}: the Nickel evaluator failed: {tail[0]}")
+    answer = json.loads(done.stdout)
+    if not answer["ok"]:
+        raise LoadError(_ANSI.sub("", answer["error"]).strip())
+    return json.loads(answer["json"])
+
+
+def _unwrap(data: Any) -> Any:
+    if isinstance(data, dict):
+        for key in WRAPPERS:
+            if key in data and isinstance(data[key], dict) and len(data) == 1:
+                return data[key]
+    return data
+
+
+def load_workflow_file(path: Path) -> Any:
+    """The workflow in ``path`` as JSON data (not yet validated against the spec,
+    except for Nickel files, whose contracts already ran)."""
+    if not path.is_file():
+        raise LoadError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".ncl":
+        return evaluate_nickel(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoadError(f"{path}: cannot read: {exc}") from None
+    try:
+        if suffix == ".json":
+            return _unwrap(json.loads(text))
+        if suffix in (".yaml", ".yml"):
+            return _unwrap(yaml.safe_load(text))
+        if suffix == ".toml":
+            return _unwrap(tomllib.loads(text))
+    except json.JSONDecodeError as exc:
+        raise LoadError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise LoadError(f"{path}{where}: invalid YAML: {problem}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LoadError(f"{path}: invalid TOML: {exc}") from None
+    raise LoadError(f"{path}: unknown workflow format {suffix!r} (use .ncl, .json, .yaml or .toml)")
+
+
+def line_of_operation(path: Path, op_id: str) -> int | None:
+    """Best-effort line where operation ``op_id`` is declared (for semantic errors,
+    which no parser reports a position for)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    quoted = re.escape(op_id)
+    pattern = re.compile(rf"""\bid\b["']?\s*[:=]\s*["']{quoted}["']""")
+    for number, line in enumerate(lines, start=1):
+        if pattern.search(line):
+            return number
+    return None
