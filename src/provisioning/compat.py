@@ -29,8 +29,10 @@ def satisfies(version: str, spec: str) -> bool:
     have = _parse(version)
     spec = spec.strip()
     if spec.startswith("^"):
+        given = len(spec[1:].split("."))
         want = _parse(spec[1:])
-        significant = next((i for i, part in enumerate(want) if part != 0), len(want) - 1)
+        # The left-most non-zero part given must match; ^0 and ^0.0 fix only what they name.
+        significant = next((i for i, part in enumerate(want[:given]) if part != 0), given - 1)
         return have[: significant + 1] == want[: significant + 1] and have >= want
     if spec.startswith(">="):
         return have >= _parse(spec[2:])
@@ -57,8 +59,13 @@ def check(health: dict[str, Any], *, core: str = __version__) -> None:
         )
     spec = rules.get("platform")
     minimum = rules.get("min-platform")
-    if (spec and not satisfies(platform, spec)) or (minimum and _parse(platform) < _parse(minimum)):
+    if spec and not satisfies(platform, spec):
         raise Incompatible(
             f"orchestrator platform {platform} is incompatible with provisioning {core} "
-            f"(needs platform {spec or '>=' + str(minimum)})"
+            f"(needs platform {spec})"
+        )
+    if minimum and _parse(platform) < _parse(minimum):
+        raise Incompatible(
+            f"orchestrator platform {platform} is incompatible with provisioning {core} "
+            f"(needs platform >= {minimum})"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,11 @@ def stat_line(pid: int, comm: str, state: str, pgrp: int, starttime: int) -> str
 
 
 @pytest.fixture
-def proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setattr(procfs, "PROC", tmp_path)
-    return tmp_path
+    procfs.boot_id.cache_clear()  # The boot id is read once per process.
+    yield tmp_path
+    procfs.boot_id.cache_clear()
 
 
 def add_process(

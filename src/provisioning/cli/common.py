@@ -14,9 +14,11 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from .. import compat
 from ..client import ClientError, OrchestratorClient, Unreachable
-from ..config import ConfigError, LoadedConfig, load_config
+from ..config import ConfigError, LoadedConfig, Settings, load_config
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -43,11 +45,44 @@ class State:
                 fail(str(exc), EXIT_USAGE)
         return self._loaded
 
-    def client(self, *, need_token: bool = True) -> OrchestratorClient:
+    def client(self, *, check_version: bool = True) -> OrchestratorClient:
+        """A client of a reachable, compatible orchestrator; exits 3 when none answers,
+        1 when it is incompatible, 2 when its token cannot be read."""
+        settings = self.loaded.settings
+        health = probe(settings)
+        if health is None:
+            client_failure(
+                Unreachable(f"no orchestrator answers at {settings.orchestrator.endpoint}")
+            )
+        return connect(settings, health, check_version=check_version)
+
+
+def probe(settings: Settings) -> dict[str, Any] | None:
+    """The orchestrator's ``/health``, or ``None`` when nothing answers."""
+    client = OrchestratorClient(settings.orchestrator.endpoint, None, 5)
+    try:
+        return client.health()
+    except Unreachable:
+        return None
+    except ClientError as exc:
+        fail(f"the orchestrator at {settings.orchestrator.endpoint} is unhealthy: {exc}")
+    finally:
+        client.close()
+
+
+def connect(
+    settings: Settings, health: dict[str, Any], *, check_version: bool = True
+) -> OrchestratorClient:
+    """A token-bearing client, once the version matrix accepts the orchestrator."""
+    if check_version:
         try:
-            return OrchestratorClient.from_settings(self.loaded.settings, need_token=need_token)
-        except ClientError as exc:
-            fail(str(exc), EXIT_USAGE)
+            compat.check(health)
+        except compat.Incompatible as exc:
+            fail(f"refusing to use the orchestrator at {settings.orchestrator.endpoint}: {exc}")
+    try:
+        return OrchestratorClient.from_settings(settings)
+    except ClientError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def state(ctx: typer.Context) -> State:
@@ -58,8 +93,14 @@ def state(ctx: typer.Context) -> State:
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}" if err.is_terminal else f"error: {message}")
+    notify(message, "error")
     raise typer.Exit(code)
+
+
+def notify(message: str, label: str = "notice") -> None:
+    """One message on stderr; the text is shown verbatim, never read as markup."""
+    style = "bold red" if label == "error" else "yellow"
+    err.print(Text.assemble((f"{label}:", style), " ", message))
 
 
 def client_failure(exc: ClientError) -> NoReturn:

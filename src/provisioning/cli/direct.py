@@ -10,6 +10,8 @@ import sys
 import uuid
 from typing import Any
 
+from rich.text import Text
+
 from ..config import Settings
 from ..orchestrator.executor import ProcessHooks, RunnerError, build_invocation, check_runner
 from ..orchestrator.executor.process import StopReason, run_process
@@ -49,7 +51,7 @@ async def _run(
 
     async def on_progress(progress: int, message: str | None) -> None:
         if echo:
-            err.print(f"[cyan]{progress:>3}%[/] {message or ''}".rstrip())
+            err.print(Text.assemble((f"{progress:>3}%", "cyan"), " ", message or ""))
 
     async def on_logs(lines: list[tuple[str, str, float]]) -> None:
         if not echo:

@@ -9,10 +9,21 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .. import compat
-from ..client import ClientError, OrchestratorClient, Unreachable
+from rich.text import Text
+
+from ..client import OrchestratorClient
 from ..config import ExecutionMode, Settings
-from .common import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, State, err, fail
+from .common import (
+    EXIT_FAILED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    State,
+    connect,
+    err,
+    fail,
+    notify,
+    probe,
+)
 from .modes import Decision, resolve
 
 
@@ -37,20 +48,8 @@ def _is_local(settings: Settings) -> bool:
 
 
 def _healthy(settings: Settings) -> OrchestratorClient | None:
-    probe = OrchestratorClient(settings.orchestrator.endpoint, None, 5)
-    try:
-        health = probe.health()
-    except Unreachable:
-        return None
-    except ClientError as exc:
-        fail(f"the orchestrator at {settings.orchestrator.endpoint} is unhealthy: {exc}")
-    finally:
-        probe.close()
-    try:
-        compat.check(health)
-    except compat.Incompatible as exc:
-        fail(f"refusing to use the orchestrator at {settings.orchestrator.endpoint}: {exc}")
-    return OrchestratorClient.from_settings(settings)
+    health = probe(settings)
+    return None if health is None else connect(settings, health)
 
 
 def _auto_start(state: State) -> str | None:
@@ -58,7 +57,7 @@ def _auto_start(state: State) -> str | None:
     settings = state.loaded.settings
     if not _is_local(settings):
         return f"{settings.orchestrator.endpoint} is not this machine's [server] address"
-    err.print(f"Starting orchestrator at {settings.orchestrator.endpoint} ...")
+    err.print(Text(f"Starting orchestrator at {settings.orchestrator.endpoint} ..."))
     argv = [sys.executable, "-m", "provisioning.orchestrator.daemon", "--daemon"]
     if state.config_file is not None:
         argv += ["--config", str(state.config_file)]
@@ -114,7 +113,7 @@ def route(
     else:
         why = f"{why} (orchestrator.auto_start = false)"
     if settings.orchestrator.fallback_to_direct and not orchestrated:
-        err.print(f"notice: {why}; running {operation} directly (orchestrator.fallback_to_direct)")
+        notify(f"{why}; running {operation} directly (orchestrator.fallback_to_direct)")
         return Route(Decision(ExecutionMode.DIRECT, "fallback_to_direct"))
     fail(
         f"{why}. Start it with: provisioning orchestrator start --daemon",

@@ -12,9 +12,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..client import ClientError, OrchestratorClient, Unreachable
+from .. import compat
+from ..client import ClientError
 from ..pidfile import read_pid
-from .common import EXIT_FAILED, EXIT_UNREACHABLE, fail, out, print_json, state
+from .common import (
+    EXIT_FAILED,
+    EXIT_UNREACHABLE,
+    connect,
+    fail,
+    notify,
+    out,
+    print_json,
+    probe,
+    state,
+)
 
 app = typer.Typer(help="Start, stop and inspect the orchestrator daemon.", no_args_is_help=True)
 
@@ -72,18 +83,24 @@ def status(
     st = state(ctx)
     settings = st.loaded.settings
     pid = read_pid(settings.data_dir)
-    try:
-        report = st.client().status()
-    except Unreachable:
+    health = probe(settings)
+    if health is None:
         if json_out:
             print_json({"status": "down", "endpoint": settings.orchestrator.endpoint, "pid": pid})
         else:
             out.print(
                 f"orchestrator: [red]down[/] (nothing answers at {settings.orchestrator.endpoint})"
             )
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+        raise typer.Exit(EXIT_UNREACHABLE)
+    try:
+        report = connect(settings, health, check_version=False).status()
     except ClientError as exc:
         fail(str(exc))
+    try:
+        compat.check(health)
+        report["compatible"], report["compatibility_problem"] = True, None
+    except compat.Incompatible as exc:
+        report["compatible"], report["compatibility_problem"] = False, str(exc)
     report["pid"] = pid
     report["endpoint"] = settings.orchestrator.endpoint
     if json_out:
@@ -94,6 +111,8 @@ def status(
         f"(version {report['version']}, API {report['api_version']}, pid {pid}, "
         f"node {report['node_id']})"
     )
+    if not report["compatible"]:
+        notify(f"this CLI cannot use it: {report['compatibility_problem']}", "warning")
     out.print(f"storage: {report['storage']['backend']} {report['storage'].get('path', '')}")
     out.print(f"running here: {report['running_here']} of {report['max_concurrent_tasks']}")
     table = Table(*report["tasks"].keys())
@@ -124,7 +143,3 @@ def logs(
                 sys.stdout.flush()
             else:
                 time.sleep(0.2)  # tail -f's polling.
-
-
-def ensure_client(ctx: typer.Context) -> OrchestratorClient:
-    return state(ctx).client()
