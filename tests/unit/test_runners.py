@@ -8,12 +8,14 @@ import os
 import re
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from provisioning.config import Settings
+from provisioning.orchestrator.executor import runners
 from provisioning.orchestrator.executor.runners import (
     PYTHON_ENTRY,
     RunnerError,
@@ -33,6 +35,14 @@ HOSTILE_FRAGMENTS = ["rm -rf", "pwned", "`id`", "exit 1", "evil", "$env.HOME", "
 TASK_ENV = {"PROVISIONING_TASK_ID": "task-1", "PROVISIONING_WORKFLOW_ID": ""}
 PY_MODULE = "prov_test_handlers_7f3a"
 PY_PACKAGE = "prov_test_pkg_7f3a"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_environment() -> Iterator[None]:
+    """The runner copies the daemon's environment once; tests change it, so re-read it."""
+    runners._base_env.cache_clear()
+    yield
+    runners._base_env.cache_clear()
 
 
 def settings(**sections: dict[str, Any]) -> Settings:

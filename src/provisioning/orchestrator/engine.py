@@ -236,13 +236,14 @@ class WorkflowEngine:
         self._bus.publish("workflow", name, summary(workflow))
 
     async def after_task(self, task: Task) -> None:
-        """A task of a workflow ended: tell watchers, start a rollback when one is due."""
-        if task.workflow_id is None:
+        """A task ended and moved its workflow to a new status: tell watchers, and start
+        the rollback when one is due. (Per-task progress reaches watchers as task events.)"""
+        if task.workflow_id is None or task.workflow_status is None:
             return
         workflow: Workflow | None = await self._store.call("get_workflow", task.workflow_id)
         if workflow is None:
             return
-        self.publish(workflow, "progress" if not workflow.status.finished else "finished")
+        self.publish(workflow, "finished" if workflow.status.finished else "changed")
         if workflow.status is WorkflowStatus.ROLLBACK_PENDING:
             await self.start_rollback(workflow.id)
 
@@ -250,7 +251,7 @@ class WorkflowEngine:
         workflow: Workflow | None = await self._store.call("get_workflow", workflow_id)
         if workflow is None or workflow.status is not WorkflowStatus.ROLLBACK_PENDING:
             return workflow
-        spec = WorkflowSpec.model_validate(workflow.spec)
+        spec = WorkflowSpec.model_validate(await self._store.call("workflow_spec", workflow_id))
         steps = await self._store.call("workflow_steps", workflow_id)
         done = {s.step_id for s in steps if s.kind == "run" and s.status == "completed"}
         tasks = await self._store.call("workflow_tasks", workflow_id)

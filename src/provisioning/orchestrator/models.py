@@ -228,6 +228,8 @@ class Task:
     cancel_requested: bool = False
     step_id: str | None = None
     item: int | None = None
+    # Set by ``Store.finish`` when ending this task moved its workflow to a new status.
+    workflow_status: WorkflowStatus | None = None
 
     @property
     def run_spec(self) -> RunSpec:
@@ -291,7 +293,6 @@ class Workflow:
     id: str
     name: str
     version: str
-    spec: dict[str, Any]
     status: WorkflowStatus
     phase: str
     failure: str | None

@@ -91,6 +91,12 @@ def _python_defines(path: Path, function: str) -> bool:
     return False
 
 
+@functools.cache
+def _base_env() -> dict[str, str]:
+    # The daemon's environment does not change while it runs: copy it once.
+    return dict(os.environ)
+
+
 def check_runner(run: RunSpec, settings: Settings) -> None:
     """Reject a runner that cannot work, before it reaches the queue."""
     if run.nushell is not None:
@@ -130,8 +136,7 @@ def build_invocation(
     task_env: dict[str, str],
 ) -> Invocation:
     """The argv and environment of one attempt; raises :class:`RunnerError`."""
-    env = dict(os.environ)
-    env.update(settings.nushell.env_vars)
+    env = {**_base_env(), **settings.nushell.env_vars}
     env["NU_LIB_DIRS"] = str(settings.nushell_lib)
     env["PROVISIONING_PARAMS"] = json.dumps(params)
     env.update(task_env)

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -401,7 +402,8 @@ class SQLiteStore(WorkflowVerbs):
                     (status.value, now, outcome.error, result_json, status.value, task_id),
                 ).fetchone()
                 if row["workflow_id"] is not None:
-                    self._advance(db, row, now)
+                    moved = self._advance(db, row, now)
+                    return replace(_task(row), workflow_status=moved)
         return _task(row)
 
     def request_cancel(self, task_id: str, *, now: float) -> Task | None:
@@ -413,7 +415,8 @@ class SQLiteStore(WorkflowVerbs):
                 (now, task_id),
             ).fetchone()
             if row is not None and row["workflow_id"] is not None:
-                self._advance(db, row, now)
+                moved = self._advance(db, row, now)
+                return replace(_task(row), workflow_status=moved)
             if row is None:
                 row = db.execute(
                     "UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'"

@@ -18,6 +18,12 @@ from typing import Any
 from ..models import NewStep, Priority, RetryPolicy, Step, Workflow, WorkflowStatus
 
 TERMINAL_TASK = ("completed", "failed", "cancelled", "timed_out", "skipped")
+# Every column but the spec, which can be large and is read only to plan a rollback.
+WF = (
+    "id, seq, name, version, status, phase, failure, error, priority, parallel_limit,"
+    " rollback_enabled, tasks_total, tasks_open, tasks_completed, tasks_failed,"
+    " steps_completed, checkpoint_at, created_at, started_at, completed_at"
+)
 
 
 def workflow_of(row: sqlite3.Row) -> Workflow:
@@ -26,7 +32,6 @@ def workflow_of(row: sqlite3.Row) -> Workflow:
         seq=row["seq"],
         name=row["name"],
         version=row["version"],
-        spec=json.loads(row["spec"]),
         status=WorkflowStatus(row["status"]),
         phase=row["phase"],
         failure=row["failure"],
@@ -44,6 +49,13 @@ def workflow_of(row: sqlite3.Row) -> Workflow:
         started_at=row["started_at"],
         completed_at=row["completed_at"],
     )
+
+
+def _workflow_row(db: sqlite3.Connection, workflow_id: str) -> sqlite3.Row:
+    row: sqlite3.Row = db.execute(
+        f"SELECT {WF} FROM workflows WHERE id = ?", (workflow_id,)
+    ).fetchone()
+    return row
 
 
 class WorkflowVerbs:
@@ -172,11 +184,13 @@ class WorkflowVerbs:
 
     # -- progression (inside the finishing transaction) ---------------------------------
 
-    def _advance(self, db: sqlite3.Connection, task: sqlite3.Row, now: float) -> None:
+    def _advance(
+        self, db: sqlite3.Connection, task: sqlite3.Row, now: float
+    ) -> WorkflowStatus | None:
         """A workflow task just became terminal: count it, release or skip dependents,
         apply the failure policy, and end the phase when nothing is left open."""
         workflow_id, step_id, status = task["workflow_id"], task["step_id"], task["status"]
-        wf = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        wf = _workflow_row(db, workflow_id)
         ok = status == "completed"
         db.execute(
             "UPDATE workflows SET tasks_open = tasks_open - 1,"
@@ -200,7 +214,7 @@ class WorkflowVerbs:
             ).fetchone()
             if wf["failure"] is None:
                 self._step_failed(db, wf, step, task, now)
-        self._maybe_end_phase(db, workflow_id, now)
+        return self._maybe_end_phase(db, workflow_id, now)
 
     def _step_completed(
         self, db: sqlite3.Connection, wf: sqlite3.Row, step_id: str, now: float
@@ -312,10 +326,13 @@ class WorkflowVerbs:
         )
         return len(closed)
 
-    def _maybe_end_phase(self, db: sqlite3.Connection, workflow_id: str, now: float) -> None:
-        wf = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+    def _maybe_end_phase(
+        self, db: sqlite3.Connection, workflow_id: str, now: float
+    ) -> WorkflowStatus | None:
+        """End the current phase when no task of it is open; the new status, if any."""
+        wf = _workflow_row(db, workflow_id)
         if wf["tasks_open"] > 0:
-            return
+            return None
         failed = db.execute(
             "SELECT COUNT(*) AS n FROM workflow_steps WHERE workflow_id = ? AND kind = ?"
             " AND status IN ('failed', 'skipped', 'cancelled')",
@@ -336,13 +353,14 @@ class WorkflowVerbs:
             "UPDATE workflows SET status = ?, completed_at = ? WHERE id = ?",
             (status.value, finished, workflow_id),
         )
+        return status
 
     # -- commands -----------------------------------------------------------------------
 
     def cancel_workflow(self, workflow_id: str, *, now: float) -> tuple[Workflow, list[str]] | None:
         """Cancel what has not started; flag running tasks. Returns them for a local stop."""
         with self._tx() as db:
-            wf = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+            wf = _workflow_row(db, workflow_id)
             if wf is None:
                 return None
             if WorkflowStatus(wf["status"]).finished:
@@ -364,14 +382,14 @@ class WorkflowVerbs:
                 )
             else:
                 self._maybe_end_phase(db, workflow_id, now)
-            row = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+            row = _workflow_row(db, workflow_id)
         return workflow_of(row), [r["id"] for r in running]
 
     def reset_workflow(self, workflow_id: str, *, now: float) -> Workflow | None:
         """Resume a finished, unsuccessful workflow from its checkpoint: tasks of the
         current phase that did not complete start again; completed ones are kept."""
         with self._tx() as db:
-            wf = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+            wf = _workflow_row(db, workflow_id)
             if wf is None:
                 return None
             phase = wf["phase"]
@@ -421,7 +439,7 @@ class WorkflowVerbs:
             ).fetchone()
             if not reopened:
                 self._maybe_end_phase(db, workflow_id, now)
-                row = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+                row = _workflow_row(db, workflow_id)
         return workflow_of(row)
 
     def request_rollback(self, workflow_id: str) -> Workflow | None:
@@ -434,7 +452,7 @@ class WorkflowVerbs:
                 (workflow_id,),
             ).fetchone()
             if row is None:
-                row = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+                row = _workflow_row(db, workflow_id)
         return None if row is None else workflow_of(row)
 
     def begin_undo(
@@ -450,7 +468,7 @@ class WorkflowVerbs:
         was waiting for exactly that (so a repeated call changes nothing)."""
         with self._tx() as db:
             wf = db.execute(
-                "SELECT * FROM workflows WHERE id = ? AND status = 'rollback_pending'",
+                f"SELECT {WF} FROM workflows WHERE id = ? AND status = 'rollback_pending'",
                 (workflow_id,),
             ).fetchone()
             if wf is None:
@@ -472,13 +490,17 @@ class WorkflowVerbs:
             ).fetchone()
             if count == 0:
                 self._maybe_end_phase(db, workflow_id, now)
-                row = db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+                row = _workflow_row(db, workflow_id)
         return workflow_of(row)
 
     # -- reads --------------------------------------------------------------------------
 
+    def workflow_spec(self, workflow_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT spec FROM workflows WHERE id = ?", (workflow_id,))
+        return json.loads(rows[0]["spec"]) if rows else None
+
     def get_workflow(self, workflow_id: str) -> Workflow | None:
-        rows = self._query("SELECT * FROM workflows WHERE id = ?", (workflow_id,))
+        rows = self._query(f"SELECT {WF} FROM workflows WHERE id = ?", (workflow_id,))
         return workflow_of(rows[0]) if rows else None
 
     def list_workflows(
@@ -487,7 +509,7 @@ class WorkflowVerbs:
         where, args = ("WHERE status = ?", [status.value]) if status else ("", [])
         total = self._query(f"SELECT COUNT(*) AS n FROM workflows {where}", args)[0]["n"]
         rows = self._query(
-            f"SELECT * FROM workflows {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            f"SELECT {WF} FROM workflows {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
         return [workflow_of(row) for row in rows], total
@@ -523,5 +545,7 @@ class WorkflowVerbs:
         ]
 
     def workflows_in(self, status: WorkflowStatus) -> list[Workflow]:
-        rows = self._query("SELECT * FROM workflows WHERE status = ? ORDER BY seq", (status.value,))
+        rows = self._query(
+            f"SELECT {WF} FROM workflows WHERE status = ? ORDER BY seq", (status.value,)
+        )
         return [workflow_of(row) for row in rows]
