@@ -46,7 +46,7 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupt)
 
-    async def on_spawn(_: object) -> None:
+    def on_spawn(_: object) -> None:
         return None
 
     async def on_progress(progress: int, message: str | None) -> None:

@@ -214,7 +214,7 @@ class Scheduler:
         except RunnerError as exc:
             return Outcome(AttemptStatus.FAILED, error=str(exc))
 
-        async def on_spawn(info: ProcessInfo) -> None:
+        def on_spawn(info: ProcessInfo) -> None:
             # Not awaited here: the store's single worker runs it before this attempt's
             # finish, and a crash before it commits is covered by the environment marker.
             running.process = info

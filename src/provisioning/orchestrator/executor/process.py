@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
+import subprocess
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -36,32 +38,15 @@ class StopReason(StrEnum):
 
 @dataclass
 class ProcessHooks:
-    """Callbacks into the caller (the scheduler persists what they receive)."""
+    """Callbacks into the caller (the scheduler persists what they receive).
 
-    on_spawn: Callable[[ProcessInfo], Awaitable[None]]
+    ``on_spawn`` runs synchronously; the others are started as tasks in the order
+    the output came, and all have finished when :func:`run_process` returns.
+    """
+
+    on_spawn: Callable[[ProcessInfo], None]
     on_progress: Callable[[int, str | None], Awaitable[None]]
     on_logs: Callable[[list[tuple[str, str, float]]], Awaitable[None]]
-
-
-class _LogBuffer:
-    def __init__(self, hooks: ProcessHooks) -> None:
-        self._hooks = hooks
-        self._lines: list[tuple[str, str, float]] = []
-        self._last_flush = time.monotonic()
-
-    async def add(self, stream: str, line: str) -> None:
-        self._lines.append((stream, line, time.time()))
-        if (
-            len(self._lines) >= LOG_FLUSH_LINES
-            or time.monotonic() - self._last_flush >= LOG_FLUSH_SECONDS
-        ):
-            await self.flush()
-
-    async def flush(self) -> None:
-        if self._lines:
-            lines, self._lines = self._lines, []
-            await self._hooks.on_logs(lines)
-        self._last_flush = time.monotonic()
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
@@ -73,6 +58,104 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
     except PermissionError:
         return True
     return True
+
+
+class _Watch(asyncio.SubprocessProtocol):
+    """Output and exit of one handler, straight from the event loop's callbacks (no
+    stream readers or reader tasks: this runs once per task, thousands of times)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, hooks: ProcessHooks) -> None:
+        self._loop = loop
+        self._hooks = hooks
+        self._partial = {1: bytearray(), 2: bytearray()}
+        self._open_pipes = 2
+        self._lines: list[tuple[str, str, float]] = []
+        self._flush_at = 0.0
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
+        self.pending: list[asyncio.Future[None]] = []
+        self.result: list[Any] = []
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        buffer = self._partial[fd]
+        buffer += data
+        while True:
+            end = buffer.find(b"\n")
+            if end < 0:
+                if len(buffer) > MAX_LINE_BYTES:
+                    self._line(fd, bytes(buffer))
+                    buffer.clear()
+                break
+            self._line(fd, bytes(buffer[:end]))
+            del buffer[: end + 1]
+        self._maybe_flush()
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if self._partial.get(fd):
+            self._line(fd, bytes(self._partial[fd]))
+            self._partial[fd].clear()
+        self._open_pipes -= 1
+        if self._open_pipes <= 0 and not self.drained.done():
+            self.drained.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def _line(self, fd: int, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if fd == 2:
+            self.stderr_tail.append(text)
+            self._lines.append(("stderr", text, time.time()))
+            return
+        parsed = parse_line(text)
+        if parsed.kind == "progress":
+            assert parsed.progress is not None
+            self._spawn(self._hooks.on_progress(parsed.progress, parsed.message))
+        elif parsed.kind == "result":
+            self.result[:] = [parsed.result]
+        self._lines.append(("stdout", parsed.text, time.time()))
+
+    def _maybe_flush(self) -> None:
+        now = time.monotonic()
+        if len(self._lines) >= LOG_FLUSH_LINES or now >= self._flush_at:
+            self.flush()
+            self._flush_at = now + LOG_FLUSH_SECONDS
+
+    def flush(self) -> None:
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._spawn(self._hooks.on_logs(lines))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        self.pending.append(asyncio.ensure_future(work))
+
+
+def _settle_index(settle: Callable[[int | None], None], index: int, _: asyncio.Future[Any]) -> None:
+    settle(index)
+
+
+async def _first(
+    loop: asyncio.AbstractEventLoop, futures: Sequence[asyncio.Future[Any]], timeout: float
+) -> int | None:
+    """Index of the first of ``futures`` to finish, or ``None`` after ``timeout``."""
+    winner: asyncio.Future[int | None] = loop.create_future()
+
+    def settle(index: int | None) -> None:
+        if not winner.done():
+            winner.set_result(index)
+
+    for index, future in enumerate(futures):
+        if future.done():
+            settle(index)
+        else:
+            future.add_done_callback(functools.partial(_settle_index, settle, index))
+    timer = loop.call_later(timeout, settle, None)
+    try:
+        return await winner
+    finally:
+        timer.cancel()
 
 
 async def run_process(
@@ -87,78 +170,54 @@ async def run_process(
 ) -> Outcome:
     """Run ``argv`` to the end, a timeout, or ``stop`` resolving; never raises for the
     handler's own failures."""
+    loop = asyncio.get_running_loop()
+    watch = _Watch(loop, hooks)
     try:
-        proc = await asyncio.create_subprocess_exec(
+        transport, _ = await loop.subprocess_exec(
+            lambda: watch,
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
             cwd=cwd,
             start_new_session=True,
-            limit=MAX_LINE_BYTES,
         )
     except OSError as exc:
         return Outcome(AttemptStatus.FAILED, error=f"cannot start {argv[0]!r}: {exc.strerror}")
 
-    pgid = proc.pid  # start_new_session: the child leads a new session and group.
-    info = ProcessInfo(
-        pid=proc.pid,
-        pgid=pgid,
-        start_ticks=procfs.start_ticks(proc.pid) or 0,
-        boot_id=procfs.boot_id(),
+    pid = transport.get_pid()
+    pgid = pid  # start_new_session: the child leads a new session and group.
+    hooks.on_spawn(
+        ProcessInfo(
+            pid=pid, pgid=pgid, start_ticks=procfs.start_ticks(pid) or 0, boot_id=procfs.boot_id()
+        )
     )
-    logs = _LogBuffer(hooks)
-    stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
-    result: list[Any] = []
-
-    async def read_stdout() -> None:
-        assert proc.stdout is not None
-        async for raw in _lines(proc.stdout):
-            parsed = parse_line(raw)
-            if parsed.kind == "progress":
-                assert parsed.progress is not None
-                await hooks.on_progress(parsed.progress, parsed.message)
-            elif parsed.kind == "result":
-                result[:] = [parsed.result]
-            await logs.add("stdout", parsed.text)
-
-    async def read_stderr() -> None:
-        assert proc.stderr is not None
-        async for raw in _lines(proc.stderr):
-            line = raw.rstrip("\r\n")
-            stderr_tail.append(line)
-            await logs.add("stderr", line)
-
-    readers = asyncio.gather(read_stdout(), read_stderr())
     stopped: StopReason | None = None
     timed_out = False
     try:
-        await hooks.on_spawn(info)
-        waiter: asyncio.Future[object] = asyncio.ensure_future(proc.wait())
-        watched: set[asyncio.Future[object]] = {waiter, stop}  # type: ignore[arg-type]
-        done, _ = await asyncio.wait(watched, timeout=timeout, return_when="FIRST_COMPLETED")
-        if waiter not in done:
-            if stop in done:
+        first = await _first(loop, [watch.exited, stop], timeout)
+        if first != 0:
+            if first == 1:
                 stopped = stop.result()
             else:
                 timed_out = True
-            await _terminate(proc, pgid, kill_grace)
-        await waiter
+            kill_group(pgid, signal.SIGTERM)
+            if await _first(loop, [watch.exited], kill_grace) is None:
+                kill_group(pgid, signal.SIGKILL)
+            await watch.exited
     finally:
         # Grandchildren may still hold the pipes or run on: end the whole group.
         kill_group(pgid)
-        if proc.returncode is None:
-            await proc.wait()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(readers), DRAIN_SECONDS)
-        if not readers.done():
-            readers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await readers
-        await logs.flush()
+        if not watch.exited.done():
+            await watch.exited
+        await _first(loop, [watch.drained], DRAIN_SECONDS)
+        code = transport.get_returncode()
+        transport.close()
+        watch.flush()
+        if watch.pending:
+            await asyncio.gather(*watch.pending)
 
-    code = proc.returncode
     if stopped is StopReason.CANCEL:
         return Outcome(AttemptStatus.CANCELLED, exit_code=code, error="cancelled")
     if stopped is StopReason.SHUTDOWN:
@@ -173,10 +232,12 @@ async def run_process(
         return Outcome(
             AttemptStatus.COMPLETED,
             exit_code=0,
-            result=result[0] if result else None,
-            has_result=bool(result),
+            result=watch.result[0] if watch.result else None,
+            has_result=bool(watch.result),
         )
-    return Outcome(AttemptStatus.FAILED, exit_code=code, error=_failure_text(code, stderr_tail))
+    return Outcome(
+        AttemptStatus.FAILED, exit_code=code, error=_failure_text(code, watch.stderr_tail)
+    )
 
 
 def _failure_text(code: int | None, tail: deque[str]) -> str:
@@ -186,26 +247,6 @@ def _failure_text(code: int | None, tail: deque[str]) -> str:
         head = f"exit code {code}"
     lines = [line for line in tail if line.strip()]
     return head + (": " + "\n".join(lines) if lines else "")
-
-
-async def _terminate(proc: asyncio.subprocess.Process, pgid: int, grace: float) -> None:
-    kill_group(pgid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
-        kill_group(pgid, signal.SIGKILL)
-
-
-async def _lines(stream: asyncio.StreamReader) -> Any:
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:
-            # A line longer than the limit: take what is buffered as one line.
-            raw = await stream.read(MAX_LINE_BYTES)
-        if not raw:
-            return
-        yield raw.decode("utf-8", errors="replace")
 
 
 def ensure_dead(
