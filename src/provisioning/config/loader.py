@@ -45,6 +45,7 @@ class LoadedConfig:
     settings: Settings
     sources: dict[str, str] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    workspace_dir: Path | None = None
 
 
 def _read_toml(path: Path, name: str) -> Layer:
@@ -196,10 +197,12 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(_explain(exc, origin)) from None
     sources = {dotted: _describe(layer, *dotted.split(".", 1)) for dotted, layer in origin.items()}
+    workspace = next((layer.path for layer in layers if layer.name == "workspace"), None)
     return LoadedConfig(
         settings=settings,
         sources=sources,
         files=[layer.path for layer in layers if layer.path is not None],
+        workspace_dir=None if workspace is None else workspace.parent.parent,
     )
 
 

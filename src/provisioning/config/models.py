@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -91,6 +91,20 @@ class PythonSection(_Section):
     path: list[str] = []
 
 
+class WorkspaceSection(_Section):
+    name: str = ""
+    default_infra: str = "default"
+
+
+class ProvidersSection(_Section):
+    """Per-provider settings (credentials stay in the providers' own environment
+    variables; these are zones, plans, images, endpoints)."""
+
+    local: dict[str, Any] = {}
+    aws: dict[str, Any] = {}
+    upcloud: dict[str, Any] = {}
+
+
 class Settings(_Section):
     """The whole effective configuration."""
 
@@ -101,6 +115,8 @@ class Settings(_Section):
     executor: ExecutorSection = ExecutorSection()
     nushell: NushellSection = NushellSection()
     python: PythonSection = PythonSection()
+    workspace: WorkspaceSection = WorkspaceSection()
+    providers: ProvidersSection = ProvidersSection()
 
     @property
     def data_dir(self) -> Path:

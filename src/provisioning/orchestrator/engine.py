@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import Settings
+from ..operations.platform import PlatformOpError, platform_runs
 from ..workflow import Plan, PlanError, WorkflowSpec, build_plan
 from ..workflow.plan import Problem
 from ..workflow.spec import OperationSpec
@@ -59,13 +60,20 @@ def parse_spec(data: Any) -> WorkflowSpec:
 
 
 def resolve_run(op: OperationSpec) -> tuple[RunSpec, RunSpec | None]:
-    """The runner (and undo runner) of an operation."""
+    """The runner (and undo runner) of an operation; an explicit ``undo`` wins."""
     if op.run is not None:
         return op.run, op.undo
-    raise RunnerError(
-        f"platform operation {op.operation_name} has no handler in this build; "
-        "use a 'run' operation"
-    )
+    assert op.target is not None and op.type is not None
+    try:
+        run, undo = platform_runs(op.target.value, op.type.value, op_params(op))
+    except PlatformOpError as exc:
+        raise RunnerError(str(exc)) from None
+    return run, op.undo or undo
+
+
+def op_params(op: OperationSpec) -> dict[str, Any]:
+    """An operation's parameters, with its ``infra`` (platform operations need it)."""
+    return {**op.params, "infra": op.infra} if op.infra is not None else dict(op.params)
 
 
 def check_plan(plan: Plan, settings: Settings) -> None:
@@ -93,7 +101,7 @@ def check_plan(plan: Plan, settings: Settings) -> None:
 def _task_for(
     spec: WorkflowSpec, op: OperationSpec, run: RunSpec, item: Any, index: int, count: int
 ) -> NewTask:
-    params = dict(op.params)
+    params = op_params(op)
     if op.items is not None:
         params["item"] = item
     suffix = f"[{index}]" if count > 1 else ""

@@ -112,6 +112,16 @@ class RetryPolicy(_Strict):
 class NushellRun(_Strict):
     module: str
     function: str
+    # An extra library folder (absolute), searched before the platform's: how a
+    # taskserv catalog or a workspace's extensions provide their modules.
+    lib: str | None = None
+
+    @field_validator("lib")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("/") or "\0" in value):
+            raise ValueError("must be an absolute folder path")
+        return value
 
     @field_validator("module")
     @classmethod

@@ -34,16 +34,22 @@ def _nickel_string(text: str) -> str:
 
 
 def evaluate_nickel(
-    path: Path, contract: str = "Workflow", *, timeout: float = EVAL_TIMEOUT_SECONDS
+    path: Path,
+    contract: str = "Workflow",
+    *,
+    schema: str = "workflow.ncl",
+    wrappers: tuple[str, ...] = WRAPPERS,
+    timeout: float = EVAL_TIMEOUT_SECONDS,
 ) -> Any:
-    """Evaluate ``path`` under ``schemas/workflow.ncl``'s ``contract``."""
-    schema = _nickel_string(str(SCHEMAS / "workflow.ncl"))
+    """Evaluate ``path`` under the shipped ``schemas/<schema>``'s ``contract``; a top-level
+    record holding only one of ``wrappers`` is unwrapped first."""
+    schema_path = _nickel_string(str(SCHEMAS / schema))
     target = _nickel_string(str(path.resolve()))
     unwrap = " ".join(
-        f'if std.record.has_field "{key}" raw then raw.{key} else' for key in WRAPPERS
+        f'if std.record.has_field "{key}" raw then raw.{key} else' for key in wrappers
     )
     expr = (
-        f"let schema = import {schema} in let raw = import {target} in "
+        f"let schema = import {schema_path} in let raw = import {target} in "
         f"({unwrap} raw) | schema.{contract}"
     )
     request = json.dumps({"expr": expr, "import_paths": [str(path.resolve().parent)]})
@@ -67,9 +73,9 @@ def evaluate_nickel(
     return json.loads(answer["json"])
 
 
-def _unwrap(data: Any) -> Any:
+def _unwrap(data: Any, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
     if isinstance(data, dict):
-        for key in WRAPPERS:
+        for key in wrappers:
             if key in data and isinstance(data[key], dict) and len(data) == 1:
                 return data[key]
     return data
@@ -80,20 +86,25 @@ def load_workflow_file(path: Path) -> Any:
     except for Nickel files, whose contracts already ran)."""
     if not path.is_file():
         raise LoadError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".ncl":
+    if path.suffix.lower() == ".ncl":
         return evaluate_nickel(path)
+    return load_data_file(path)
+
+
+def load_data_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
+    """A JSON, YAML or TOML file as data, errors with file and line."""
+    suffix = path.suffix.lower()
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LoadError(f"{path}: cannot read: {exc}") from None
     try:
         if suffix == ".json":
-            return _unwrap(json.loads(text))
+            return _unwrap(json.loads(text), wrappers)
         if suffix in (".yaml", ".yml"):
-            return _unwrap(yaml.safe_load(text))
+            return _unwrap(yaml.safe_load(text), wrappers)
         if suffix == ".toml":
-            return _unwrap(tomllib.loads(text))
+            return _unwrap(tomllib.loads(text), wrappers)
     except json.JSONDecodeError as exc:
         raise LoadError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     except yaml.YAMLError as exc:

@@ -100,7 +100,7 @@ def _base_env() -> dict[str, str]:
 def check_runner(run: RunSpec, settings: Settings) -> None:
     """Reject a runner that cannot work, before it reaches the queue."""
     if run.nushell is not None:
-        lib = settings.nushell_lib.resolve()
+        lib = Path(run.nushell.lib).resolve() if run.nushell.lib else settings.nushell_lib.resolve()
         path = (lib / run.nushell.module).resolve()
         if not path.is_relative_to(lib):
             raise RunnerError(f"run.nushell.module: {run.nushell.module!r} leaves the library")
@@ -137,7 +137,12 @@ def build_invocation(
 ) -> Invocation:
     """The argv and environment of one attempt; raises :class:`RunnerError`."""
     env = {**_base_env(), **settings.nushell.env_vars}
-    env["NU_LIB_DIRS"] = str(settings.nushell_lib)
+    libs = [str(settings.nushell_lib)]
+    if run.nushell is not None and run.nushell.lib:
+        libs.insert(0, run.nushell.lib)
+    # nu separates the folders of -I / NU_LIB_DIRS with the record separator.
+    env["NU_LIB_DIRS"] = "\x1e".join(libs)
+    env["PROVISIONING_PYTHON"] = settings.python_binary
     env["PROVISIONING_PARAMS"] = json.dumps(params)
     env.update(task_env)
     if run.command is not None:
@@ -148,7 +153,7 @@ def build_invocation(
             raise RunnerError(f"Nushell binary {settings.nushell.binary!r} not found")
         fn = run.nushell.function
         script = f"use {run.nushell.module} [{fn}]; {fn} ($env.PROVISIONING_PARAMS | from json)"
-        return Invocation([binary, "-n", "-I", str(settings.nushell_lib), "-c", script], env)
+        return Invocation([binary, "-n", "-I", env["NU_LIB_DIRS"], "-c", script], env)
     assert run.python is not None
     extra = [p for p in settings.python.path if p]
     if extra:
