@@ -13,10 +13,12 @@ from typing import Any
 from rich.text import Text
 
 from ..config import Settings
+from ..orchestrator.engine import op_params, resolve_run
 from ..orchestrator.executor import ProcessHooks, RunnerError, build_invocation, check_runner
 from ..orchestrator.executor.process import StopReason, run_process
 from ..orchestrator.executor.runners import ATTEMPT_MARKER
 from ..orchestrator.models import AttemptStatus, Outcome, RunSpec
+from ..workflow import Plan
 from .common import err
 
 
@@ -77,6 +79,26 @@ async def _run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+
+
+def run_workflow_direct(plan: Plan, settings: Settings, *, echo: bool = True) -> bool:
+    """Run a workflow here, one task at a time in dependency order (no orchestrator):
+    the same handlers through the same task contract. ``True`` when all completed."""
+    for step in plan.steps:
+        run, _ = resolve_run(step.op)
+        for item in step.items:
+            params = op_params(step.op)
+            if step.op.items is not None:
+                params["item"] = item
+            label = step.id + (f" {item}" if step.op.items is not None else "")
+            if echo:
+                err.print(Text.assemble(("==> ", "bold"), label))
+            outcome = run_direct(run, params, settings, timeout=step.op.timeout, echo=echo)
+            if outcome.status is not AttemptStatus.COMPLETED:
+                if echo:
+                    err.print(Text(f"{label}: {outcome.status.value}: {outcome.error or ''}"))
+                return False
+    return True
 
 
 def run_direct(

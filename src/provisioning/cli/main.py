@@ -10,7 +10,7 @@ from rich.table import Table
 
 from .. import API_VERSION, __version__, compat
 from ..client import ClientError, OrchestratorClient
-from . import orchestrator, task, workflow
+from . import cluster, orchestrator, server, task, taskserv, workflow, workspace
 from .common import State, out, print_json, state
 
 app = typer.Typer(
@@ -24,6 +24,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(orchestrator.app, name="orchestrator")
+app.add_typer(server.app, name="server")
+app.add_typer(taskserv.app, name="taskserv")
+app.add_typer(cluster.app, name="cluster")
+app.add_typer(workspace.app, name="workspace")
 app.add_typer(task.app, name="task")
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(workflow.batch, name="batch")

@@ -11,6 +11,8 @@ optionally overridden by the provider's settings in the workspace configuration:
     the AMI used when a server names none;
 ``plan``
     the instance type used when a server names neither a plan nor cores/memory;
+``zone``
+    the availability zone used when a server names none (else EC2 picks one);
 ``key_name``, ``subnet_id``, ``security_group_ids``
     passed to ``RunInstances`` as they are;
 ``wait_timeout``, ``wait_delay``
@@ -164,8 +166,13 @@ def classify(exc: BaseException) -> ProviderErrorKind:
         | botocore.exceptions.InvalidRegionError,
     ):
         return ProviderErrorKind.INVALID
-    if isinstance(exc, botocore.exceptions.HTTPClientError | ConnectionError | TimeoutError):
-        # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError...
+    if isinstance(
+        exc,
+        botocore.exceptions.ConnectionError  # EndpointConnectionError, ConnectTimeoutError...
+        | botocore.exceptions.HTTPClientError  # ReadTimeoutError, ConnectionClosedError...
+        | ConnectionError
+        | TimeoutError,
+    ):
         return ProviderErrorKind.UNAVAILABLE
     return ProviderErrorKind.OTHER
 
@@ -218,7 +225,7 @@ def _record(instance: Mapping[str, Any], region: str | None) -> ServerRecord:
     tags = _tags(instance)
     private_ip = instance.get("PrivateIpAddress")
     public_ip = instance.get("PublicIpAddress")
-    launch_time = instance.get("LaunchTime")
+    launch_time: Any = instance.get("LaunchTime")
     return ServerRecord(
         hostname=tags.get(TAG_HOSTNAME) or tags.get("Name", ""),
         provider=AwsProvider.name,
@@ -236,9 +243,7 @@ def _record(instance: Mapping[str, Any], region: str | None) -> ServerRecord:
             "image": instance.get("ImageId"),
             "private_ip": private_ip,
             "public_ip": public_ip,
-            "launch_time": launch_time.isoformat()
-            if hasattr(launch_time, "isoformat")
-            else launch_time,
+            "launch_time": launch_time.isoformat() if launch_time is not None else None,
             "region": region,
         },
     )
@@ -381,7 +386,8 @@ class AwsProvider:
         """Launch ``spec`` as one tagged EC2 instance and wait until it runs.
 
         A live instance with this hostname in this workspace + infra is returned as it is
-        (``created`` False; a pending one is waited for first)."""
+        (``created`` False; a pending one is waited for first, a stopped one is reported
+        stopped: starting it is not creating it)."""
         instance_type = instance_type_for(
             spec, str(self.settings.get("plan", DEFAULT_INSTANCE_TYPE))
         )
@@ -393,7 +399,7 @@ class AwsProvider:
         if existing:
             instance = self._best(existing)
             if instance.get("State", {}).get("Name") == "pending":
-                instance = self._wait_running(str(instance["InstanceId"]), doing)
+                return self._wait_running(str(instance["InstanceId"]), doing), False
             return _record(instance, self.region), False
 
         image = spec.image or self.settings.get("image")

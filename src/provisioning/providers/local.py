@@ -18,7 +18,7 @@ from typing import Any
 
 from .base import ProviderContext, ProviderError, ProviderErrorKind, ServerRecord, ServerSpec
 
-PLANS = [
+PLANS: list[dict[str, Any]] = [
     {"plan": "small", "cores": 1, "memory_mb": 1024},
     {"plan": "medium", "cores": 2, "memory_mb": 4096},
     {"plan": "large", "cores": 4, "memory_mb": 8192},

@@ -2,7 +2,7 @@
 
 Each taskserv is a folder: ``taskserv.toml`` (name, version, depends_on, settings,
 optional [service]), ``templates/`` (Jinja2, laid out as in the server's tree)
-and ``install.nu`` (a Nushell module exporting ``install`` and ``remove``, run by
+and ``taskserv.nu`` (a Nushell module exporting ``install`` and ``remove``, run by
 the orchestrator's Nushell runner). Definitions resolve in three layers: the
 infra's override, then the workspace's ``extensions/taskservs``, then this catalog.
 """

@@ -31,12 +31,12 @@ class TaskservDef:
 
     @property
     def library(self) -> Path:
-        """The Nushell library folder holding ``<name>/install.nu``."""
+        """The Nushell library folder holding ``<name>/taskserv.nu``."""
         return self.folder.parent
 
     @property
     def module(self) -> str:
-        return f"{self.name}/install.nu"
+        return f"{self.name}/taskserv.nu"
 
     @property
     def service(self) -> bool:
@@ -59,8 +59,8 @@ def _read(name: str, folder: Path, source: str) -> TaskservDef:
         raise CatalogError(f"{path}: {exc}") from None
     if data.get("name", name) != name:
         raise CatalogError(f"{path}: name {data.get('name')!r} does not match its folder {name!r}")
-    if not (folder / "install.nu").is_file():
-        raise CatalogError(f"{folder}: no install.nu (a Nushell module exporting install)")
+    if not (folder / "taskserv.nu").is_file():
+        raise CatalogError(f"{folder}: no taskserv.nu (a Nushell module exporting install)")
     return TaskservDef(
         name=name,
         version=str(data.get("version", "0")),

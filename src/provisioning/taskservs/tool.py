@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,15 @@ class Job:
         self.workspace_dir = Path(params["workspace_dir"])
         self.infra_name = str(params["infra"])
         self.hostname = str(params.get("hostname") or params["item"])
-        infra = load_infra(self.workspace_dir, self.infra_name)
-        self.definition: TaskservDef = resolve(str(params["taskserv"]), self.workspace_dir, infra)
+        name = str(params["taskserv"])
+        if "version" in params and isinstance(params.get("settings"), dict):
+            found = resolve(name, self.workspace_dir)
+            self.definition: TaskservDef = replace(
+                found, version=str(params["version"]), settings=dict(params["settings"])
+            )
+        else:
+            infra = load_infra(self.workspace_dir, self.infra_name)
+            self.definition = resolve(name, self.workspace_dir, infra)
         context = ProviderContext(
             workspace=self.workspace_dir.name,
             workspace_dir=self.workspace_dir,

@@ -1,0 +1,134 @@
+"""``provisioning server create|list|delete``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..infra.state import read_state
+from ..operations import plans
+from ..taskservs import CatalogError
+from .common import EXIT_USAGE, fail, out, print_json
+from .operate import (
+    CheckFlag,
+    DirectFlag,
+    InfraOption,
+    JsonFlag,
+    OrchestratedFlag,
+    WaitFlag,
+    execute,
+    infra_of,
+    show_changes,
+)
+
+app = typer.Typer(help="Servers of an infra.", no_args_is_help=True)
+
+Hostnames = Annotated[
+    list[str] | None, typer.Argument(help="Hostnames (default: every server of the infra).")
+]
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    hostnames: Hostnames = None,
+    infra: InfraOption = None,
+    check: CheckFlag = False,
+    no_taskservs: Annotated[
+        bool, typer.Option("--no-taskservs", help="Create the servers only.")
+    ] = False,
+    wait: WaitFlag = False,
+    orchestrated: OrchestratedFlag = False,
+    direct: DirectFlag = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Create servers (in parallel), then install their taskservs in dependency order."""
+    workspace, definition = infra_of(ctx, infra)
+    names = hostnames or [s.hostname for s in definition.servers]
+    if not names:
+        fail(f"infra {definition.name} defines no servers", EXIT_USAGE)
+    try:
+        for hostname in names:
+            definition.server(hostname)
+        workflow = plans.create_servers(
+            workspace, definition, names, with_taskservs=not no_taskservs
+        )
+    except (CatalogError, Exception) as exc:
+        fail(str(exc), EXIT_USAGE)
+    if check:
+        show_changes(workspace, definition, workflow, json_out)
+        return
+    execute(
+        ctx,
+        "server.create",
+        workflow,
+        wait=wait,
+        orchestrated=orchestrated,
+        direct=direct,
+        json_out=json_out,
+    )
+
+
+@app.command("list")
+def list_(ctx: typer.Context, infra: InfraOption = None, json_out: JsonFlag = False) -> None:
+    """Servers recorded for the infra (answered directly from the workspace's state)."""
+    workspace, definition = infra_of(ctx, infra)
+    recorded = read_state(workspace, definition.name)["servers"]
+    rows: list[dict[str, Any]] = []
+    for server in definition.servers:
+        record = recorded.get(server.hostname)
+        rows.append(
+            {
+                "hostname": server.hostname,
+                "provider": server.provider,
+                "state": (record or {}).get("status", "absent") if record else "absent",
+                "address": (record or {}).get("address"),
+                "plan": server.plan,
+                "taskservs": sorted((record or {}).get("taskservs", {})),
+            }
+        )
+    if json_out:
+        print_json({"infra": definition.name, "servers": rows})
+        return
+    table = Table("hostname", "provider", "state", "address", "plan", "taskservs")
+    for row in rows:
+        table.add_row(
+            row["hostname"],
+            row["provider"],
+            row["state"],
+            row["address"] or "",
+            row["plan"] or "",
+            ", ".join(row["taskservs"]),
+        )
+    out.print(table)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    hostnames: Hostnames = None,
+    infra: InfraOption = None,
+    check: CheckFlag = False,
+    wait: WaitFlag = False,
+    orchestrated: OrchestratedFlag = False,
+    direct: DirectFlag = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Delete servers (stopping what runs on them)."""
+    workspace, definition = infra_of(ctx, infra)
+    names = hostnames or [s.hostname for s in definition.servers]
+    workflow = plans.delete_servers(workspace, definition, names)
+    if check:
+        show_changes(workspace, definition, workflow, json_out)
+        return
+    execute(
+        ctx,
+        "server.delete",
+        workflow,
+        wait=wait,
+        orchestrated=orchestrated,
+        direct=direct,
+        json_out=json_out,
+    )
