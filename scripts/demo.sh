@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: set up, start the orchestrator on the embedded store, submit a
-# handful of tasks (Nushell, Python, plain commands; priorities; a retry) and
-# show them finish. Everything lives in .demo/ (delete it to start over).
+# The main job: set up, start the orchestrator on its embedded store, create a
+# workspace whose infra holds a small cluster on the local provider, and create the
+# cluster through the orchestrator -- three servers in parallel, then taskservs in
+# dependency order, one of them a web service -- followed live, ending with the
+# service answering on loopback. Everything lives in .demo/ (run again to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -9,69 +11,68 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 demo="$PWD/.demo"
 port="${DEMO_PORT:-9090}"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# A previous run's cluster and orchestrator go first (their processes are ours).
+if [ -d "$demo/acme" ]; then
+  (cd "$demo/acme" && PROVISIONING_CONFIG="$demo/provisioning.toml" \
+    provisioning cluster delete web --direct >/dev/null 2>&1) || true
+fi
+PROVISIONING_CONFIG="$demo/provisioning.toml" provisioning orchestrator stop >/dev/null 2>&1 || true
+rm -rf "$demo"
 mkdir -p "$demo"
 cat > "$demo/provisioning.toml" <<TOML
 [server]
 port = $port
 [storage]
-data_dir = "$demo/data"
+data_dir = "$demo/orchestrator"
 [executor]
-max_concurrent_tasks = 4
+max_concurrent_tasks = 8
 TOML
 export PROVISIONING_CONFIG="$demo/provisioning.toml"
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-cleanup() { provisioning orchestrator stop >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-
-step "Start the orchestrator (SQLite store in $demo/data)"
+step "Start the orchestrator (SQLite store in $demo/orchestrator)"
 provisioning orchestrator start --daemon
 provisioning version
 
-step "Submit tasks"
-ids=()
-ids+=("$(provisioning task submit --json --name greet --nu examples/hello.nu greet \
-        --params '{"name": "Ada; $(rm -rf /) (ls)"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["task_id"])')")
-ids+=("$(provisioning task submit --json --name inventory --priority high \
-        --python provisioning.examples inventory --params '{"label": "demo"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["task_id"])')")
-ids+=("$(provisioning task submit --json --name countdown --python provisioning.examples countdown \
-        --params '{"from": 5}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["task_id"])')")
-flaky="$demo/flaky-counter"; rm -f "$flaky"
-ids+=("$(provisioning task submit --json --name flaky --max-attempts 3 -- sh -c \
-        "n=\$(cat '$flaky' 2>/dev/null || echo 0); echo \$((n+1)) > '$flaky'; [ \$n -ge 1 ] || { echo 'first try fails' >&2; exit 1; }" \
-        | python3 -c 'import json,sys;print(json.load(sys.stdin)["task_id"])')")
-for i in 1 2 3; do
-  ids+=("$(provisioning task submit --json --name "shell-$i" --priority low -- sh -c "echo PROGRESS: 50 working; echo task $i on \$(hostname)" \
-          | python3 -c 'import json,sys;print(json.load(sys.stdin)["task_id"])')")
-done
-printf 'submitted %d tasks\n' "${#ids[@]}"
+step "A Nushell task, with parameters that stay data"
+provisioning task submit --wait --nu examples/hello.nu greet --params '{"name": "Ada; $(rm -rf /) (ls)"}'
 
-step "Follow the Nushell task until it ends"
-provisioning task submit --wait --name hello-again --nu examples/hello.nu greet --params '{"name": "Grace"}'
+step "Create a workspace"
+provisioning workspace init acme --path "$demo/acme" --infra wuji
+cd "$demo/acme"
+cat infra/wuji/infra.ncl
 
-step "Wait for the rest"
-python3 - "${ids[@]}" <<'PY'
-import json, subprocess, sys, time
-deadline = time.monotonic() + 60
-pending = set(sys.argv[1:])
-while pending and time.monotonic() < deadline:
-    for task_id in list(pending):
-        out = subprocess.run(["provisioning", "task", "status", "--json", task_id], capture_output=True, text=True, check=True)
-        if json.loads(out.stdout)["status"] not in ("pending", "running"):
-            pending.discard(task_id)
-    time.sleep(0.2)
-sys.exit(1 if pending else 0)
+step "Plan the cluster (--check changes nothing)"
+provisioning cluster create web --check
+
+step "Create it on the orchestrator, and follow it live"
+submitted=$(provisioning cluster create web --orchestrated --json)
+workflow=$(printf '%s' "$submitted" | python3 -c 'import json,sys;print(json.load(sys.stdin)["workflow_id"])')
+echo "Workflow submitted: $workflow"
+provisioning workflow monitor "$workflow"
+
+step "What exists now"
+provisioning server list
+provisioning taskserv list
+
+step "The web service answers on loopback"
+url=$(provisioning taskserv list --json | python3 -c '
+import json, sys
+print(next(t["url"] for t in json.load(sys.stdin)["taskservs"] if t.get("url")))')
+python3 - "$url" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=5) as reply:
+    print(f"GET {sys.argv[1]} -> {reply.status}")
+    print(reply.read().decode())
 PY
-provisioning task list
-step "The flaky task took two attempts"
-provisioning task status "${ids[3]}"
-step "The greeting's parameters came back as plain data"
-provisioning task status "${ids[0]}"
-provisioning orchestrator status
 
 step "Next"
 cat <<TEXT
-Look around while it runs:   PROVISIONING_CONFIG=$demo/provisioning.toml provisioning orchestrator start --daemon
-  provisioning task list | task status ID | task logs ID -f | orchestrator status | env
-The API (token in $demo/data/api-token):  curl -H "Authorization: Bearer \$(cat $demo/data/api-token)" http://127.0.0.1:$port/tasks
+The workspace is $demo/acme; the cluster and the orchestrator are still running.
+  cd $demo/acme && export PROVISIONING_CONFIG=$demo/provisioning.toml
+  provisioning workflow status $workflow     # steps, tasks, checkpoint
+  provisioning workflow list | task list | orchestrator status | env
+  provisioning server create --check         # nothing left to do: a no-op
+  provisioning cluster delete web --wait && provisioning orchestrator stop   # clean up
 TEXT
