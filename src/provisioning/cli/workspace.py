@@ -19,7 +19,8 @@ INFRA_TEMPLATE = """\
   servers = [
     {{ hostname = "web-1", provider = "local", plan = "small", taskservs = ["webserver"] }},
     {{ hostname = "web-2", provider = "local", plan = "small", taskservs = ["webserver"] }},
-    {{ hostname = "node-1", provider = "local", plan = "medium", labels = {{ role = "node" }}, taskservs = ["kubernetes"] }},
+    {{ hostname = "node-1", provider = "local", plan = "medium",
+       labels = {{ role = "node" }}, taskservs = ["kubernetes"] }},
   ],
   # Infra-level overrides of taskserv definitions (version, depends_on, settings).
   taskservs = {{
