@@ -19,9 +19,8 @@ from .operate import (
     JsonFlag,
     OrchestratedFlag,
     WaitFlag,
-    execute,
+    check_or_execute,
     infra_of,
-    show_changes,
 )
 
 app = typer.Typer(help="Clusters: servers plus taskservs, as one workflow.", no_args_is_help=True)
@@ -46,13 +45,13 @@ def create(
         workflow = plans.create_cluster(workspace, definition, name)
     except (InfraError, CatalogError) as exc:
         fail(str(exc), EXIT_USAGE)
-    if check:
-        show_changes(workspace, definition, workflow, json_out)
-        return
-    execute(
+    check_or_execute(
         ctx,
         "cluster.create",
+        workspace,
+        definition,
         workflow,
+        check=check,
         wait=wait,
         orchestrated=orchestrated,
         direct=direct,
@@ -105,13 +104,13 @@ def delete(
         workflow = plans.delete_cluster(workspace, definition, name)
     except InfraError as exc:
         fail(str(exc), EXIT_USAGE)
-    if check:
-        show_changes(workspace, definition, workflow, json_out)
-        return
-    execute(
+    check_or_execute(
         ctx,
         "cluster.delete",
+        workspace,
+        definition,
         workflow,
+        check=check,
         wait=wait,
         orchestrated=orchestrated,
         direct=direct,

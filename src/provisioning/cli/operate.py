@@ -62,6 +62,34 @@ def show_changes(workspace: Path, infra: Infra, workflow: dict[str, Any], json_o
     out.print(table)
 
 
+def check_or_execute(
+    ctx: typer.Context,
+    operation: str,
+    workspace: Path,
+    infra: Infra,
+    workflow: dict[str, Any],
+    *,
+    check: bool,
+    wait: bool,
+    orchestrated: bool,
+    direct: bool,
+    json_out: bool,
+) -> None:
+    """``--check``: show what would change; otherwise run ``workflow``."""
+    if check:
+        show_changes(workspace, infra, workflow, json_out)
+        return
+    execute(
+        ctx,
+        operation,
+        workflow,
+        wait=wait,
+        orchestrated=orchestrated,
+        direct=direct,
+        json_out=json_out,
+    )
+
+
 def execute(
     ctx: typer.Context,
     operation: str,

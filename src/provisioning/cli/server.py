@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ..infra import InfraError
 from ..infra.state import read_state
 from ..operations import plans
 from ..taskservs import CatalogError
@@ -18,9 +19,8 @@ from .operate import (
     JsonFlag,
     OrchestratedFlag,
     WaitFlag,
-    execute,
+    check_or_execute,
     infra_of,
-    show_changes,
 )
 
 app = typer.Typer(help="Servers of an infra.", no_args_is_help=True)
@@ -55,15 +55,15 @@ def create(
         workflow = plans.create_servers(
             workspace, definition, names, with_taskservs=not no_taskservs
         )
-    except (CatalogError, Exception) as exc:
+    except (CatalogError, InfraError) as exc:
         fail(str(exc), EXIT_USAGE)
-    if check:
-        show_changes(workspace, definition, workflow, json_out)
-        return
-    execute(
+    check_or_execute(
         ctx,
         "server.create",
+        workspace,
+        definition,
         workflow,
+        check=check,
         wait=wait,
         orchestrated=orchestrated,
         direct=direct,
@@ -120,13 +120,13 @@ def delete(
     workspace, definition = infra_of(ctx, infra)
     names = hostnames or [s.hostname for s in definition.servers]
     workflow = plans.delete_servers(workspace, definition, names)
-    if check:
-        show_changes(workspace, definition, workflow, json_out)
-        return
-    execute(
+    check_or_execute(
         ctx,
         "server.delete",
+        workspace,
+        definition,
         workflow,
+        check=check,
         wait=wait,
         orchestrated=orchestrated,
         direct=direct,

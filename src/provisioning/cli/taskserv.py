@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ..infra import InfraError
 from ..infra.state import read_state
 from ..operations import plans
 from ..taskservs import CatalogError, available
@@ -18,9 +19,8 @@ from .operate import (
     JsonFlag,
     OrchestratedFlag,
     WaitFlag,
-    execute,
+    check_or_execute,
     infra_of,
-    show_changes,
     workspace_dir,
 )
 
@@ -51,15 +51,15 @@ def create(
         for hostname in hostnames:
             definition.server(hostname)
         workflow = plans.create_taskserv(workspace, definition, name, hostnames)
-    except (CatalogError, Exception) as exc:
+    except (CatalogError, InfraError) as exc:
         fail(str(exc), EXIT_USAGE)
-    if check:
-        show_changes(workspace, definition, workflow, json_out)
-        return
-    execute(
+    check_or_execute(
         ctx,
         "taskserv.create",
+        workspace,
+        definition,
         workflow,
+        check=check,
         wait=wait,
         orchestrated=orchestrated,
         direct=direct,
@@ -131,13 +131,13 @@ def delete(
     workspace, definition = infra_of(ctx, infra)
     hostnames = servers or [s.hostname for s in definition.servers]
     workflow = plans.delete_taskserv(workspace, definition, name, hostnames)
-    if check:
-        show_changes(workspace, definition, workflow, json_out)
-        return
-    execute(
+    check_or_execute(
         ctx,
         "taskserv.delete",
+        workspace,
+        definition,
         workflow,
+        check=check,
         wait=wait,
         orchestrated=orchestrated,
         direct=direct,
