@@ -85,7 +85,9 @@ def _task(row: sqlite3.Row) -> Task:
     )
 
 
-def _attempt(row: sqlite3.Row) -> Attempt:
+def _attempt(row: sqlite3.Row, prefix: str = "") -> Attempt:
+    """An attempt from its row; ``prefix`` names the columns that a join with
+    ``tasks`` renamed (``a_status``, ``a_started_at``, ``a_error``)."""
     process = None
     if row["pid"] is not None:
         process = ProcessInfo(
@@ -95,11 +97,11 @@ def _attempt(row: sqlite3.Row) -> Attempt:
         task_id=row["task_id"],
         number=row["number"],
         node_id=row["node_id"],
-        status=AttemptStatus(row["status"]),
-        started_at=row["started_at"],
+        status=AttemptStatus(row[prefix + "status"]),
+        started_at=row[prefix + "started_at"],
         finished_at=row["finished_at"],
         exit_code=row["exit_code"],
-        error=row["error"],
+        error=row[prefix + "error"],
         process=process,
     )
 
@@ -438,23 +440,7 @@ class SQLiteStore(WorkflowVerbs):
             f" WHERE t.status = 'running' AND {where} ORDER BY t.seq",
             args,
         )
-        pairs = []
-        for row in rows:
-            process = None
-            if row["pid"] is not None:
-                process = ProcessInfo(row["pid"], row["pgid"], row["start_ticks"], row["boot_id"])
-            attempt = Attempt(
-                task_id=row["task_id"],
-                number=row["number"],
-                node_id=row["node_id"],
-                status=AttemptStatus(row["a_status"]),
-                started_at=row["a_started_at"],
-                finished_at=row["finished_at"],
-                exit_code=row["exit_code"],
-                error=row["a_error"],
-                process=process,
-            )
-            pairs.append((_task(row), attempt))
+        pairs = [(_task(row), _attempt(row, prefix="a_")) for row in rows]
         return pairs
 
     def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
