@@ -45,6 +45,26 @@ def _problems_text(path: Path, problems: list[Any]) -> str:
     return "invalid workflow:\n  " + "\n  ".join(lines)
 
 
+def with_workspace(ctx: typer.Context, data: Any) -> Any:
+    """Platform operations (``target`` + ``type``) act on the current workspace: give
+    them its folder, and its default infra when they name none."""
+    loaded = state(ctx).loaded
+    if loaded.workspace_dir is None or not isinstance(data, dict):
+        return data
+    operations = []
+    for op in data.get("operations") or []:
+        if isinstance(op, dict) and ("target" in op or "type" in op):
+            given = op.get("params")
+            params: dict[str, Any] = given if isinstance(given, dict) else {}
+            op = {
+                **op,
+                "infra": op.get("infra") or loaded.settings.workspace.default_infra,
+                "params": {"workspace_dir": str(loaded.workspace_dir), **params},
+            }
+        operations.append(op)
+    return {**data, "operations": operations}
+
+
 def load_plan(ctx: typer.Context, path: Path, priority: str | None) -> tuple[dict[str, Any], Plan]:
     """Read, evaluate and validate a workflow file; exit 2 with the reasons if invalid."""
     try:
@@ -53,6 +73,7 @@ def load_plan(ctx: typer.Context, path: Path, priority: str | None) -> tuple[dic
         fail(str(exc), EXIT_USAGE)
     if priority is not None and isinstance(data, dict):
         data = {**data, "priority": priority}
+    data = with_workspace(ctx, data)
     try:
         spec = parse_spec(data)
         plan = build_plan(spec)
