@@ -59,6 +59,9 @@ class ServerSection(_Section):
 class StorageSection(_Section):
     backend: StorageBackend = StorageBackend.SQLITE
     data_dir: str = "~/.local/share/provisioning/orchestrator"
+    # postgres: a libpq connection string (also PROVISIONING_STORAGE_DSN);
+    # surrealdb: a ws:// URL of a server (empty: embedded, a surrealkv:// file in data_dir).
+    dsn: str = ""
 
     @field_validator("backend", mode="before")
     @classmethod

@@ -354,6 +354,19 @@ class NewStep:
     tasks: tuple[NewTask, ...]
 
 
+@dataclass(frozen=True)
+class NodeInfo:
+    """An orchestrator node sharing the store."""
+
+    id: str
+    host: str
+    pid: int
+    max_concurrent: int
+    started_at: float
+    last_seen: float
+    running: int = 0
+
+
 @dataclass
 class TaskPage:
     tasks: list[Task] = field(default_factory=list)

@@ -87,7 +87,6 @@ class Scheduler:
     def start(self) -> None:
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="claim-loop"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop"),
         ]
 
     def cancel_local(self, task_id: str) -> bool:
@@ -98,6 +97,12 @@ class Scheduler:
         if not running.stop.done():
             running.stop.set_result(StopReason.CANCEL)
         return True
+
+    def stop_all(self, reason: StopReason) -> None:
+        """Stop every task running here (their attempts end, per ``reason``)."""
+        for running in list(self._running.values()):
+            if not running.stop.done():
+                running.stop.set_result(reason)
 
     async def stop(self, grace: float) -> None:
         """Claim nothing more; await running tasks up to ``grace`` seconds, then hand
@@ -115,9 +120,7 @@ class Scheduler:
             _, pending = await asyncio.wait(jobs, timeout=grace)
             if pending:
                 log.info("handing %d task(s) back to the queue", len(pending))
-                for running in list(self._running.values()):
-                    if not running.stop.done():
-                        running.stop.set_result(StopReason.SHUTDOWN)
+                self.stop_all(StopReason.SHUTDOWN)
                 await asyncio.wait(pending)
 
     # -- loops --------------------------------------------------------------------------
@@ -154,22 +157,6 @@ class Scheduler:
                 timeout = min(timeout, max(self._retry_times[0] - now, 0.0))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _heartbeat_loop(self) -> None:
-        lease = self._settings.executor.lease_seconds
-        while True:
-            await asyncio.sleep(lease / 3)
-            if not self._running:
-                continue
-            try:
-                cancels = await self._store.call(
-                    "heartbeat", self.node_id, now=time.time(), lease_seconds=lease
-                )
-            except Exception:
-                log.exception("heartbeat failed")
-                continue
-            for task_id in cancels:
-                self.cancel_local(task_id)
 
     # -- one attempt --------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import socket
 import time
 import uuid
 from typing import Any
@@ -16,15 +18,12 @@ from ..config import Settings
 from .engine import WorkflowEngine
 from .events import EventBus
 from .executor import RunnerError, check_runner
-from .executor.process import ensure_dead
-from .executor.runners import ATTEMPT_MARKER
+from .liveness import Liveness
 from .models import (
     MAX_PARAMS_BYTES,
     Attempt,
-    AttemptStatus,
     LogLine,
     NewTask,
-    Outcome,
     RetryPolicy,
     Step,
     Task,
@@ -69,40 +68,20 @@ class OrchestratorService:
             task_token=self.task_token,
             on_finished=self.engine.after_task,
         )
+        self.liveness = Liveness(self.db, self.scheduler, settings, self.node_id)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.recover()
+        await self.liveness.start(socket.gethostname(), os.getpid())
         await self.engine.resume_pending_rollbacks()
         self.scheduler.start()
 
     async def stop(self) -> None:
         await self.scheduler.stop(self.settings.executor.shutdown_grace_seconds)
+        await self.liveness.stop()
         self.bus.close()
         await asyncio.get_running_loop().run_in_executor(None, self.db.close)
-
-    async def recover(self) -> int:
-        """Settle attempts left running by a previous life of this orchestrator.
-
-        Each orphan's processes are killed and known dead *before* the attempt is
-        recorded as lost and the task is retried per its policy, so two live
-        executions of one task never overlap. Completed tasks are not touched.
-        """
-        orphans: list[tuple[Task, Attempt]] = await self.db.call("running_attempts")
-        loop = asyncio.get_running_loop()
-        for task, attempt in orphans:
-            marker = (ATTEMPT_MARKER, f"{task.id}/{attempt.number}")
-            killed = await loop.run_in_executor(None, ensure_dead, attempt.process, marker)
-            detail = f"; killed what was left of it ({len(killed)} process(es)/group(s))"
-            outcome = Outcome(
-                AttemptStatus.LOST,
-                error="the orchestrator stopped while this attempt ran"
-                + (detail if killed else ""),
-            )
-            await self.scheduler.finish_attempt(task, attempt.number, outcome)
-            log.warning("recovered task %s (attempt %d)", task.id, attempt.number)
-        return len(orphans)
 
     # -- operations ---------------------------------------------------------------------
 

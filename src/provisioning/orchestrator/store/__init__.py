@@ -20,6 +20,18 @@ def open_store(settings: Settings) -> Store:
         store = SQLiteStore(data_dir / "orchestrator.db")
         store.migrate()
         return store
+    if backend is StorageBackend.POSTGRES:
+        if not settings.storage.dsn:
+            raise StoreError(
+                "storage.backend = postgres needs storage.dsn (or PROVISIONING_STORAGE_DSN), "
+                "e.g. postgresql://user@host:5432/provisioning"
+            )
+        from .postgres import PostgresStore
+
+        pg = PostgresStore(settings.storage.dsn)
+        pg.migrate()
+        return pg
     raise StoreError(
-        f"storage backend {backend.value!r} is not available in this build; use 'sqlite'"
+        f"storage backend {backend.value!r} is not available in this build; "
+        "use 'sqlite' or 'postgres'"
     )

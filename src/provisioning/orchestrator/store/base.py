@@ -15,6 +15,7 @@ from ..models import (
     Claim,
     LogLine,
     NewTask,
+    NodeInfo,
     Outcome,
     ProcessInfo,
     RetryPolicy,
@@ -29,7 +30,15 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    """Durable task queue, attempts, logs and results."""
+    """Durable task queue, attempts, logs and results.
+
+    ``shared`` says whether several orchestrator nodes may use the store at once
+    (PostgreSQL). A store that is not shared has one node at a time (the pid file's
+    lock sees to it), so at start every running attempt is an orphan; a shared store's
+    orphans are the attempts whose lease expired.
+    """
+
+    shared: bool
 
     def migrate(self) -> int:
         """Apply pending schema migrations; return the schema version."""
@@ -55,7 +64,17 @@ class Store(Protocol):
         """Remember the process group of a running attempt (for orphan reaping)."""
 
     def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
-        """Extend the leases of ``node_id``'s running tasks; return those asked to cancel."""
+        """Mark ``node_id`` alive and extend the leases of its running tasks; return
+        those asked to cancel."""
+
+    def register_node(
+        self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
+    ) -> None: ...
+
+    def deregister_node(self, node_id: str) -> None: ...
+
+    def nodes(self) -> list[NodeInfo]:
+        """Every registered node, with how many tasks it runs."""
 
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None

@@ -25,6 +25,7 @@ from ..models import (
     Claim,
     LogLine,
     NewTask,
+    NodeInfo,
     Outcome,
     Priority,
     ProcessInfo,
@@ -110,6 +111,7 @@ class SQLiteStore(WorkflowVerbs):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
+    shared = False
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -327,12 +329,45 @@ class SQLiteStore(WorkflowVerbs):
 
     def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
         with self._tx(durable=False) as db:
+            db.execute("UPDATE nodes SET last_seen = ? WHERE id = ?", (now, node_id))
             rows = db.execute(
                 "UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND owner = ?"
                 " RETURNING id, cancel_requested",
                 (now + lease_seconds, node_id),
             ).fetchall()
         return {row["id"] for row in rows if row["cancel_requested"]}
+
+    def register_node(
+        self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO nodes (id, host, pid, max_concurrent, started_at, last_seen)"
+                " VALUES (?,?,?,?,?,?)",
+                (node_id, host, pid, max_concurrent, now, now),
+            )
+
+    def deregister_node(self, node_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM nodes WHERE id = ?", (node_id,))
+
+    def nodes(self) -> list[NodeInfo]:
+        rows = self._query(
+            "SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.status = 'running'"
+            " AND t.owner = n.id) AS running FROM nodes n ORDER BY n.started_at"
+        )
+        return [
+            NodeInfo(
+                id=row["id"],
+                host=row["host"],
+                pid=row["pid"],
+                max_concurrent=row["max_concurrent"],
+                started_at=row["started_at"],
+                last_seen=row["last_seen"],
+                running=row["running"],
+            )
+            for row in rows
+        ]
 
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None

@@ -1,0 +1,140 @@
+"""Node liveness: heartbeats, lease takeover, self-fencing, and orphan recovery.
+
+A running attempt is held under a lease that its node renews with every
+heartbeat. When a node dies, its leases run out and any other node settles the
+attempt (recorded *lost*, retried per the task's policy). A node that cannot
+renew its leases stops its own tasks before they expire, so that the node
+taking them over never runs a task while the old execution still lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from ..config import Settings
+from .executor.process import StopReason, ensure_dead
+from .executor.procfs import boot_id
+from .executor.runners import ATTEMPT_MARKER
+from .models import Attempt, AttemptStatus, Outcome, Task
+from .scheduler import Scheduler
+from .storeclient import StoreClient
+
+log = logging.getLogger("provisioning.orchestrator.liveness")
+
+# Stop our own tasks when this much of the lease passed without a renewal.
+SELF_FENCE_FRACTION = 0.75
+
+
+async def settle_orphans(
+    scheduler: Scheduler, orphans: list[tuple[Task, Attempt]], reason: str
+) -> int:
+    """Kill what is left of each orphaned attempt on this machine, wait until it is
+    gone, then record the attempt lost (fenced: a settled attempt is not settled twice)."""
+    loop = asyncio.get_running_loop()
+    here = boot_id()
+    settled = 0
+    for task, attempt in orphans:
+        killed: list[int] = []
+        if attempt.process is None or attempt.process.boot_id == here:
+            marker = (ATTEMPT_MARKER, f"{task.id}/{attempt.number}")
+            killed = await loop.run_in_executor(None, ensure_dead, attempt.process, marker)
+        detail = f"; killed what was left of it ({len(killed)} process(es)/group(s))"
+        outcome = Outcome(AttemptStatus.LOST, error=reason + (detail if killed else ""))
+        if await scheduler.finish_attempt(task, attempt.number, outcome) is not None:
+            settled += 1
+            log.warning("settled orphaned attempt %d of task %s", attempt.number, task.id)
+    return settled
+
+
+class Liveness:
+    """The heartbeat loop of one node."""
+
+    def __init__(
+        self, store: StoreClient, scheduler: Scheduler, settings: Settings, node_id: str
+    ) -> None:
+        self._store = store
+        self._scheduler = scheduler
+        self._lease = settings.executor.lease_seconds
+        self._max = settings.executor.max_concurrent_tasks
+        self.node_id = node_id
+        self._loop_task: asyncio.Task[None] | None = None
+        self._last_renewal = time.monotonic()
+
+    @property
+    def shared(self) -> bool:
+        return bool(getattr(self._store.store, "shared", False))
+
+    async def start(self, host: str, pid: int) -> None:
+        await self._store.call(
+            "register_node",
+            self.node_id,
+            host=host,
+            pid=pid,
+            max_concurrent=self._max,
+            now=time.time(),
+        )
+        if self.shared:
+            await self.take_over_expired()
+        else:
+            # One node at a time on this store: whatever still runs is from a previous life.
+            orphans = await self._store.call("running_attempts")
+            await settle_orphans(
+                self._scheduler, orphans, "the orchestrator stopped while this attempt ran"
+            )
+        self._last_renewal = time.monotonic()
+        self._loop_task = asyncio.create_task(self._run(), name="heartbeat")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        try:
+            await self._store.call("deregister_node", self.node_id)
+        except Exception:
+            log.exception("could not deregister node %s", self.node_id)
+
+    async def take_over_expired(self) -> int:
+        expired = await self._store.call("expired_leases", now=time.time())
+        mine = [pair for pair in expired if pair[1].node_id != self.node_id]
+        if not mine:
+            return 0
+        return await settle_orphans(
+            self._scheduler,
+            mine,
+            f"its node stopped renewing its lease; taken over by {self.node_id}",
+        )
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                cancels = await self._store.call(
+                    "heartbeat", self.node_id, now=time.time(), lease_seconds=self._lease
+                )
+            except Exception:
+                log.exception("heartbeat failed")
+                self._fence_if_late()
+                continue
+            self._last_renewal = time.monotonic()
+            for task_id in cancels:
+                self._scheduler.cancel_local(task_id)
+            if self.shared:
+                try:
+                    await self.take_over_expired()
+                except Exception:
+                    log.exception("lease takeover failed")
+
+    def _fence_if_late(self) -> None:
+        late = time.monotonic() - self._last_renewal
+        if late > self._lease * SELF_FENCE_FRACTION and self._scheduler.running_count:
+            log.error(
+                "no lease renewal for %.1fs: stopping %d running task(s) before another "
+                "node takes them over",
+                late,
+                self._scheduler.running_count,
+            )
+            self._scheduler.stop_all(StopReason.SHUTDOWN)
