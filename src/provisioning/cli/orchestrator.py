@@ -118,6 +118,17 @@ def status(
     table = Table(*report["tasks"].keys())
     table.add_row(*(str(n) for n in report["tasks"].values()))
     out.print(table)
+    if len(report.get("nodes", [])) > 1 or report["storage"].get("backend") != "sqlite":
+        nodes = Table("node", "host", "pid", "running", "heartbeat")
+        for node in report["nodes"]:
+            nodes.add_row(
+                node["id"] + (" (this)" if node["this"] else ""),
+                node["host"],
+                str(node["pid"]),
+                f"{node['running']}/{node['max_concurrent']}",
+                f"{node['seconds_since_heartbeat']}s ago",
+            )
+        out.print(nodes)
 
 
 @app.command()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,24 @@ class Scheduler:
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="claim-loop"),
         ]
+        waiter = getattr(self._store.store, "wait_for_work", None)
+        if waiter is not None:
+            # A shared store tells idle nodes at once when another node queued work
+            # (PostgreSQL LISTEN/NOTIFY); the idle poll stays as the fallback.
+            loop = asyncio.get_running_loop()
+            threading.Thread(
+                target=self._listen, args=(waiter, loop), name="listen", daemon=True
+            ).start()
+
+    def _listen(self, waiter: Callable[[float], bool], loop: asyncio.AbstractEventLoop) -> None:
+        while not self._stopping:
+            try:
+                notified = waiter(IDLE_POLL_SECONDS)
+            except Exception:
+                log.exception("waiting for notifications failed; polling only")
+                return
+            if notified and not self._stopping:
+                loop.call_soon_threadsafe(self.wake)
 
     def cancel_local(self, task_id: str) -> bool:
         """Stop a task running on this node at once; ``False`` if it is not here."""

@@ -24,6 +24,7 @@ from .models import (
     Attempt,
     LogLine,
     NewTask,
+    NodeInfo,
     RetryPolicy,
     Step,
     Task,
@@ -196,10 +197,25 @@ class OrchestratorService:
     async def status(self) -> dict[str, Any]:
         counts: dict[str, int] = await self.db.call("counts")
         meta: dict[str, Any] = await self.db.call("meta")
+        nodes: list[NodeInfo] = await self.db.call("nodes")
         return {
             **(await self.health()),
             "storage": meta,
             "tasks": counts,
             "running_here": self.scheduler.running_count,
             "max_concurrent_tasks": self.settings.executor.max_concurrent_tasks,
+            "nodes": [
+                {
+                    "id": node.id,
+                    "host": node.host,
+                    "pid": node.pid,
+                    "max_concurrent": node.max_concurrent,
+                    "running": node.running,
+                    "started_at": node.started_at,
+                    "last_seen": node.last_seen,
+                    "seconds_since_heartbeat": round(time.time() - node.last_seen, 1),
+                    "this": node.id == self.node_id,
+                }
+                for node in nodes
+            ],
         }
