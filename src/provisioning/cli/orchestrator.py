@@ -55,6 +55,25 @@ def start(
     raise typer.Exit(completed.returncode)
 
 
+@app.command("migrate-store")
+def migrate_store(
+    ctx: typer.Context,
+    dsn: Annotated[str, typer.Option(help="The PostgreSQL connection string to copy into.")],
+) -> None:
+    """Copy this configuration's SQLite store into PostgreSQL (stop the orchestrator first)."""
+    data_dir = state(ctx).loaded.settings.data_dir
+    argv = [
+        sys.executable,
+        "-m",
+        "provisioning.orchestrator.migrate",
+        "--data-dir",
+        str(data_dir),
+        "--dsn",
+        dsn,
+    ]
+    raise typer.Exit(subprocess.run(argv, check=False).returncode)
+
+
 @app.command()
 def stop(ctx: typer.Context) -> None:
     """Stop the orchestrator of this data dir (SIGTERM, then wait for it to finish)."""

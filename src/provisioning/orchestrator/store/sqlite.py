@@ -210,6 +210,19 @@ class SQLiteStore(WorkflowVerbs):
         with self._lock:
             self._db.close()
 
+    def dump(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of every table, for ``migrate-store`` (read in one transaction)."""
+        tables = ("tasks", "attempts", "task_logs", "workflows", "workflow_steps", "workflow_edges")
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                return {
+                    table: [dict(row) for row in self._db.execute(f"SELECT * FROM {table}")]
+                    for table in tables
+                }
+            finally:
+                self._db.execute("COMMIT")
+
     def meta(self) -> dict[str, Any]:
         return {"backend": self.backend, "path": self.path, "schema_version": self._version}
 
