@@ -24,8 +24,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: names, errors and log lines come from data and may hold '[...]'; the
+# CLI's own styling goes through Text objects.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 @dataclass
@@ -123,5 +125,10 @@ STATUS_STYLE = {
 }
 
 
-def styled_status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def styled_status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, "white"))
+
+
+def styled(*parts: str | Text | tuple[str, str]) -> Text:
+    """Text from plain strings (never read as markup), Text, and (text, style) pairs."""
+    return Text.assemble(*parts)

@@ -13,12 +13,12 @@ from typing import Any
 from rich.text import Text
 
 from ..config import Settings
-from ..orchestrator.engine import op_params, resolve_run
 from ..orchestrator.executor import ProcessHooks, RunnerError, build_invocation, check_runner
 from ..orchestrator.executor.process import StopReason, run_process
 from ..orchestrator.executor.runners import ATTEMPT_MARKER
 from ..orchestrator.models import AttemptStatus, Outcome, RunSpec
 from ..workflow import Plan
+from ..workflow.validate import op_params, resolve_run
 from .common import err
 
 

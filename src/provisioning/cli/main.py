@@ -11,7 +11,7 @@ from rich.table import Table
 from .. import API_VERSION, __version__, compat
 from ..client import ClientError, OrchestratorClient
 from . import cluster, orchestrator, server, task, taskserv, workflow, workspace
-from .common import State, out, print_json, state
+from .common import State, out, print_json, state, styled
 
 app = typer.Typer(
     name="provisioning",
@@ -72,8 +72,12 @@ def version(
     out.print(f"provisioning {__version__} (API {API_VERSION})")
     orch = report["orchestrator"]
     if isinstance(orch, dict):
-        verdict = "compatible" if orch["compatible"] else f"[red]incompatible[/]: {orch['problem']}"
-        out.print(f"orchestrator {orch['version']} (API {orch['api_version']}): {verdict}")
+        verdict = (
+            styled("compatible")
+            if orch["compatible"]
+            else styled(("incompatible", "red"), f": {orch['problem']}")
+        )
+        out.print(styled(f"orchestrator {orch['version']} (API {orch['api_version']}): ", verdict))
     else:
         out.print(f"orchestrator: not reachable at {settings.orchestrator.endpoint}")
 

@@ -44,9 +44,11 @@ def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
     """The view of one workflow: an overall bar, a row per task, running tasks' logs."""
     tasks = workflow["tasks"]
     done = tasks["total"] - tasks["open"]
-    header = Text.from_markup(
-        f"[bold]{workflow['name']}[/] {workflow['id']}  {styled_status(workflow['status'])}"
-        f"  {done}/{tasks['total']} tasks, {tasks['failed']} failed"
+    header = Text.assemble(
+        (workflow["name"], "bold"),
+        f" {workflow['id']}  ",
+        styled_status(workflow["status"]),
+        f"  {done}/{tasks['total']} tasks, {tasks['failed']} failed",
     )
     overall = ProgressBar(total=max(tasks["total"], 1), completed=done, width=60)
     table = Table("step", "task", "status", "progress", "attempt", "elapsed", expand=False)
@@ -63,7 +65,10 @@ def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
                 str(task["attempt"]),
                 _elapsed(task),
             )
-    parts: list[Any] = [header, overall, table]
+    top = Table.grid(padding=(0, 1))
+    top.add_row(header)
+    top.add_row(overall)
+    parts: list[Any] = [top, table]
     for task in running[:4]:
         tail = logs.get(task["id"])
         if tail:
@@ -120,5 +125,7 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, 
                 task_ids = {t["id"] for s in workflow["steps"] for t in s["tasks"]}
                 last_fetch, dirty = now, False
             live.update(render(workflow, logs))
+    if not out.is_terminal:
+        out.print()
     client.close()
     return workflow

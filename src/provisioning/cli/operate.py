@@ -12,11 +12,11 @@ from rich.table import Table
 from ..client import ClientError
 from ..infra import Infra, InfraError, load_infra
 from ..operations import plans
-from ..orchestrator.engine import check_plan, parse_spec
 from ..taskservs import CatalogError
 from ..workflow import PlanError, build_plan
+from ..workflow.validate import check_plan, parse_spec
 from . import dispatch
-from .common import EXIT_FAILED, EXIT_USAGE, client_failure, fail, out, print_json, state
+from .common import EXIT_FAILED, EXIT_USAGE, client_failure, fail, out, print_json, state, styled
 from .direct import run_workflow_direct
 from .workflow import follow
 
@@ -58,7 +58,7 @@ def show_changes(workspace: Path, infra: Infra, workflow: dict[str, Any], json_o
     table = Table("server", "taskserv", "action")
     for change in found:
         table.add_row(change["server"], change.get("taskserv", ""), change["action"])
-    out.print(f"[bold]{workflow['name']}[/] (check: nothing was changed)")
+    out.print(styled((workflow["name"], "bold"), " (check: nothing was changed)"))
     out.print(table)
 
 

@@ -25,6 +25,7 @@ from .common import (
     print_json,
     probe,
     state,
+    styled,
 )
 
 app = typer.Typer(help="Start, stop and inspect the orchestrator daemon.", no_args_is_help=True)
@@ -108,7 +109,11 @@ def status(
             print_json({"status": "down", "endpoint": settings.orchestrator.endpoint, "pid": pid})
         else:
             out.print(
-                f"orchestrator: [red]down[/] (nothing answers at {settings.orchestrator.endpoint})"
+                styled(
+                    "orchestrator: ",
+                    ("down", "red"),
+                    f" (nothing answers at {settings.orchestrator.endpoint})",
+                )
             )
         raise typer.Exit(EXIT_UNREACHABLE)
     try:
@@ -126,9 +131,12 @@ def status(
         print_json(report)
         return
     out.print(
-        f"orchestrator: [green]{report['status']}[/] at {report['endpoint']} "
-        f"(version {report['version']}, API {report['api_version']}, pid {pid}, "
-        f"node {report['node_id']})"
+        styled(
+            "orchestrator: ",
+            (report["status"], "green"),
+            f" at {report['endpoint']} (version {report['version']}, API "
+            f"{report['api_version']}, pid {pid}, node {report['node_id']})",
+        )
     )
     if not report["compatible"]:
         notify(f"this CLI cannot use it: {report['compatibility_problem']}", "warning")

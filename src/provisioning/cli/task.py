@@ -22,6 +22,7 @@ from .common import (
     out,
     print_json,
     state,
+    styled,
     styled_status,
 )
 from .direct import run_direct
@@ -62,7 +63,7 @@ def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> 
         key = (task["status"], task["progress"])
         if not quiet and key != last:
             message = task.get("progress_message") or ""
-            out.print(f"{styled_status(task['status'])} {task['progress']:>3}% {message}".rstrip())
+            out.print(styled(styled_status(task["status"]), f" {task['progress']:>3}% {message}"))
             last = key
         if task["status"] not in ("pending", "running"):
             return task
@@ -193,8 +194,10 @@ def status(ctx: typer.Context, task_id: str, json_out: JsonFlag = False) -> None
     if json_out:
         print_json(task)
         return
-    out.print(f"[bold]{task['name']}[/]  {task['id']}")
-    out.print(f"status    {styled_status(task['status'])}  progress {task['progress']}%")
+    out.print(styled((task["name"], "bold"), f"  {task['id']}"))
+    out.print(
+        styled("status    ", styled_status(task["status"]), f"  progress {task['progress']}%")
+    )
     out.print(f"priority  {task['priority']}   created {task['created_at']}")
     if task.get("error"):
         out.print(f"error     {task['error']}")
@@ -259,7 +262,7 @@ def cancel(ctx: typer.Context, task_id: str, json_out: JsonFlag = False) -> None
         print_json(task)
     else:
         note = " (stopping)" if task["status"] == "running" else ""
-        out.print(f"{task_id}: {styled_status(task['status'])}{note}")
+        out.print(styled(f"{task_id}: ", styled_status(task["status"]), note))
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,10 +13,10 @@ import typer
 from rich.table import Table
 
 from ..client import ClientError, OrchestratorClient
-from ..orchestrator.engine import check_plan, parse_spec
 from ..schemas import LoadError, load_workflow_file
 from ..schemas.loader import line_of_operation
 from ..workflow import Plan, PlanError, build_plan
+from ..workflow.validate import check_plan, parse_spec
 from . import dispatch
 from .common import (
     EXIT_FAILED,
@@ -26,11 +27,20 @@ from .common import (
     out,
     print_json,
     state,
+    styled,
     styled_status,
 )
 from .monitor import monitor_workflow
 
 app = typer.Typer(help="Submit and follow batch workflows.", no_args_is_help=True)
+
+
+class PriorityChoice(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output only.")]
 WORKFLOW_DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
@@ -65,8 +75,13 @@ def with_workspace(ctx: typer.Context, data: Any) -> Any:
     return {**data, "operations": operations}
 
 
-def load_plan(ctx: typer.Context, path: Path, priority: str | None) -> tuple[dict[str, Any], Plan]:
-    """Read, evaluate and validate a workflow file; exit 2 with the reasons if invalid."""
+def load_plan(
+    ctx: typer.Context, path: Path, priority: str | None, *, check_runners: bool = False
+) -> tuple[dict[str, Any], Plan]:
+    """Read, evaluate and validate a workflow file; exit 2 with the reasons if invalid.
+
+    Runners are checked here only on request (``--check``): the orchestrator checks
+    them against *its* library and configuration, which may not be this machine's."""
     try:
         data = load_workflow_file(path)
     except LoadError as exc:
@@ -77,7 +92,8 @@ def load_plan(ctx: typer.Context, path: Path, priority: str | None) -> tuple[dic
     try:
         spec = parse_spec(data)
         plan = build_plan(spec)
-        check_plan(plan, state(ctx).loaded.settings)
+        if check_runners:
+            check_plan(plan, state(ctx).loaded.settings)
     except PlanError as exc:
         fail(_problems_text(path, exc.problems), EXIT_USAGE)
     return data, plan
@@ -86,9 +102,12 @@ def load_plan(ctx: typer.Context, path: Path, priority: str | None) -> tuple[dic
 def print_plan(plan: Plan) -> None:
     spec = plan.spec
     out.print(
-        f"[bold]{spec.name}[/] {spec.version}: {len(plan.steps)} operation(s), "
-        f"{plan.task_count} task(s), parallel_limit {spec.parallel_limit}, "
-        f"priority {spec.priority}"
+        styled(
+            (spec.name, "bold"),
+            f" {spec.version}: {len(plan.steps)} operation(s), "
+            f"{plan.task_count} task(s), parallel_limit {spec.parallel_limit}, "
+            f"priority {spec.priority}",
+        )
     )
     for number, layer in enumerate(plan.layers):
         out.print(f"layer {number}:")
@@ -121,14 +140,16 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")
     ] = False,
-    priority: Annotated[str | None, typer.Option(help="Override the workflow's priority.")] = None,
+    priority: Annotated[
+        PriorityChoice | None, typer.Option(help="Override the workflow's priority.")
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Validate and show the plan only.")
     ] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Validate a workflow file and queue it (with --check: print the plan, queue nothing)."""
-    data, plan = load_plan(ctx, file, priority)
+    data, plan = load_plan(ctx, file, priority.value if priority else None, check_runners=check)
     if check:
         if json_out:
             print_json(
@@ -184,11 +205,14 @@ def status(ctx: typer.Context, workflow_id: str, json_out: JsonFlag = False) -> 
         print_json(workflow)
         return
     tasks = workflow["tasks"]
-    out.print(f"[bold]{workflow['name']}[/] {workflow['id']}")
+    out.print(styled((workflow["name"], "bold"), f" {workflow['id']}"))
     out.print(
-        f"status {styled_status(workflow['status'])}  phase {workflow['phase']}  "
-        f"progress {workflow['progress']}%  tasks {tasks['completed']}/{tasks['total']} completed, "
-        f"{tasks['failed']} failed"
+        styled(
+            "status ",
+            styled_status(workflow["status"]),
+            f"  phase {workflow['phase']}  progress {workflow['progress']}%  tasks "
+            f"{tasks['completed']}/{tasks['total']} completed, {tasks['failed']} failed",
+        )
     )
     if workflow.get("error"):
         out.print(f"error  {workflow['error']}")
@@ -197,13 +221,14 @@ def status(ctx: typer.Context, workflow_id: str, json_out: JsonFlag = False) -> 
         f"checkpoint: {', '.join(checkpoint['completed_steps'] or []) or '(none)'}"
         f" at {checkpoint['updated_at'] or '-'}"
     )
-    table = Table("step", "layer", "status", "task", "attempt", "progress", "error")
+    table = Table("step", "layer", "status", "task", "task status", "attempt", "progress", "error")
     for step in workflow["steps"]:
         for task in step["tasks"] or [None]:
             table.add_row(
                 step["id"],
                 str(step["layer"]),
                 styled_status(step["status"]),
+                task["name"].rsplit("/", 1)[-1] if task else "",
                 styled_status(task["status"]) if task else "",
                 str(task["attempt"]) if task else "",
                 f"{task['progress']}%" if task else "",
@@ -251,7 +276,7 @@ def _command(ctx: typer.Context, workflow_id: str, verb: str, wait: bool, json_o
     if json_out:
         print_json(workflow)
     else:
-        out.print(f"{workflow_id}: {styled_status(workflow['status'])}")
+        out.print(styled(f"{workflow_id}: ", styled_status(workflow["status"])))
     if wait:
         wanted = (
             "rolled_back"

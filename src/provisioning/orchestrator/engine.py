@@ -12,15 +12,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..config import Settings
-from ..operations.platform import PlatformOpError, platform_runs
-from ..workflow import Plan, PlanError, WorkflowSpec, build_plan
-from ..workflow.plan import Problem
+from ..workflow import Plan, WorkflowSpec, build_plan
 from ..workflow.spec import OperationSpec
+from ..workflow.validate import check_plan, op_params, parse_spec, resolve_run
 from .events import EventBus
-from .executor import RunnerError, check_runner
 from .models import (
     NewStep,
     NewTask,
@@ -40,62 +36,6 @@ UNDO_PREFIX = "undo:"
 
 class WorkflowConflict(Exception):
     """The workflow is not in a state that allows the requested change."""
-
-
-def validation_problems(exc: ValidationError) -> list[Problem]:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "workflow"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(Problem(where, message))
-    return problems
-
-
-def parse_spec(data: Any) -> WorkflowSpec:
-    """The spec from decoded JSON; raises :class:`PlanError` listing every problem."""
-    try:
-        return WorkflowSpec.model_validate(data)
-    except ValidationError as exc:
-        raise PlanError(validation_problems(exc)) from None
-
-
-def resolve_run(op: OperationSpec) -> tuple[RunSpec, RunSpec | None]:
-    """The runner (and undo runner) of an operation; an explicit ``undo`` wins."""
-    if op.run is not None:
-        return op.run, op.undo
-    assert op.target is not None and op.type is not None
-    try:
-        run, undo = platform_runs(op.target.value, op.type.value, op_params(op))
-    except PlatformOpError as exc:
-        raise RunnerError(str(exc)) from None
-    return run, op.undo or undo
-
-
-def op_params(op: OperationSpec) -> dict[str, Any]:
-    """An operation's parameters, with its ``infra`` (platform operations need it)."""
-    return {**op.params, "infra": op.infra} if op.infra is not None else dict(op.params)
-
-
-def check_plan(plan: Plan, settings: Settings) -> None:
-    """Every runner and undo must exist before anything is queued."""
-    problems: list[Problem] = []
-    index_of = {op.id: i for i, op in enumerate(plan.spec.operations)}
-    for step in plan.steps:
-        where = f"operations[{index_of[step.id]}]"
-        try:
-            run, undo = resolve_run(step.op)
-        except RunnerError as exc:
-            problems.append(Problem(where, str(exc), step.id))
-            continue
-        for label, spec in (("run", run), ("undo", undo)):
-            if spec is None:
-                continue
-            try:
-                check_runner(spec, settings)
-            except RunnerError as exc:
-                problems.append(Problem(f"{where}.{label}", str(exc).split(": ", 1)[-1], step.id))
-    if problems:
-        raise PlanError(problems)
 
 
 def _task_for(
@@ -261,7 +201,8 @@ class WorkflowEngine:
             return workflow
         spec = WorkflowSpec.model_validate(await self._store.call("workflow_spec", workflow_id))
         steps = await self._store.call("workflow_steps", workflow_id)
-        done = {s.step_id for s in steps if s.kind == "run" and s.status == "completed"}
+        # A fan-out step that partly failed still has completed items to undo.
+        done = {s.step_id for s in steps if s.kind == "run" and s.completed > 0}
         tasks = await self._store.call("workflow_tasks", workflow_id)
         undo = plan_undo(spec, done, tasks)
         started: Workflow | None = await self._store.call(

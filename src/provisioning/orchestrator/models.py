@@ -93,10 +93,10 @@ class _Strict(BaseModel):
 class RetryPolicy(_Strict):
     """How often and how soon a failed task is tried again (the original platform's defaults)."""
 
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    max_attempts: Annotated[int, Field(ge=1, le=100, strict=True)] = 3
     backoff: Backoff = Backoff.EXPONENTIAL
-    initial_delay: Annotated[float, Field(ge=0, le=86_400)] = 5
-    max_delay: Annotated[float, Field(ge=0, le=86_400)] = 300
+    initial_delay: Annotated[float, Field(ge=0, le=86_400, strict=True)] = 5
+    max_delay: Annotated[float, Field(ge=0, le=86_400, strict=True)] = 300
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2 is the first retry)."""

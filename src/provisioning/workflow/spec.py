@@ -93,10 +93,10 @@ class WorkflowSpec(_Closed):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     version: str = "1.0.0"
     description: str | None = None
-    parallel_limit: Annotated[int, Field(ge=1, le=10_000)] = 5
+    parallel_limit: Annotated[int, Field(ge=1, le=10_000, strict=True)] = 5
     priority: PriorityName = "normal"
     retry: RetryPolicy | None = None
-    rollback_enabled: bool = True
+    rollback_enabled: Annotated[bool, Field(strict=True)] = True
     # Seed fields, kept so the original platform's files load; the orchestrator's own
     # configuration decides storage and logging.
     storage_backend: str | None = None

@@ -263,6 +263,10 @@ class WorkflowVerbs:
         workflow_id, step_id = wf["id"], step["step_id"]
         policy = step["on_failure"]
         if policy == "continue":
+            db.execute(
+                "UPDATE workflows SET error = ? WHERE id = ? AND error IS NULL",
+                (f"step {step_id} {task['status']}: {task['error'] or ''}".strip(), workflow_id),
+            )
             self._skip_dependents(db, workflow_id, step_id)
             return
         failure = "rollback" if policy == "rollback" and wf["phase"] == "run" else "fail"
