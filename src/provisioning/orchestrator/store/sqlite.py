@@ -8,6 +8,7 @@ that returned is on disk.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -56,6 +57,12 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+@functools.lru_cache(maxsize=256)
+def _retry(text: str) -> RetryPolicy:
+    # Most tasks share a handful of policies: parse each text once.
+    return RetryPolicy.model_validate_json(text)
+
+
 def _task(row: sqlite3.Row) -> Task:
     return Task(
         id=row["id"],
@@ -66,7 +73,7 @@ def _task(row: sqlite3.Row) -> Task:
         params=json.loads(row["params"]),
         priority=Priority(row["priority"]),
         status=TaskStatus(row["status"]),
-        retry=RetryPolicy.model_validate_json(row["retry"]),
+        retry=_retry(row["retry"]),
         timeout_seconds=row["timeout_seconds"],
         progress=row["progress"],
         progress_message=row["progress_message"],
