@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .. import compat
 from ..client import ClientError
+from ..orchestrator.executor.procfs import is_zombie_or_gone
 from ..pidfile import read_pid
 from .common import (
     EXIT_FAILED,
@@ -87,7 +88,8 @@ def stop(ctx: typer.Context) -> None:
     wait = settings.executor.shutdown_grace_seconds + settings.executor.kill_grace_seconds + 15
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if read_pid(settings.data_dir) != pid:
+        # The lock goes with the pid file a moment before the process is gone: wait for both.
+        if read_pid(settings.data_dir) != pid and is_zombie_or_gone(pid):
             out.print(f"orchestrator (pid {pid}) stopped")
             return
         time.sleep(0.05)

@@ -119,6 +119,16 @@ def delete(
     """Delete servers (stopping what runs on them)."""
     workspace, definition = infra_of(ctx, infra)
     names = hostnames or [s.hostname for s in definition.servers]
+    known = {s.hostname for s in definition.servers} | set(
+        read_state(workspace, definition.name)["servers"]
+    )
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        fail(
+            f"infra {definition.name} has no server {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known)) or 'none'})",
+            EXIT_USAGE,
+        )
     workflow = plans.delete_servers(workspace, definition, names)
     check_or_execute(
         ctx,

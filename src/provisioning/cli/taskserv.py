@@ -130,7 +130,12 @@ def delete(
     """Remove a taskserv from servers (stopping its service)."""
     workspace, definition = infra_of(ctx, infra)
     hostnames = servers or [s.hostname for s in definition.servers]
-    workflow = plans.delete_taskserv(workspace, definition, name, hostnames)
+    try:
+        for hostname in hostnames:
+            definition.server(hostname)
+        workflow = plans.delete_taskserv(workspace, definition, name, hostnames)
+    except (CatalogError, InfraError) as exc:
+        fail(str(exc), EXIT_USAGE)
     check_or_execute(
         ctx,
         "taskserv.delete",

@@ -21,6 +21,10 @@ class InfraError(Exception):
     """An infra definition is missing or wrong; the message says where."""
 
 
+def _optional_label(value: str | None) -> str | None:
+    return None if value is None else _label(value)
+
+
 def _label(value: str) -> str:
     if not HOSTNAME_RE.match(value):
         raise ValueError(
@@ -51,7 +55,8 @@ class ServerDef(_Closed):
     labels: dict[str, str] = {}
     taskservs: list[Label] = []
 
-    _hostname = field_validator("hostname", "login_user")(_label)
+    _hostname = field_validator("hostname")(_label)
+    _login_user = field_validator("login_user")(_optional_label)
 
     @field_validator("taskservs")
     @classmethod
@@ -104,6 +109,11 @@ class Infra(_Closed):
         if duplicates:
             raise ValueError(f"servers: duplicate hostname(s) {', '.join(sorted(duplicates))}")
         for cluster in self.clusters:
+            twice = {h for h in cluster.servers if cluster.servers.count(h) > 1}
+            if twice:
+                raise ValueError(
+                    f"clusters.{cluster.name}.servers: listed twice: {', '.join(sorted(twice))}"
+                )
             unknown = [h for h in cluster.servers if h not in hostnames]
             if unknown:
                 raise ValueError(

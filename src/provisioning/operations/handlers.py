@@ -16,6 +16,7 @@ from typing import Any
 from ..config import load_config
 from ..infra import InfraError, load_infra, state
 from ..providers import ProviderContext, ProviderError, get_provider
+from ..providers.base import HOSTNAME_RE
 
 
 def _progress(value: int, message: str) -> None:
@@ -34,7 +35,11 @@ def _context(params: dict[str, Any], provider: str) -> ProviderContext:
 
 
 def _hostname(params: dict[str, Any]) -> str:
-    return str(params.get("hostname") or params["item"])
+    hostname = str(params.get("hostname") or params["item"])
+    if not HOSTNAME_RE.match(hostname):
+        print(f"hostname {hostname!r} is not an RFC 1123 label", file=sys.stderr)
+        raise SystemExit(2)
+    return hostname
 
 
 def _fail(error: ProviderError) -> None:

@@ -12,11 +12,20 @@ import json
 import os
 import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from .base import ProviderContext, ProviderError, ProviderErrorKind, ServerRecord, ServerSpec
+from ..orchestrator.executor.procfs import start_ticks
+from .base import (
+    HOSTNAME_RE,
+    ProviderContext,
+    ProviderError,
+    ProviderErrorKind,
+    ServerRecord,
+    ServerSpec,
+)
 
 PLANS: list[dict[str, Any]] = [
     {"plan": "small", "cores": 1, "memory_mb": 1024},
@@ -28,6 +37,13 @@ STOP_GRACE_SECONDS = 5.0
 
 
 def server_dir(context: ProviderContext, hostname: str) -> Path:
+    """The server's tree; refuses any name that is not an RFC 1123 label (so no path
+    can leave the workspace, whatever a caller passes)."""
+    for label, value in (("hostname", hostname), ("infra", context.infra)):
+        if not HOSTNAME_RE.match(value):
+            raise ProviderError(
+                ProviderErrorKind.INVALID, f"{label} {value!r} is not an RFC 1123 label"
+            )
     return context.runtime_dir / "servers" / context.infra / hostname
 
 
@@ -39,8 +55,14 @@ def stop_services(
     stopped = []
     for pid_file in sorted((root / "run").glob(f"{only or '*'}.pid")):
         try:
-            pid = int(pid_file.read_text().split()[0])
+            fields = pid_file.read_text().split()
+            pid = int(fields[0])
+            ticks = int(fields[1]) if len(fields) > 1 else None
         except (OSError, ValueError, IndexError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        if ticks is not None and start_ticks(pid) != ticks:
+            # The service is gone and its pid now belongs to another process.
             pid_file.unlink(missing_ok=True)
             continue
         if _signal_group(pid, signal.SIGTERM):
@@ -125,8 +147,9 @@ class LocalProvider:
                 "created_at": time.time(),
             }
             # server.json last: its presence is what makes the server exist.
-            temp = root / ".server.json.tmp"
-            temp.write_text(json.dumps(description, indent=2))
+            fd, temp = tempfile.mkstemp(dir=root, prefix=".server.", suffix=".json")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(description, indent=2))
             os.replace(temp, root / "server.json")
         except OSError as exc:
             raise ProviderError(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..infra.models import Infra
+from ..providers.base import HOSTNAME_RE
 
 PLATFORM_CATALOG = Path(__file__).resolve().parent
 
@@ -75,6 +76,8 @@ def _read(name: str, folder: Path, source: str) -> TaskservDef:
 
 def resolve(name: str, workspace_dir: Path | None, infra: Infra | None = None) -> TaskservDef:
     """The definition of ``name``: infra override over workspace over platform."""
+    if not HOSTNAME_RE.match(name):
+        raise CatalogError(f"taskserv name {name!r} is not an RFC 1123 label")
     for source, base in _folders(workspace_dir):
         if (base / name / "taskserv.toml").is_file():
             found = _read(name, base / name, source)

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from ..infra import load_infra, state
+from ..orchestrator.executor.procfs import start_ticks
 from ..providers.base import ProviderContext
 from ..providers.local import server_dir, stop_services
 from .catalog import TaskservDef, resolve
@@ -125,7 +126,9 @@ class Job:
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
-        (run / f"{self.name}.pid").write_text(f"{process.pid}\n")
+        # The start time tells, later, whether this pid is still our service.
+        ticks = start_ticks(process.pid) or 0
+        (run / f"{self.name}.pid").write_text(f"{process.pid} {ticks}\n")
         (run / f"{self.name}.port").write_text(f"{port}\n")
         deadline = time.monotonic() + SERVICE_READY_SECONDS
         while time.monotonic() < deadline:
