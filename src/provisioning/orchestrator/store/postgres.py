@@ -1,0 +1,949 @@
+"""PostgreSQL backend: several orchestrator nodes, on several machines, share one queue.
+
+This module, :mod:`.postgres_workflow` and the ``sql/postgres`` migrations are the only
+PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite backend
+(:mod:`.sqlite`); what sharing adds:
+
+* **One transaction per verb** on one connection (psycopg 3, autocommit off) guarded by
+  a lock, so a store may be called from several threads. A broken connection is
+  replaced at the next verb.
+* **Migrations** run in one transaction under ``pg_advisory_xact_lock``: nodes starting
+  at once apply each migration exactly once, the others wait and find it recorded.
+* **Claims** pick ready tasks by priority then FIFO with ``FOR UPDATE SKIP LOCKED``, so
+  claimers never wait for one another's tasks nor take the same one. A workflow's
+  ``parallel_limit`` holds across nodes: its row is locked before its running tasks are
+  counted, so two nodes cannot both see the last free slot.
+* **Progression** (a finished step releasing its dependents) locks the workflow's row
+  first in the finishing transaction, so steps of one workflow finishing on different
+  nodes at the same moment are counted one after the other.
+* **Fencing**: an attempt changes the task only while it is the task's current running
+  attempt (the task's row is locked and checked first); a late answer from a node whose
+  lease was taken over changes nothing.
+* **LISTEN/NOTIFY**: a transaction that makes tasks claimable sends ``NOTIFY
+  provisioning_work`` (delivered at commit); :meth:`PostgresStore.wait_for_work` blocks
+  on a dedicated listening connection until such a notification or a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import psycopg.errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+
+from ..models import (
+    Attempt,
+    AttemptStatus,
+    Claim,
+    LogLine,
+    NewTask,
+    NodeInfo,
+    Outcome,
+    Priority,
+    ProcessInfo,
+    RetryPolicy,
+    Task,
+    TaskPage,
+    TaskStatus,
+)
+from .base import StoreError
+from .postgres_workflow import (
+    WORK_CHANNEL,
+    Conn,
+    PostgresWorkflowVerbs,
+    Row,
+    lock_workflow,
+    notify_work,
+    one,
+    retry_deadlocks,
+)
+
+__all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
+
+log = logging.getLogger("provisioning.orchestrator.store.postgres")
+
+# pg_advisory_xact_lock key of the migration transaction ('prov' 'migr' in ASCII).
+MIGRATION_LOCK_KEY = 0x70726F766D696772
+# Inside run_batch, a verb waits at most this long for a row lock; one that would wait
+# longer is rolled back to its savepoint and run on its own after the batch commits
+# (the locks taken by the batch's earlier verbs could otherwise deadlock with another
+# node's batch).
+BATCH_LOCK_TIMEOUT_MS = 100
+# wait_for_work notices close() within this many seconds.
+LISTEN_SLICE_SECONDS = 0.5
+
+_TERMINAL_FOR = {
+    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
+    AttemptStatus.FAILED: TaskStatus.FAILED,
+    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
+    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
+    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
+    AttemptStatus.LOST: TaskStatus.FAILED,
+}
+
+# load(): parents before children (foreign keys); the columns SQLite keeps as 0/1.
+_LOAD_ORDER = ("workflows", "workflow_steps", "workflow_edges", "tasks", "attempts", "task_logs")
+_BOOLEAN_COLUMNS = {"tasks": ("cancel_requested",), "workflows": ("rollback_enabled",)}
+
+# Lock conflicts worth running the verb again (on its own) rather than failing it.
+_CONTENDED = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("provisioning.orchestrator.store") / "sql" / "postgres"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with its password (URL userinfo, ``password=`` or ``?password=``) masked."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, hosts = netloc.rsplit("@", 1)
+            if ":" in userinfo:
+                netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+        query = "&".join(
+            "password=***" if item.split("=", 1)[0].lower() == "password" else item
+            for item in parts.query.split("&")
+        )
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparsable DSN>"
+    if "password" not in params:
+        return dsn
+    params["password"] = "***"
+    return make_conninfo("", **params)
+
+
+def _clean(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters (SQLite's can): they become U+FFFD."""
+    if text is None or "\x00" not in text:
+        return text
+    return text.replace("\x00", "\ufffd")
+
+
+@functools.lru_cache(maxsize=256)
+def _retry(text: str) -> RetryPolicy:
+    # Most tasks share a handful of policies: parse each text once (they are frozen).
+    return RetryPolicy.model_validate_json(text)
+
+
+def _task(row: Row) -> Task:
+    return Task(
+        id=row["id"],
+        seq=row["seq"],
+        workflow_id=row["workflow_id"],
+        name=row["name"],
+        run=json.loads(row["run"]),
+        params=json.loads(row["params"]),
+        priority=Priority(row["priority"]),
+        status=TaskStatus(row["status"]),
+        retry=_retry(row["retry"]),
+        timeout_seconds=row["timeout_seconds"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+        error=row["error"],
+        attempt=row["attempt"],
+        tries=row["tries"],
+        run_after=row["run_after"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        owner=row["owner"],
+        lease_expires_at=row["lease_expires_at"],
+        cancel_requested=bool(row["cancel_requested"]),
+        step_id=row["step_id"],
+        item=row["item"],
+    )
+
+
+def _attempt(row: Row, prefix: str = "") -> Attempt:
+    """An attempt from its row; ``prefix`` names the columns that a join with
+    ``tasks`` renamed (``a_status``, ``a_started_at``, ``a_error``)."""
+    process = None
+    if row["pid"] is not None:
+        process = ProcessInfo(
+            pid=row["pid"], pgid=row["pgid"], start_ticks=row["start_ticks"], boot_id=row["boot_id"]
+        )
+    return Attempt(
+        task_id=row["task_id"],
+        number=row["number"],
+        node_id=row["node_id"],
+        status=AttemptStatus(row[prefix + "status"]),
+        started_at=row[prefix + "started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        error=row[prefix + "error"],
+        process=process,
+    )
+
+
+class PostgresStore(PostgresWorkflowVerbs):
+    """The :class:`~.base.Store` on a PostgreSQL database shared by several nodes."""
+
+    backend = "postgres"
+    shared = True
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._lock = threading.RLock()
+        self._batch_thread = None
+        self._version = 0
+        self._closed = False
+        self._db: Conn = self._connect()
+        # The LISTEN connection of wait_for_work, opened on first use.
+        self._listen_lock = threading.Lock()
+        self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._gone = threading.Event()
+
+    # -- connection and transactions ------------------------------------------------------
+
+    def _named(self, name: str) -> str:
+        """The DSN with an ``application_name`` (seen in pg_stat_activity), unless it
+        names one already."""
+        try:
+            if "application_name" in conninfo_to_dict(self.dsn):
+                return self.dsn
+            return make_conninfo(self.dsn, application_name=name)
+        except psycopg.Error:
+            return self.dsn  # connect() reports what is wrong with it
+
+    def _connect(self) -> Conn:
+        try:
+            return psycopg.connect(
+                self._named("provisioning-orchestrator"), autocommit=False, row_factory=dict_row
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL {mask_dsn(self.dsn)}: {exc}") from None
+
+    def _connection(self) -> Conn:
+        if self._closed:
+            raise StoreError("the PostgreSQL store is closed")
+        if self._db.closed or self._db.broken:
+            log.warning("PostgreSQL connection lost; reconnecting")
+            self._db = self._connect()
+        return self._db
+
+    def _rollback_quietly(self, db: Conn) -> None:
+        try:
+            db.rollback()
+        except psycopg.Error:
+            log.debug("rollback failed", exc_info=True)
+
+    @contextmanager
+    def _tx(self, durable: bool = True) -> Iterator[Conn]:
+        """One transaction. ``durable=False`` does not wait for the commit to reach the
+        WAL on disk: only for changes whose loss in a server crash is harmless (progress
+        and log lines)."""
+        with self._lock:
+            db = self._connection()
+            if self._batch_thread is not None:
+                # Inside run_batch: a savepoint, so a failing verb undoes only itself.
+                db.execute("SAVEPOINT verb")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK TO SAVEPOINT verb")
+                    db.execute("RELEASE SAVEPOINT verb")
+                    raise
+                db.execute("RELEASE SAVEPOINT verb")
+                return
+            try:
+                if not durable:
+                    db.execute("SET LOCAL synchronous_commit = off")
+                yield db
+                db.commit()
+            except BaseException as exc:
+                self._rollback_quietly(db)
+                if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, _CONTENDED):
+                    raise StoreError(f"PostgreSQL: {exc}") from exc
+                raise
+
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Run several verbs in one transaction (group commit); each result is
+        ``(True, value)`` or ``(False, exception)``. Each verb runs in a savepoint, so a
+        failing one undoes only itself. Nothing is reported before the commit: if it
+        fails, every verb fails. A verb that would wait for a lock held by another
+        transaction (for more than ``BATCH_LOCK_TIMEOUT_MS``) is rolled back to its
+        savepoint and run on its own, in its own transaction, after the commit."""
+        outcomes: list[tuple[bool, Any]] = []
+        deferred: list[int] = []
+        with self._lock:
+            try:
+                db = self._connection()
+                db.execute(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT_MS}ms'")
+            except (psycopg.Error, StoreError) as exc:
+                if isinstance(exc, psycopg.Error):
+                    self._rollback_quietly(self._db)
+                error = exc if isinstance(exc, StoreError) else StoreError(f"PostgreSQL: {exc}")
+                return [(False, error) for _ in calls]
+            self._batch_thread = threading.get_ident()
+            try:
+                for index, call in enumerate(calls):
+                    try:
+                        outcomes.append((True, call()))
+                    except _CONTENDED:
+                        outcomes.append((False, None))
+                        deferred.append(index)
+                    except psycopg.OperationalError as exc:
+                        outcomes.append((False, StoreError(f"PostgreSQL: {exc}")))
+                    except Exception as exc:
+                        outcomes.append((False, exc))
+            finally:
+                self._batch_thread = None
+            try:
+                db.commit()
+            except psycopg.Error as exc:
+                self._rollback_quietly(db)
+                error = StoreError(f"commit failed: {exc}")
+                return [(False, error) for _ in calls]
+            for index in deferred:
+                try:
+                    outcomes[index] = (True, calls[index]())
+                except Exception as exc:
+                    outcomes[index] = (False, exc)
+        return outcomes
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
+        with self._tx() as db:
+            return db.execute(sql, args).fetchall()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Apply pending migrations in one transaction, under an advisory lock: nodes
+        starting at once wait for the first, then find its migrations recorded."""
+        with self._tx() as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                " version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            current = one(db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone())
+            version: int = current["v"] or 0
+            for number, script in _migrations():
+                if number > version:
+                    for statement in script.split(";\n"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(
+                        "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
+                        (number, time.time()),
+                    )
+                    version = number
+        self._version = version
+        return version
+
+    def load(self, rows: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        """Copy the rows of another store (:meth:`SQLiteStore.dump`: table -> rows with
+        the SQLite column names) into this one, which must hold no task and no workflow.
+        One transaction; each table's count is checked before it commits. Returns the
+        number of rows per table."""
+        counts: dict[str, int] = {}
+        with self._tx() as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            present = one(
+                db.execute(
+                    "SELECT (SELECT COUNT(*) FROM tasks) + (SELECT COUNT(*) FROM workflows) AS n"
+                ).fetchone()
+            )["n"]
+            if present:
+                raise StoreError(
+                    f"the PostgreSQL store {mask_dsn(self.dsn)} is not empty "
+                    f"({present} task(s) and workflow(s)); migrate into an empty database"
+                )
+            for table in _LOAD_ORDER:
+                table_rows = rows.get(table, [])
+                columns = [
+                    row["column_name"]
+                    for row in db.execute(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_schema = current_schema() AND table_name = %s"
+                        " ORDER BY ordinal_position",
+                        (table,),
+                    ).fetchall()
+                ]
+                if table_rows:
+                    unknown = set(table_rows[0]) - set(columns)
+                    if unknown:
+                        raise StoreError(f"{table}: unknown column(s) {sorted(unknown)}")
+                    names = [c for c in columns if c in table_rows[0]]
+                    flags = _BOOLEAN_COLUMNS.get(table, ())
+                    values = [
+                        tuple(
+                            bool(row[c])
+                            if c in flags
+                            else _clean(row[c])
+                            if isinstance(row[c], str)
+                            else row[c]
+                            for c in names
+                        )
+                        for row in table_rows
+                    ]
+                    with db.cursor() as cur:
+                        cur.executemany(
+                            f"INSERT INTO {table} ({', '.join(names)})"
+                            f" VALUES ({', '.join(['%s'] * len(names))})",
+                            values,
+                        )
+                if "seq" in columns:
+                    db.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'seq'),"
+                        f" COALESCE((SELECT MAX(seq) FROM {table}), 0) + 1, false)"
+                    )
+                stored = one(db.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone())["n"]
+                if stored != len(table_rows):
+                    raise StoreError(f"{table}: {stored} row(s) stored of {len(table_rows)}")
+                counts[table] = stored
+        return counts
+
+    def close(self) -> None:
+        """Close both connections; a thread in :meth:`wait_for_work` returns first."""
+        self._closed = True
+        self._gone.set()
+        with self._lock:
+            self._db.close()
+        with self._listen_lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+
+    def meta(self) -> dict[str, Any]:
+        with self._lock:
+            server = None if self._db.closed else self._db.info.parameter_status("server_version")
+        return {
+            "backend": self.backend,
+            "server_version": server,
+            "schema_version": self._version,
+            "dsn": mask_dsn(self.dsn),
+        }
+
+    # -- LISTEN/NOTIFY ------------------------------------------------------------------
+
+    def listen(self) -> None:
+        """Start listening for work notifications now (idempotent). Call it before the
+        first claim so that no notification sent in between is missed; otherwise the
+        first :meth:`wait_for_work` starts listening itself."""
+        with self._listen_lock:
+            try:
+                self._ensure_listener()
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"cannot LISTEN on PostgreSQL {mask_dsn(self.dsn)}: {exc}"
+                ) from None
+
+    def _ensure_listener(self) -> bool:
+        """Open the listening connection if needed; ``True`` when it was (re)opened."""
+        if self._closed:
+            raise StoreError("the PostgreSQL store is closed")
+        if self._listener is not None and not (self._listener.closed or self._listener.broken):
+            return False
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        listener = psycopg.connect(self._named("provisioning-orchestrator-listen"), autocommit=True)
+        try:
+            listener.execute(f"LISTEN {WORK_CHANNEL}")
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        return True
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until another transaction made tasks claimable (``NOTIFY
+        provisioning_work``: an enqueue, a workflow created or released, a retry
+        scheduled, a workflow task ended) or until ``timeout`` seconds passed.
+
+        ``True`` means "claim now": a notification arrived (also one sent since the
+        previous call), or listening just (re)started and one may have been missed.
+        ``False`` means the timeout passed (or the server cannot be reached: the call
+        then waits out the timeout, so the caller's polling goes on). Meant for one
+        thread of the scheduler, which loops on it and wakes its claim loop; it holds a
+        connection of its own, and :meth:`close` makes it return within
+        ``LISTEN_SLICE_SECONDS``. Raises :class:`StoreError` once the store is closed.
+        """
+        deadline = time.monotonic() + timeout
+        with self._listen_lock:
+            try:
+                if self._ensure_listener():
+                    return True
+            except psycopg.Error as exc:
+                log.warning("cannot LISTEN on PostgreSQL (%s); polling", exc)
+                self._gone.wait(max(0.0, deadline - time.monotonic()))
+                return False
+            listener = self._listener
+            assert listener is not None
+            while not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                try:
+                    received = listener.notifies(
+                        timeout=min(remaining, LISTEN_SLICE_SECONDS), stop_after=1
+                    )
+                    with contextlib.closing(received):
+                        for _ in received:
+                            return True
+                except psycopg.Error as exc:
+                    log.warning("PostgreSQL LISTEN connection lost (%s)", exc)
+                    listener.close()
+                    self._listener = None
+                    return True
+            return False
+
+    # -- queue --------------------------------------------------------------------------
+
+    @retry_deadlocks
+    def enqueue(
+        self,
+        task: NewTask,
+        *,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+        workflow_id: str | None = None,
+    ) -> Task:
+        task_id = str(uuid.uuid4())
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO tasks (id, workflow_id, name, run, params, priority, status, retry,"
+                " timeout_seconds, created_at, run_after)"
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
+                (
+                    task_id,
+                    workflow_id,
+                    task.name,
+                    task.run.model_dump_json(exclude_none=True),
+                    json.dumps(task.params),
+                    int(Priority.parse(task.priority)),
+                    TaskStatus.PENDING.value,
+                    (task.retry or default_retry).model_dump_json(),
+                    task.timeout_seconds or default_timeout,
+                    now,
+                    0.0,
+                ),
+            ).fetchone()
+            notify_work(db)
+        return _task(one(row))
+
+    @retry_deadlocks
+    def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
+        if limit <= 0:
+            return []
+        with self._tx() as db:
+            seqs = self._pick_ready(db, limit, now)
+            if not seqs:
+                return []
+            rows = db.execute(
+                "UPDATE tasks SET status = 'running', attempt = attempt + 1, tries = tries + 1,"
+                " owner = %s, lease_expires_at = %s, started_at = COALESCE(started_at, %s),"
+                " progress = 0, progress_message = NULL"
+                " WHERE seq = ANY(%s::bigint[]) RETURNING *",
+                (node_id, now + lease_seconds, now, seqs),
+            ).fetchall()
+            with db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO attempts (task_id, number, node_id, status, started_at)"
+                    " VALUES (%s, %s, %s, 'running', %s)",
+                    [(row["id"], row["attempt"], node_id, now) for row in rows],
+                )
+            workflows = sorted({row["workflow_id"] for row in rows if row["workflow_id"]})
+            if workflows:
+                db.execute(
+                    "UPDATE workflows SET status = 'running', started_at = %s"
+                    " WHERE id = ANY(%s::text[]) AND status = 'queued'",
+                    (now, workflows),
+                )
+        # RETURNING does not keep the pick order.
+        claims = [Claim(task=_task(row), attempt=row["attempt"]) for row in rows]
+        claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
+        return claims
+
+    def _pick_ready(self, db: Conn, limit: int, now: float) -> list[int]:
+        """Lock up to ``limit`` ready tasks by priority then FIFO, within each workflow's
+        ``parallel_limit``.
+
+        Candidates are read without locks; the workflows among them are locked (the
+        first round waits for them, in id order; later rounds skip those another
+        transaction holds, so a claim never waits while holding a workflow lock), their
+        running tasks counted, and the chosen tasks locked ``FOR UPDATE SKIP LOCKED``
+        (one another claimer just took is dropped and its slot given back).
+        """
+        room: dict[str, int | None] = {}  # free slots per workflow; None: no such workflow
+        busy: set[str] = set()  # workflows another transaction holds: not this time
+        picked: list[int] = []
+        tried: list[int] = []
+        scan = limit * 4 + 16
+        for round_number in range(8):
+            excluded = sorted(
+                busy | {wf for wf, free in room.items() if free is not None and free <= 0}
+            )
+            candidates = db.execute(
+                "SELECT seq, workflow_id FROM tasks WHERE status = 'pending' AND run_after <= %s"
+                " AND (workflow_id IS NULL OR workflow_id <> ALL(%s::text[]))"
+                " AND seq <> ALL(%s::bigint[])"
+                " ORDER BY priority DESC, seq LIMIT %s",
+                (now, excluded, tried, scan),
+            ).fetchall()
+            fresh = sorted(
+                {
+                    row["workflow_id"]
+                    for row in candidates
+                    if row["workflow_id"] is not None and row["workflow_id"] not in room
+                }
+            )
+            if fresh:
+                self._lock_workflows(db, fresh, room, busy, wait=round_number == 0)
+            chosen: list[tuple[int, str | None]] = []
+            for row in candidates:
+                workflow_id = row["workflow_id"]
+                if len(picked) + len(chosen) == limit:
+                    break
+                if workflow_id is not None:
+                    if workflow_id in busy:
+                        continue
+                    free = room[workflow_id]
+                    if free is not None:
+                        if free <= 0:
+                            continue
+                        room[workflow_id] = free - 1
+                chosen.append((row["seq"], workflow_id))
+            if chosen:
+                locked = {
+                    row["seq"]
+                    for row in db.execute(
+                        "SELECT seq FROM tasks WHERE seq = ANY(%s::bigint[])"
+                        " AND status = 'pending' AND run_after <= %s FOR UPDATE SKIP LOCKED",
+                        ([seq for seq, _ in chosen], now),
+                    ).fetchall()
+                }
+            else:
+                locked = set()
+            lost = 0
+            for seq, workflow_id in chosen:
+                tried.append(seq)
+                if seq in locked:
+                    picked.append(seq)
+                    continue
+                lost += 1
+                if workflow_id is not None:
+                    free = room[workflow_id]
+                    if free is not None:
+                        room[workflow_id] = free + 1
+            if len(picked) == limit:
+                break
+            if len(candidates) < scan and not lost:
+                break
+        return picked
+
+    def _lock_workflows(
+        self,
+        db: Conn,
+        workflow_ids: list[str],
+        room: dict[str, int | None],
+        busy: set[str],
+        *,
+        wait: bool,
+    ) -> None:
+        """Lock these workflows' rows and count their free slots into ``room``; with
+        ``wait=False`` the ones another transaction holds go to ``busy`` instead."""
+        rows = db.execute(
+            "SELECT id, parallel_limit FROM workflows WHERE id = ANY(%s::text[]) ORDER BY id"
+            + (" FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"),
+            (workflow_ids,),
+        ).fetchall()
+        limits = {row["id"]: row["parallel_limit"] for row in rows}
+        running = {
+            row["workflow_id"]: row["n"]
+            for row in db.execute(
+                "SELECT workflow_id, COUNT(*) AS n FROM tasks WHERE status = 'running'"
+                " AND workflow_id = ANY(%s::text[]) GROUP BY workflow_id",
+                (list(limits),),
+            ).fetchall()
+        }
+        missing = [wf for wf in workflow_ids if wf not in limits]
+        existing: set[str] = set()
+        if missing and not wait:
+            existing = {
+                row["id"]
+                for row in db.execute(
+                    "SELECT id FROM workflows WHERE id = ANY(%s::text[])", (missing,)
+                ).fetchall()
+            }
+        for workflow_id in workflow_ids:
+            if workflow_id in limits:
+                room[workflow_id] = limits[workflow_id] - running.get(workflow_id, 0)
+            elif workflow_id in existing:
+                busy.add(workflow_id)
+            else:
+                # A task naming a workflow that does not exist: no limit applies.
+                room[workflow_id] = None
+
+    @retry_deadlocks
+    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE attempts SET pid = %s, pgid = %s, start_ticks = %s, boot_id = %s"
+                " WHERE task_id = %s AND number = %s",
+                (process.pid, process.pgid, process.start_ticks, process.boot_id, task_id, attempt),
+            )
+
+    @retry_deadlocks
+    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
+        with self._tx() as db:
+            db.execute("UPDATE nodes SET last_seen = %s WHERE id = %s", (now, node_id))
+            rows = db.execute(
+                "UPDATE tasks SET lease_expires_at = %s WHERE status = 'running' AND owner = %s"
+                " RETURNING id, cancel_requested",
+                (now + lease_seconds, node_id),
+            ).fetchall()
+        return {row["id"] for row in rows if row["cancel_requested"]}
+
+    @retry_deadlocks
+    def register_node(
+        self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO nodes (id, host, pid, max_concurrent, started_at, last_seen)"
+                " VALUES (%s,%s,%s,%s,%s,%s)",
+                (node_id, host, pid, max_concurrent, now, now),
+            )
+
+    @retry_deadlocks
+    def deregister_node(self, node_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM nodes WHERE id = %s", (node_id,))
+
+    def nodes(self) -> list[NodeInfo]:
+        rows = self._query(
+            "SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.status = 'running'"
+            " AND t.owner = n.id) AS running FROM nodes n ORDER BY n.started_at, n.id"
+        )
+        return [
+            NodeInfo(
+                id=row["id"],
+                host=row["host"],
+                pid=row["pid"],
+                max_concurrent=row["max_concurrent"],
+                started_at=row["started_at"],
+                last_seen=row["last_seen"],
+                running=row["running"],
+            )
+            for row in rows
+        ]
+
+    @retry_deadlocks
+    def record_progress(
+        self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
+    ) -> Task | None:
+        fence = "" if attempt is None else " AND attempt = %s"
+        args: tuple[Any, ...] = (progress, _clean(message), task_id)
+        with self._tx(durable=False) as db:
+            row = db.execute(
+                "UPDATE tasks SET progress = %s, progress_message = COALESCE(%s, progress_message)"
+                f" WHERE id = %s AND status = 'running'{fence} RETURNING *",
+                args if attempt is None else (*args, attempt),
+            ).fetchone()
+        return None if row is None else _task(row)
+
+    @retry_deadlocks
+    def append_logs(
+        self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
+    ) -> None:
+        if not lines:
+            return
+        with self._tx(durable=False) as db, db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO task_logs (task_id, attempt, stream, line, ts)"
+                " VALUES (%s,%s,%s,%s,%s)",
+                [(task_id, attempt, stream, _clean(line), ts) for stream, line, ts in lines],
+            )
+
+    def _lock_task_workflow(self, db: Conn, task_id: str) -> None:
+        """Lock the row of the task's workflow, if it has one (a task never changes
+        workflow, so reading which one needs no lock)."""
+        row = db.execute("SELECT workflow_id FROM tasks WHERE id = %s", (task_id,)).fetchone()
+        if row is not None and row["workflow_id"] is not None:
+            lock_workflow(db, row["workflow_id"])
+
+    @retry_deadlocks
+    def finish(
+        self,
+        task_id: str,
+        attempt: int,
+        outcome: Outcome,
+        *,
+        now: float,
+        retry_at: float | None = None,
+        counts: bool = True,
+    ) -> Task | None:
+        result_json = json.dumps(outcome.result) if outcome.has_result else None
+        error = _clean(outcome.error)
+        with self._tx() as db:
+            # The workflow first (every transaction changing a workflow locks it first),
+            # then the task: a finish of the same attempt on another node waits here and
+            # then finds it no longer running.
+            self._lock_task_workflow(db, task_id)
+            current = db.execute(
+                "SELECT status, attempt FROM tasks WHERE id = %s FOR UPDATE", (task_id,)
+            ).fetchone()
+            if current is None or current["status"] != "running" or current["attempt"] != attempt:
+                return None
+            fenced = db.execute(
+                "UPDATE attempts SET status = %s, finished_at = %s, exit_code = %s, error = %s"
+                " WHERE task_id = %s AND number = %s AND status = 'running'",
+                (outcome.status.value, now, outcome.exit_code, error, task_id, attempt),
+            ).rowcount
+            if not fenced:
+                return None
+            if retry_at is not None:
+                row = one(
+                    db.execute(
+                        "UPDATE tasks SET status = 'pending', run_after = %s, owner = NULL,"
+                        " lease_expires_at = NULL, error = %s, tries = tries - %s"
+                        " WHERE id = %s RETURNING *",
+                        (retry_at, error, 0 if counts else 1, task_id),
+                    ).fetchone()
+                )
+                notify_work(db)
+                return _task(row)
+            status = _TERMINAL_FOR[outcome.status]
+            row = one(
+                db.execute(
+                    "UPDATE tasks SET status = %s, completed_at = %s, owner = NULL,"
+                    " lease_expires_at = NULL, error = %s,"
+                    " result = COALESCE(%s, result),"
+                    " progress = CASE WHEN %s = 'completed' THEN 100 ELSE progress END"
+                    " WHERE id = %s RETURNING *",
+                    (status.value, now, error, result_json, status.value, task_id),
+                ).fetchone()
+            )
+            if row["workflow_id"] is None:
+                return _task(row)
+            moved = self._advance(db, row, now)
+            # A slot of the workflow's parallel_limit is free again.
+            waiting = one(
+                db.execute(
+                    "SELECT EXISTS (SELECT 1 FROM tasks WHERE workflow_id = %s"
+                    " AND status = 'pending') AS waiting",
+                    (row["workflow_id"],),
+                ).fetchone()
+            )
+            if waiting["waiting"]:
+                notify_work(db)
+        return replace(_task(row), workflow_status=moved)
+
+    @retry_deadlocks
+    def request_cancel(self, task_id: str, *, now: float) -> Task | None:
+        with self._tx() as db:
+            self._lock_task_workflow(db, task_id)
+            row = db.execute(
+                "UPDATE tasks SET status = 'cancelled', completed_at = %s,"
+                " error = 'cancelled before it started'"
+                " WHERE id = %s AND status IN ('pending', 'blocked') RETURNING *",
+                (now, task_id),
+            ).fetchone()
+            if row is not None and row["workflow_id"] is not None:
+                moved = self._advance(db, row, now)
+                return replace(_task(row), workflow_status=moved)
+            if row is None:
+                row = db.execute(
+                    "UPDATE tasks SET cancel_requested = TRUE WHERE id = %s AND status = 'running'"
+                    " RETURNING *",
+                    (task_id,),
+                ).fetchone()
+            if row is None:
+                row = db.execute("SELECT * FROM tasks WHERE id = %s", (task_id,)).fetchone()
+        return None if row is None else _task(row)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def _running_with_attempts(self, where: str, args: Sequence[Any]) -> list[tuple[Task, Attempt]]:
+        rows = self._query(
+            "SELECT t.*, a.task_id, a.number, a.node_id, a.status AS a_status,"
+            " a.started_at AS a_started_at, a.finished_at, a.exit_code, a.error AS a_error,"
+            " a.pid, a.pgid, a.start_ticks, a.boot_id"
+            " FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.number = t.attempt"
+            f" WHERE t.status = 'running' AND {where} ORDER BY t.seq",
+            args,
+        )
+        return [(_task(row), _attempt(row, prefix="a_")) for row in rows]
+
+    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
+        if owner is None:
+            return self._running_with_attempts("TRUE", ())
+        return self._running_with_attempts("t.owner = %s", (owner,))
+
+    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
+        return self._running_with_attempts("t.lease_expires_at < %s", (now,))
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task | None:
+        rows = self._query("SELECT * FROM tasks WHERE id = %s", (task_id,))
+        return _task(rows[0]) if rows else None
+
+    def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
+        where, args = ("WHERE status = %s", [status.value]) if status else ("", [])
+        total = self._query(f"SELECT COUNT(*) AS n FROM tasks {where}", args)[0]["n"]
+        rows = self._query(
+            f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT %s OFFSET %s",
+            [*args, limit, offset],
+        )
+        return TaskPage(tasks=[_task(row) for row in rows], total=total)
+
+    def workflow_tasks(self, workflow_id: str) -> list[Task]:
+        rows = self._query(
+            "SELECT * FROM tasks WHERE workflow_id = %s ORDER BY seq", (workflow_id,)
+        )
+        return [_task(row) for row in rows]
+
+    def attempts(self, task_id: str) -> list[Attempt]:
+        rows = self._query("SELECT * FROM attempts WHERE task_id = %s ORDER BY number", (task_id,))
+        return [_attempt(row) for row in rows]
+
+    def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
+        rows = self._query(
+            "SELECT * FROM task_logs WHERE task_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (task_id, after, limit),
+        )
+        return [
+            LogLine(
+                row["seq"], row["task_id"], row["attempt"], row["stream"], row["line"], row["ts"]
+            )
+            for row in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
+        found = {row["status"]: row["n"] for row in rows}
+        return {status.value: found.get(status.value, 0) for status in TaskStatus}
+
+    def next_ready_at(self) -> float | None:
+        rows = self._query("SELECT MIN(run_after) AS t FROM tasks WHERE status = 'pending'")
+        value = rows[0]["t"]
+        return None if value is None else float(value)
