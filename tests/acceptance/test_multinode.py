@@ -1,0 +1,158 @@
+"""Several orchestrator nodes on one PostgreSQL database: one queue, leases,
+failover after kill -9, every outcome written once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.acceptance.conftest import Daemon
+from tests.conftest import wait_for
+from tests.integration.pg_server import (  # noqa: F401 - fixtures
+    _stop_postgres_at_the_end,
+    pg_dsn,
+    pg_server,
+)
+
+LEASE_SECONDS = 2.0
+
+
+class Node(Daemon):
+    """A daemon on the shared store, with the cluster's shared API token."""
+
+    def __init__(self, root: Path, dsn: str, token_file: Path, **executor: Any) -> None:
+        super().__init__(root, **executor)
+        text = self.config.read_text()
+        text = text.replace("[server]\n", f'[server]\ntoken_file = "{token_file}"\n', 1)
+        text = text.replace("[storage]\n", f'[storage]\nbackend = "postgres"\ndsn = "{dsn}"\n', 1)
+        self.config.write_text(text)
+        self.token_file = token_file
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
+
+def _epoch(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def test_three_nodes_one_killed_midway(tmp_path: Path, pg_dsn) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    dsn = pg_dsn()
+    token_file = tmp_path / "cluster-token"
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    nodes = []
+    for index in range(3):
+        root = tmp_path / f"node{index}"
+        root.mkdir()
+        nodes.append(
+            Node(root, dsn, token_file, max_concurrent_tasks=4, lease_seconds=LEASE_SECONDS)
+        )
+    try:
+        for node in nodes:
+            node.start()
+        ids = {node.http.get("/health").json()["node_id"]: node for node in nodes}
+        status = nodes[0].http.get("/status").json()
+        assert {n["id"] for n in status["nodes"]} == set(ids)
+
+        script = f'echo "$$" >> "{runs}/$PROVISIONING_TASK_ID"; sleep 0.2'
+        workflow = {
+            "name": "three-hundred",
+            "parallel_limit": 12,
+            "retry": {"max_attempts": 3, "initial_delay": 0},
+            "operations": [
+                {
+                    "id": f"layer{i}",
+                    "items": list(range(100)),
+                    "run": {"command": ["sh", "-c", script]},
+                    **({"depends_on": [f"layer{i - 1}"]} if i else {}),
+                }
+                for i in range(3)
+            ],
+        }
+        response = nodes[0].http.post("/workflows/batch/submit", json=workflow)
+        assert response.status_code == 201, response.text
+        workflow_id = response.json()["workflow_id"]
+
+        victim = nodes[1]
+        victim_id = victim.http.get("/health").json()["node_id"]
+
+        def completed() -> int:
+            return int(nodes[0].http.get(f"/workflows/{workflow_id}").json()["tasks"]["completed"])
+
+        wait_for(lambda: completed() >= 60, timeout=60, message="60 tasks completed")
+        victim.kill9()
+        killed_at = datetime.now().timestamp()
+
+        final = wait_for(
+            lambda: (
+                (w := nodes[0].http.get(f"/workflows/{workflow_id}").json())["status"]
+                in ("completed", "failed")
+                and w
+            ),
+            timeout=120,
+            message="the workflow finished",
+        )
+        assert final["status"] == "completed", final["error"]
+        tasks = [t for step in final["steps"] for t in step["tasks"]]
+        assert len(tasks) == 300
+
+        lost_then_retried = 0
+        completed_on_victim = 0
+        for summary in tasks:
+            task = nodes[0].http.get(f"/tasks/{summary['id']}").json()
+            attempts = task["attempts"]
+            done = [a for a in attempts if a["status"] == "completed"]
+            # Every task's outcome was written once.
+            assert len(done) == 1, attempts
+            assert attempts[-1]["status"] == "completed"
+            executions = (runs / task["id"]).read_text().split()
+            if done[0]["node_id"] == victim_id:
+                # Completed on the node before it died: never run again.
+                completed_on_victim += 1
+                assert len(executions) == 1, (task["id"], attempts)
+            lost = [a for a in attempts if a["status"] == "lost"]
+            if lost:
+                assert all(a["node_id"] == victim_id for a in lost)
+                retry = attempts[attempts.index(lost[-1]) + 1]
+                assert retry["node_id"] != victim_id
+                # Retried elsewhere only after its node died and the lease ran out.
+                assert _epoch(retry["started_at"]) > killed_at
+                assert "lease" in lost[-1]["error"]
+                lost_then_retried += 1
+            else:
+                assert len(executions) == 1, (task["id"], attempts)
+        assert completed_on_victim > 0
+        assert lost_then_retried > 0
+        alive = {n["id"] for n in nodes[0].http.get("/status").json()["nodes"]}
+        assert set(ids) - {victim_id} <= alive
+    finally:
+        for node in nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.stop()
+
+
+def test_a_late_answer_from_a_taken_over_attempt_is_refused(tmp_path: Path, pg_dsn) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Fencing through the API: progress for an attempt that is not running is a 409."""
+    dsn = pg_dsn()
+    token_file = tmp_path / "cluster-token"
+    root = tmp_path / "node"
+    root.mkdir()
+    node = Node(root, dsn, token_file, lease_seconds=LEASE_SECONDS)
+    try:
+        node.start()
+        task_id = node.submit({"command": ["true"]})
+        node.wait_status(task_id)
+        late = httpx.post(
+            f"{node.url}/tasks/{task_id}/progress",
+            json={"progress": 50},
+            headers={"Authorization": f"Bearer {node.token}"},
+        )
+        assert late.status_code == 409
+        assert node.task(task_id)["progress"] == 100
+    finally:
+        node.stop()
