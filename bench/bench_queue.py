@@ -175,7 +175,9 @@ class Daemon:
             argv, env=self.env, cwd=self.data_dir.parent, check=True, capture_output=True
         )
         self.pid = int((self.data_dir / "orchestrator.pid").read_text().strip())
-        self.token = (self.data_dir / "api-token").read_text().strip()
+        token_file = self.env.get("PROVISIONING_SERVER_TOKEN_FILE")
+        path = Path(token_file) if token_file else self.data_dir / "api-token"
+        self.token = path.read_text().strip()
 
     def cpu_seconds(self) -> tuple[float, float]:
         """CPU time (user + sys) of the daemon itself and of its reaped children."""

@@ -14,6 +14,13 @@ from pathlib import Path
 import pytest
 
 from provisioning.orchestrator.store import SQLiteStore, Store
+from tests.integration.pg_server import (  # noqa: F401  (fixtures)
+    _recycle_postgres_databases,
+    _stop_postgres_at_the_end,
+    pg_dsn,
+    pg_server,
+    running_server,
+)
 
 
 @dataclass
@@ -54,9 +61,31 @@ def _sqlite_memory(tmp_path: Path) -> Backend:
     return Backend("sqlite-memory", lambda: SQLiteStore(":memory:"), shared=False)
 
 
+def _postgres(tmp_path: Path) -> Backend:
+    # A database of its own on the session's throwaway server (skipped without one).
+    dsn = running_server().new_database()
+
+    def connect() -> Store:
+        from provisioning.orchestrator.store.postgres import PostgresStore
+
+        return PostgresStore(dsn)
+
+    return Backend("postgres", connect, shared=True)
+
+
+def _surrealdb(tmp_path: Path) -> Backend:
+    # The embedded engine on a surrealkv folder; handles of one process share it.
+    from provisioning.orchestrator.store.surreal import SurrealStore
+
+    folder = tmp_path / "surreal"
+    return Backend("surrealdb", lambda: SurrealStore(folder), shared=True)
+
+
 BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "postgres": _postgres,
     "sqlite-file": _sqlite_file,
     "sqlite-memory": _sqlite_memory,
+    "surrealdb": _surrealdb,
 }
 
 

@@ -31,7 +31,8 @@ def open_store(settings: Settings) -> Store:
         pg = PostgresStore(settings.storage.dsn)
         pg.migrate()
         return pg
-    raise StoreError(
-        f"storage backend {backend.value!r} is not available in this build; "
-        "use 'sqlite' or 'postgres'"
-    )
+    if backend is StorageBackend.SURREALDB:
+        from .surreal import open_surreal
+
+        return open_surreal(settings)
+    raise StoreError(f"unknown storage backend {backend.value!r}")

@@ -1,0 +1,1077 @@
+"""SurrealDB backend (``backend = "surrealdb"``) through the official ``surrealdb`` SDK.
+
+Embedded by default: the SDK's in-process engine on a ``surrealkv://`` folder in
+``data_dir``. One process owns the folder: an exclusive lock file beside it
+refuses a second process (the engine itself would let two processes open it and
+silently diverge), and every handle of the owning process on that folder shares
+one engine. ``storage.dsn = "ws://..."`` talks to a SurrealDB server instead,
+still as a single node (``shared = False``).
+
+This module and :mod:`.surreal_workflow` are the only SurrealQL-speaking code.
+Every verb is one SurrealQL transaction (``BEGIN TRANSACTION; ...; COMMIT
+TRANSACTION;`` sent in one query call: the SDK has no client-side transactions
+for the embedded engine). A verb reads what it needs under the handle's lock,
+decides in Python exactly as the SQLite backend does, and sends all its writes
+in that one transaction, which first checks and bumps the revision in
+``meta:state``: had anything else written in between (another client of a
+server), the transaction throws, nothing is applied, and the verb runs again on
+fresh data. ``meta:state`` also holds the sequence counters (tasks, workflows,
+log lines) that give FIFO order and newest-first paging; they move in the same
+transaction. Bound variables carry every value: no data is formatted into
+SurrealQL. With the embedded engine every commit is fsynced
+(``SURREAL_SYNC_DATA``), so a verb that returned is on disk.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+from surrealdb import (
+    BlockingEmbeddedSurrealConnection,
+    BlockingWsSurrealConnection,
+    RecordID,
+)
+
+from ..models import (
+    Attempt,
+    AttemptStatus,
+    Claim,
+    LogLine,
+    NewTask,
+    NodeInfo,
+    Outcome,
+    Priority,
+    ProcessInfo,
+    RetryPolicy,
+    Task,
+    TaskPage,
+    TaskStatus,
+)
+from .base import StoreError
+from .surreal_workflow import SurrealWorkflowVerbs
+
+if TYPE_CHECKING:
+    from ...config import Settings
+
+T = TypeVar("T")
+
+NAMESPACE = "provisioning"
+DATABASE = "orchestrator"
+# The folder of the embedded engine inside data_dir.
+EMBEDDED_FOLDER = "surreal"
+
+_TERMINAL_FOR = {
+    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
+    AttemptStatus.FAILED: TaskStatus.FAILED,
+    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
+    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
+    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
+    AttemptStatus.LOST: TaskStatus.FAILED,
+}
+
+# A workflow with no record (a task enqueued with a made-up workflow id) has no limit.
+_UNLIMITED = 1 << 62
+# How often a verb is run again when the store changed under it before giving up.
+_RETRIES = 50
+_CONFLICT = "provisioning: the store changed during the transaction"
+_NOT_RUN = "The query was not executed due to a failed transaction"
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+# The schema, one SurrealQL script per version. Tables are schemaless (values are
+# checked by the Python models); JSON documents (run, params, retry, result, spec)
+# are kept as JSON text, exactly as given.
+_MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+DEFINE TABLE IF NOT EXISTS task SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS task_seq ON task FIELDS seq UNIQUE;
+DEFINE INDEX IF NOT EXISTS task_status ON task FIELDS status;
+DEFINE INDEX IF NOT EXISTS task_owner ON task FIELDS owner;
+DEFINE INDEX IF NOT EXISTS task_workflow ON task FIELDS workflow_id;
+DEFINE TABLE IF NOT EXISTS attempt SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS attempt_task ON attempt FIELDS task_id;
+DEFINE TABLE IF NOT EXISTS task_log SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS task_log_task ON task_log FIELDS task_id;
+DEFINE TABLE IF NOT EXISTS workflow SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS workflow_seq ON workflow FIELDS seq UNIQUE;
+DEFINE INDEX IF NOT EXISTS workflow_status ON workflow FIELDS status;
+DEFINE TABLE IF NOT EXISTS wf_step SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS wf_step_workflow ON wf_step FIELDS workflow_id;
+DEFINE TABLE IF NOT EXISTS wf_edge SCHEMALESS;
+DEFINE INDEX IF NOT EXISTS wf_edge_workflow ON wf_edge FIELDS workflow_id;
+DEFINE TABLE IF NOT EXISTS node SCHEMALESS;
+CREATE meta:state CONTENT { rev: 0, task_seq: 0, workflow_seq: 0, log_seq: 0 } RETURN NONE;
+""",
+    ),
+)
+
+
+class _Conflict(Exception):
+    """The revision check failed: something else wrote since the verb read."""
+
+
+def rid(table: str, key: Any) -> RecordID:
+    """The record id ``table:key`` (a bound value, never SurrealQL text)."""
+    return RecordID(table, key)
+
+
+def key_of(record: Mapping[str, Any]) -> Any:
+    """The key part of a record's id (``task:⟨uuid⟩`` -> ``"uuid"``)."""
+    value: RecordID = record["id"]
+    return value.id
+
+
+def opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _clean(value: Any) -> Any:
+    """A value the SDK can carry both ways: the engine stores a NUL character but cannot
+    return it (the answer fails after the write), so NUL becomes U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, RecordID):
+        return RecordID(value.table_name, _clean(value.id))
+    return value
+
+
+class Tx:
+    """The writes of one verb, sent as one transaction by :meth:`SurrealStore._transact`.
+
+    Each statement names its bound variables freely (``$id``, ``$now``); they are
+    renamed per statement so that statements never share one by accident.
+    """
+
+    def __init__(self, state: Mapping[str, int]) -> None:
+        self.state = dict(state)
+        self._statements: list[str] = []
+        self._params: dict[str, Any] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self._statements
+
+    def next_seq(self, counter: str) -> int:
+        """The next value of a sequence (``task_seq``, ``workflow_seq``, ``log_seq``)."""
+        self.state[counter] += 1
+        return self.state[counter]
+
+    def add(self, sql: str, **params: Any) -> None:
+        prefix = f"s{len(self._statements)}_"
+
+        def rename(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return f"${prefix}{name}" if name in params else match.group(0)
+
+        self._statements.append(_PARAM.sub(rename, sql))
+        self._params.update({prefix + name: value for name, value in params.items()})
+
+    def set(self, record: RecordID, changes: Mapping[str, Any]) -> None:
+        """Set fields of one record (``None`` removes a field); nothing if it is gone."""
+        if not changes:
+            return
+        for name in changes:
+            if name == "id" or not _FIELD.match(name):
+                raise ValueError(f"not a settable field name: {name!r}")
+        assignments = ", ".join(f"{name} = $f_{name}" for name in changes)
+        self.add(
+            f"UPDATE $id SET {assignments} RETURN NONE",
+            id=record,
+            **{f"f_{name}": value for name, value in changes.items()},
+        )
+
+    def script(self) -> tuple[str, dict[str, Any]]:
+        """The transaction: check the revision the verb read under, bump it with the
+        counters, then every write."""
+        rev = self.state["rev"]
+        self.state["rev"] = rev + 1
+        body = "".join(f"{statement};\n" for statement in self._statements)
+        sql = (
+            "BEGIN TRANSACTION;\n"
+            f"IF meta:state.rev != $tx_rev {{ THROW '{_CONFLICT}' }};\n"
+            "UPDATE meta:state MERGE $tx_state RETURN NONE;\n"
+            f"{body}COMMIT TRANSACTION;"
+        )
+        return sql, {**self._params, "tx_rev": rev, "tx_state": self.state}
+
+
+# -- connections ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a store lives: an embedded folder, memory, or a server."""
+
+    kind: str  # "surrealkv" | "mem" | "ws"
+    url: str  # what the SDK is given
+    display: str  # for meta() and messages: no password
+    folder: Path | None = None
+    username: str | None = None
+    password: str | None = None
+    namespace: str = NAMESPACE
+    database: str = DATABASE
+
+    @classmethod
+    def parse(cls, location: str | Path) -> _Target:
+        text = str(location)
+        if isinstance(location, Path) or "://" not in text:
+            return cls._embedded(Path(text))
+        scheme, rest = text.split("://", 1)
+        scheme = scheme.lower()
+        if scheme == "surrealkv":
+            if not rest:
+                raise StoreError("surrealkv:// needs a folder path, e.g. surrealkv:///var/lib/x")
+            return cls._embedded(Path(rest))
+        if scheme in ("mem", "memory"):
+            return cls("mem", "mem://", "mem://")
+        if scheme in ("ws", "wss"):
+            parts = urlsplit(text)
+            if not parts.hostname:
+                raise StoreError(f"SurrealDB URL without a host: {text!r}")
+            query = parse_qs(parts.query)
+            netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+            if ":" in parts.hostname:
+                netloc = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
+            path = parts.path.rstrip("/")
+            if path.endswith("/rpc"):
+                path = path[: -len("/rpc")]
+            url = urlunsplit((scheme, netloc, path, "", ""))
+            return cls(
+                "ws",
+                url,
+                url,
+                username=None if parts.username is None else unquote(parts.username),
+                password=None if parts.password is None else unquote(parts.password),
+                namespace=query.get("ns", [NAMESPACE])[0],
+                database=query.get("db", [DATABASE])[0],
+            )
+        raise StoreError(
+            f"unsupported SurrealDB location {text!r}: use a folder (surrealkv://PATH), "
+            "mem:// or a server's ws:// / wss:// URL"
+        )
+
+    @classmethod
+    def _embedded(cls, folder: Path) -> _Target:
+        folder = folder.expanduser().resolve()
+        url = f"surrealkv://{folder}"
+        return cls("surrealkv", url, url, folder=folder)
+
+
+class _Engine:
+    """One SurrealDB connection with the lock that serialises its verbs, and the
+    last known ``meta:state`` (revision and sequence counters)."""
+
+    def __init__(self, target: _Target) -> None:
+        self.target = target
+        self.lock = threading.RLock()
+        self.refs = 1
+        self.state: dict[str, int] | None = None
+        self._lock_fd: int | None = None
+        if target.folder is not None:
+            self._lock_fd = _lock_folder(target.folder)
+            # Sync every commit to disk (read once, when the first embedded folder opens).
+            os.environ.setdefault("SURREAL_SYNC_DATA", "true")
+        try:
+            self.conn: BlockingWsSurrealConnection
+            if target.kind == "ws":
+                self.conn = BlockingWsSurrealConnection(target.url)
+            else:
+                self.conn = BlockingEmbeddedSurrealConnection(target.url)
+                self.conn.connect()
+            if target.username is not None:
+                self.conn.signin({"username": target.username, "password": target.password or ""})
+            self.conn.use(target.namespace, target.database)
+        except StoreError:
+            self._unlock()
+            raise
+        except Exception as exc:
+            self._unlock()
+            raise StoreError(f"cannot open SurrealDB at {target.display}: {exc}") from None
+
+    def run(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        """One query call: the result of every statement; any failed statement raises."""
+        try:
+            response = self.conn.query_raw(sql, _clean(dict(params)))
+        except Exception as exc:
+            raise StoreError(f"SurrealDB ({self.target.display}): {exc}") from None
+        error = response.get("error")
+        if error is not None:
+            raise StoreError(f"SurrealDB ({self.target.display}): {error}")
+        results: list[dict[str, Any]] = response.get("result") or []
+        failures = [str(r.get("result")) for r in results if r.get("status") == "ERR"]
+        if failures:
+            causes = [f for f in failures if f != _NOT_RUN] or failures
+            if any(_CONFLICT in cause for cause in causes):
+                raise _Conflict(causes[0])
+            raise StoreError(f"SurrealDB ({self.target.display}): {causes[0]}")
+        return [r.get("result") for r in results]
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # closing a broken connection: nothing left to do
+            pass
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _lock_folder(folder: Path) -> int:
+    """Hold ``<folder>.lock`` exclusively for this process, or refuse clearly."""
+    lock_path = folder.with_name(folder.name + ".lock")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot open SurrealDB store {folder}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        who = f"process {holder}" if holder else "another process"
+        raise StoreError(
+            f"the SurrealDB store {folder} is in use by {who}: one process owns it "
+            f"(lock {lock_path}); stop that process first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+# Embedded engines of this process by folder: every handle on a folder shares one.
+_ENGINES: dict[Path, _Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _acquire(target: _Target) -> _Engine:
+    if target.folder is None:
+        return _Engine(target)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(target.folder)
+        if engine is not None:
+            engine.refs += 1
+            return engine
+        engine = _Engine(target)
+        _ENGINES[target.folder] = engine
+        return engine
+
+
+def _release(engine: _Engine) -> None:
+    with _ENGINES_LOCK:
+        engine.refs -= 1
+        if engine.refs > 0:
+            return
+        folder = engine.target.folder
+        if folder is not None and _ENGINES.get(folder) is engine:
+            del _ENGINES[folder]
+    with engine.lock:
+        engine.close()
+
+
+# -- records --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _retry(text: str) -> RetryPolicy:
+    # Most tasks share a handful of policies: parse each text once.
+    return RetryPolicy.model_validate_json(text)
+
+
+def task_of(row: Mapping[str, Any]) -> Task:
+    result = row.get("result")
+    item = row.get("item")
+    return Task(
+        id=str(key_of(row)),
+        seq=int(row["seq"]),
+        workflow_id=row.get("workflow_id"),
+        name=row["name"],
+        run=json.loads(row["run"]),
+        params=json.loads(row["params"]),
+        priority=Priority(row["priority"]),
+        status=TaskStatus(row["status"]),
+        retry=_retry(row["retry"]),
+        timeout_seconds=float(row["timeout_seconds"]),
+        progress=int(row.get("progress", 0)),
+        progress_message=row.get("progress_message"),
+        result=None if result is None else json.loads(result),
+        error=row.get("error"),
+        attempt=int(row.get("attempt", 0)),
+        tries=int(row.get("tries", 0)),
+        run_after=float(row.get("run_after", 0.0)),
+        created_at=float(row["created_at"]),
+        started_at=opt_float(row.get("started_at")),
+        completed_at=opt_float(row.get("completed_at")),
+        owner=row.get("owner"),
+        lease_expires_at=opt_float(row.get("lease_expires_at")),
+        cancel_requested=bool(row.get("cancel_requested", False)),
+        step_id=row.get("step_id"),
+        item=None if item is None else int(item),
+    )
+
+
+def new_task_row(
+    tx: Tx,
+    task: NewTask,
+    *,
+    status: str,
+    default_timeout: float,
+    default_retry: RetryPolicy,
+    now: float,
+    workflow_id: str | None,
+    step_id: str | None = None,
+    item: int | None = None,
+) -> dict[str, Any]:
+    """A new task record (its id included); ``None`` fields are simply absent."""
+    row: dict[str, Any] = {
+        "id": rid("task", str(uuid.uuid4())),
+        "seq": tx.next_seq("task_seq"),
+        "name": task.name,
+        "run": task.run.model_dump_json(exclude_none=True),
+        "params": json.dumps(task.params),
+        "priority": int(Priority.parse(task.priority)),
+        "status": status,
+        "retry": (task.retry or default_retry).model_dump_json(),
+        "timeout_seconds": float(task.timeout_seconds or default_timeout),
+        "progress": 0,
+        "attempt": 0,
+        "tries": 0,
+        "run_after": 0.0,
+        "created_at": float(now),
+        "cancel_requested": False,
+    }
+    for name, value in (("workflow_id", workflow_id), ("step_id", step_id), ("item", item)):
+        if value is not None:
+            row[name] = value
+    return row
+
+
+def _attempt(row: Mapping[str, Any]) -> Attempt:
+    process = None
+    if row.get("pid") is not None:
+        process = ProcessInfo(
+            pid=int(row["pid"]),
+            pgid=int(row["pgid"]),
+            start_ticks=int(row["start_ticks"]),
+            boot_id=row["boot_id"],
+        )
+    exit_code = row.get("exit_code")
+    return Attempt(
+        task_id=row["task_id"],
+        number=int(row["number"]),
+        node_id=row["node_id"],
+        status=AttemptStatus(row["status"]),
+        started_at=float(row["started_at"]),
+        finished_at=opt_float(row.get("finished_at")),
+        exit_code=None if exit_code is None else int(exit_code),
+        error=row.get("error"),
+        process=process,
+    )
+
+
+def _rows(value: Any) -> list[dict[str, Any]]:
+    return list(value or [])
+
+
+def _count(value: Any) -> int:
+    """``SELECT count() AS n ... GROUP ALL`` gives no row at all when nothing matched."""
+    rows = _rows(value)
+    return int(rows[0]["n"]) if rows else 0
+
+
+# -- the store ------------------------------------------------------------------------
+
+
+class SurrealStore(SurrealWorkflowVerbs):
+    """The :class:`~.base.Store` on SurrealDB: an embedded folder, memory or a server."""
+
+    backend = "surrealdb"
+    shared = False
+
+    def __init__(self, location: str | Path) -> None:
+        self._target = _Target.parse(location)
+        self._engine: _Engine | None = _acquire(self._target)
+        self._version = 0
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _live(self) -> _Engine:
+        if self._engine is None:
+            raise StoreError("this SurrealDB store handle is closed")
+        return self._engine
+
+    def _query(self, sql: str, **params: Any) -> list[Any]:
+        """Run reads; the result of each statement."""
+        engine = self._live()
+        with engine.lock:
+            return engine.run(sql, params)
+
+    def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """The rows of one SELECT."""
+        return _rows(self._query(sql, **params)[-1])
+
+    def _record(self, record: RecordID) -> dict[str, Any] | None:
+        value = self._query("SELECT * FROM ONLY $id", id=record)[-1]
+        return None if value is None else dict(value)
+
+    def _transact(self, build: Callable[[Tx], T]) -> T:
+        """Run one verb: ``build`` reads and queues its writes on a :class:`Tx`, which
+        is committed as one transaction; run again if the store changed meanwhile."""
+        engine = self._live()
+        with engine.lock:
+            for _ in range(_RETRIES):
+                if engine.state is None:
+                    engine.state = self._load_state(engine)
+                tx = Tx(engine.state)
+                value = build(tx)
+                if tx.empty:
+                    return value
+                sql, params = tx.script()
+                try:
+                    engine.run(sql, params)
+                except _Conflict:
+                    engine.state = None
+                    continue
+                except BaseException:
+                    engine.state = None
+                    raise
+                engine.state = tx.state
+                return value
+        raise StoreError(
+            f"SurrealDB ({self._target.display}): the store kept changing under this "
+            f"orchestrator ({_RETRIES} tries); is another one writing to it?"
+        )
+
+    def _new_task_row(
+        self,
+        tx: Tx,
+        task: NewTask,
+        *,
+        status: str,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+        workflow_id: str | None,
+        step_id: str | None = None,
+        item: int | None = None,
+    ) -> dict[str, Any]:
+        return new_task_row(
+            tx,
+            task,
+            status=status,
+            default_timeout=default_timeout,
+            default_retry=default_retry,
+            now=now,
+            workflow_id=workflow_id,
+            step_id=step_id,
+            item=item,
+        )
+
+    @staticmethod
+    def _load_state(engine: _Engine) -> dict[str, int]:
+        state = engine.run("SELECT * OMIT id FROM ONLY meta:state", {})[-1]
+        if state is None:
+            raise StoreError("the SurrealDB store has no schema yet: call migrate() first")
+        return {name: int(value) for name, value in state.items()}
+
+    # -- schema -------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        engine = self._live()
+        with engine.lock:
+            current = engine.run("SELECT VALUE version FROM ONLY meta:schema", {})[-1] or 0
+            for version, script in _MIGRATIONS:
+                if version > current:
+                    engine.run(
+                        "BEGIN TRANSACTION;\n"
+                        f"{script}\n"
+                        "UPSERT meta:schema SET version = $version RETURN NONE;\n"
+                        "COMMIT TRANSACTION;",
+                        {"version": version},
+                    )
+                    current = version
+            engine.state = None
+        self._version = int(current)
+        return self._version
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            _release(engine)
+
+    def meta(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "backend": self.backend,
+            "url": self._target.display,
+            "schema_version": self._version,
+        }
+        if self._target.folder is not None:
+            found["path"] = str(self._target.folder)
+        return found
+
+    # -- queue --------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task: NewTask,
+        *,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+        workflow_id: str | None = None,
+    ) -> Task:
+        def build(tx: Tx) -> Task:
+            row = new_task_row(
+                tx,
+                task,
+                status=TaskStatus.PENDING.value,
+                default_timeout=default_timeout,
+                default_retry=default_retry,
+                now=now,
+                workflow_id=workflow_id,
+            )
+            tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
+            return task_of(row)
+
+        return self._transact(build)
+
+    def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
+        if limit <= 0:
+            return []
+
+        def build(tx: Tx) -> list[Claim]:
+            picked = self._pick_ready(limit, now)
+            if not picked:
+                return []
+            lease = now + lease_seconds
+            tx.add(
+                "UPDATE $ids SET status = 'running', attempt += 1, tries += 1,"
+                " owner = $node, lease_expires_at = $lease, started_at = started_at ?? $now,"
+                " progress = 0, progress_message = NONE RETURN NONE",
+                ids=[row["id"] for row in picked],
+                node=node_id,
+                lease=lease,
+                now=now,
+            )
+            attempts = []
+            claims = []
+            for row in picked:
+                number = int(row.get("attempt", 0)) + 1
+                started = row.get("started_at")
+                running = {
+                    **row,
+                    "status": TaskStatus.RUNNING.value,
+                    "attempt": number,
+                    "tries": int(row.get("tries", 0)) + 1,
+                    "owner": node_id,
+                    "lease_expires_at": lease,
+                    "started_at": now if started is None else started,
+                    "progress": 0,
+                    "progress_message": None,
+                }
+                task_id = str(key_of(row))
+                attempts.append(
+                    {
+                        "id": rid("attempt", [task_id, number]),
+                        "task_id": task_id,
+                        "number": number,
+                        "node_id": node_id,
+                        "status": AttemptStatus.RUNNING.value,
+                        "started_at": now,
+                    }
+                )
+                claims.append(Claim(task=task_of(running), attempt=number))
+            tx.add("INSERT INTO attempt $rows RETURN NONE", rows=attempts)
+            workflows = sorted({row["workflow_id"] for row in picked if row.get("workflow_id")})
+            if workflows:
+                tx.add(
+                    "UPDATE $ids SET status = 'running', started_at = $now"
+                    " WHERE status = 'queued' RETURN NONE",
+                    ids=[rid("workflow", w) for w in workflows],
+                    now=now,
+                )
+            claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
+            return claims
+
+        return self._transact(build)
+
+    def _parallel_limits(self, workflow_ids: Sequence[str]) -> dict[str, int]:
+        rows = self._select(
+            "SELECT id, parallel_limit FROM $ids", ids=[rid("workflow", w) for w in workflow_ids]
+        )
+        found = {str(key_of(row)): int(row["parallel_limit"]) for row in rows}
+        return {w: found.get(w, _UNLIMITED) for w in workflow_ids}
+
+    def _pick_ready(self, limit: int, now: float) -> list[dict[str, Any]]:
+        """Ready tasks by priority then FIFO, within each workflow's ``parallel_limit``."""
+        running = self._select(
+            "SELECT workflow_id, count() AS n FROM task WHERE status = 'running'"
+            " AND workflow_id != NONE GROUP BY workflow_id"
+        )
+        room: dict[str, int] = {}
+        if running:
+            limits = self._parallel_limits([row["workflow_id"] for row in running])
+            room = {row["workflow_id"]: limits[row["workflow_id"]] - row["n"] for row in running}
+        picked: list[dict[str, Any]] = []
+        scan = limit * 4 + 16
+        for _ in range(8):
+            candidates = self._select(
+                "SELECT * FROM task WHERE status = 'pending' AND run_after <= $now"
+                " AND workflow_id NOT IN $full AND id NOT IN $picked"
+                " ORDER BY priority DESC, seq LIMIT $scan",
+                now=now,
+                full=[w for w, free in room.items() if free <= 0],
+                picked=[row["id"] for row in picked],
+                scan=scan,
+            )
+            unknown = {
+                row["workflow_id"]
+                for row in candidates
+                if row.get("workflow_id") is not None and row["workflow_id"] not in room
+            }
+            if unknown:
+                room.update(self._parallel_limits(sorted(unknown)))
+            for row in candidates:
+                workflow_id = row.get("workflow_id")
+                if workflow_id is not None:
+                    if room[workflow_id] <= 0:
+                        continue
+                    room[workflow_id] -= 1
+                picked.append(row)
+                if len(picked) == limit:
+                    return picked
+            if len(candidates) < scan:
+                break
+        return picked
+
+    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
+        def build(tx: Tx) -> None:
+            tx.set(
+                rid("attempt", [task_id, attempt]),
+                {
+                    "pid": process.pid,
+                    "pgid": process.pgid,
+                    "start_ticks": process.start_ticks,
+                    "boot_id": process.boot_id,
+                },
+            )
+
+        self._transact(build)
+
+    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
+        def build(tx: Tx) -> set[str]:
+            rows = self._select(
+                "SELECT id, cancel_requested FROM task WHERE status = 'running' AND owner = $node",
+                node=node_id,
+            )
+            tx.set(rid("node", node_id), {"last_seen": now})
+            if rows:
+                tx.add(
+                    "UPDATE $ids SET lease_expires_at = $lease RETURN NONE",
+                    ids=[row["id"] for row in rows],
+                    lease=now + lease_seconds,
+                )
+            return {str(key_of(row)) for row in rows if row.get("cancel_requested")}
+
+        return self._transact(build)
+
+    def register_node(
+        self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
+    ) -> None:
+        def build(tx: Tx) -> None:
+            tx.add(
+                "CREATE $id CONTENT $row RETURN NONE",
+                id=rid("node", node_id),
+                row={
+                    "host": host,
+                    "pid": pid,
+                    "max_concurrent": max_concurrent,
+                    "started_at": now,
+                    "last_seen": now,
+                },
+            )
+
+        self._transact(build)
+
+    def deregister_node(self, node_id: str) -> None:
+        def build(tx: Tx) -> None:
+            tx.add("DELETE $id RETURN NONE", id=rid("node", node_id))
+
+        self._transact(build)
+
+    def nodes(self) -> list[NodeInfo]:
+        rows, running = self._query(
+            "SELECT * FROM node ORDER BY started_at;"
+            " SELECT owner, count() AS n FROM task WHERE status = 'running' GROUP BY owner;"
+        )
+        by_owner = {row["owner"]: int(row["n"]) for row in _rows(running)}
+        return [
+            NodeInfo(
+                id=str(key_of(row)),
+                host=row["host"],
+                pid=int(row["pid"]),
+                max_concurrent=int(row["max_concurrent"]),
+                started_at=float(row["started_at"]),
+                last_seen=float(row["last_seen"]),
+                running=by_owner.get(str(key_of(row)), 0),
+            )
+            for row in _rows(rows)
+        ]
+
+    def record_progress(
+        self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
+    ) -> Task | None:
+        def build(tx: Tx) -> Task | None:
+            row = self._record(rid("task", task_id))
+            if row is None or row["status"] != TaskStatus.RUNNING.value:
+                return None
+            if attempt is not None and row.get("attempt") != attempt:
+                return None
+            changes: dict[str, Any] = {"progress": progress}
+            if message is not None:
+                changes["progress_message"] = message
+            tx.set(row["id"], changes)
+            return task_of({**row, **changes})
+
+        return self._transact(build)
+
+    def append_logs(
+        self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
+    ) -> None:
+        if not lines:
+            return
+
+        def build(tx: Tx) -> None:
+            rows = []
+            for stream, line, ts in lines:
+                seq = tx.next_seq("log_seq")
+                rows.append(
+                    {
+                        "id": rid("task_log", seq),
+                        "seq": seq,
+                        "task_id": task_id,
+                        "attempt": attempt,
+                        "stream": stream,
+                        "line": line,
+                        "ts": ts,
+                    }
+                )
+            tx.add("INSERT INTO task_log $rows RETURN NONE", rows=rows)
+
+        self._transact(build)
+
+    def finish(
+        self,
+        task_id: str,
+        attempt: int,
+        outcome: Outcome,
+        *,
+        now: float,
+        retry_at: float | None = None,
+        counts: bool = True,
+    ) -> Task | None:
+        def build(tx: Tx) -> Task | None:
+            attempt_id = rid("attempt", [task_id, attempt])
+            found, current = self._query(
+                "SELECT * FROM ONLY $task; SELECT * FROM ONLY $attempt;",
+                task=rid("task", task_id),
+                attempt=attempt_id,
+            )
+            if found is None or current is None:
+                return None
+            row = dict(found)
+            if (
+                row["status"] != TaskStatus.RUNNING.value
+                or row.get("attempt") != attempt
+                or current["status"] != AttemptStatus.RUNNING.value
+            ):
+                return None
+            tx.set(
+                attempt_id,
+                {
+                    "status": outcome.status.value,
+                    "finished_at": now,
+                    "exit_code": outcome.exit_code,
+                    "error": outcome.error,
+                },
+            )
+            changes: dict[str, Any] = {
+                "owner": None,
+                "lease_expires_at": None,
+                "error": outcome.error,
+            }
+            if retry_at is not None:
+                changes.update(
+                    status=TaskStatus.PENDING.value,
+                    run_after=retry_at,
+                    tries=int(row.get("tries", 0)) - (0 if counts else 1),
+                )
+                tx.set(row["id"], changes)
+                return task_of({**row, **changes})
+            status = _TERMINAL_FOR[outcome.status]
+            changes.update(status=status.value, completed_at=now)
+            if outcome.has_result:
+                changes["result"] = json.dumps(outcome.result)
+            if status is TaskStatus.COMPLETED:
+                changes["progress"] = 100
+            tx.set(row["id"], changes)
+            done = {**row, **changes}
+            if done.get("workflow_id") is not None:
+                moved = self._advance(tx, done, now)
+                return replace(task_of(done), workflow_status=moved)
+            return task_of(done)
+
+        return self._transact(build)
+
+    def request_cancel(self, task_id: str, *, now: float) -> Task | None:
+        def build(tx: Tx) -> Task | None:
+            row = self._record(rid("task", task_id))
+            if row is None:
+                return None
+            if row["status"] in (TaskStatus.PENDING.value, TaskStatus.BLOCKED.value):
+                changes = {
+                    "status": TaskStatus.CANCELLED.value,
+                    "completed_at": now,
+                    "error": "cancelled before it started",
+                }
+                tx.set(row["id"], changes)
+                done = {**row, **changes}
+                if done.get("workflow_id") is not None:
+                    moved = self._advance(tx, done, now)
+                    return replace(task_of(done), workflow_status=moved)
+                return task_of(done)
+            if row["status"] == TaskStatus.RUNNING.value:
+                tx.set(row["id"], {"cancel_requested": True})
+                return task_of({**row, "cancel_requested": True})
+            return task_of(row)
+
+        return self._transact(build)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def _running_with_attempts(self, where: str, **params: Any) -> list[tuple[Task, Attempt]]:
+        engine = self._live()
+        with engine.lock:
+            rows = self._select(
+                f"SELECT * FROM task WHERE status = 'running' AND {where} ORDER BY seq", **params
+            )
+            if not rows:
+                return []
+            ids = [rid("attempt", [str(key_of(row)), row["attempt"]]) for row in rows]
+            attempts = {
+                (a["task_id"], a["number"]): a for a in self._select("SELECT * FROM $ids", ids=ids)
+            }
+        pairs = []
+        for row in rows:
+            found = attempts.get((str(key_of(row)), row["attempt"]))
+            if found is not None:
+                pairs.append((task_of(row), _attempt(found)))
+        return pairs
+
+    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
+        if owner is None:
+            return self._running_with_attempts("true")
+        return self._running_with_attempts("owner = $owner", owner=owner)
+
+    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
+        return self._running_with_attempts("lease_expires_at < $now", now=now)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> Task | None:
+        row = self._record(rid("task", task_id))
+        return None if row is None else task_of(row)
+
+    def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
+        where = "WHERE status = $status" if status else ""
+        total, rows = self._query(
+            f"SELECT count() AS n FROM task {where} GROUP ALL;"
+            f" SELECT * FROM task {where} ORDER BY seq DESC LIMIT $limit START $offset;",
+            status=None if status is None else status.value,
+            limit=limit,
+            offset=offset,
+        )
+        return TaskPage(tasks=[task_of(row) for row in _rows(rows)], total=_count(total))
+
+    def workflow_tasks(self, workflow_id: str) -> list[Task]:
+        rows = self._select("SELECT * FROM task WHERE workflow_id = $w ORDER BY seq", w=workflow_id)
+        return [task_of(row) for row in rows]
+
+    def attempts(self, task_id: str) -> list[Attempt]:
+        rows = self._select("SELECT * FROM attempt WHERE task_id = $t ORDER BY number", t=task_id)
+        return [_attempt(row) for row in rows]
+
+    def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
+        rows = self._select(
+            "SELECT * FROM task_log WHERE task_id = $t AND seq > $after ORDER BY seq LIMIT $limit",
+            t=task_id,
+            after=after,
+            limit=limit,
+        )
+        return [
+            LogLine(
+                int(row["seq"]),
+                row["task_id"],
+                int(row["attempt"]),
+                row["stream"],
+                row["line"],
+                float(row["ts"]),
+            )
+            for row in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._select("SELECT status, count() AS n FROM task GROUP BY status")
+        found = {row["status"]: int(row["n"]) for row in rows}
+        return {status.value: found.get(status.value, 0) for status in TaskStatus}
+
+    def next_ready_at(self) -> float | None:
+        rows = self._select(
+            "SELECT math::min(run_after) AS t FROM task WHERE status = 'pending' GROUP ALL"
+        )
+        return opt_float(rows[0].get("t")) if rows else None
+
+
+def open_surreal(settings: Settings) -> SurrealStore:
+    """Open (and migrate) the SurrealDB store the configuration names: a server when
+    ``storage.dsn`` is a ws:// URL, else the embedded folder ``<data_dir>/surreal``."""
+    dsn = settings.storage.dsn.strip()
+    if dsn:
+        if not dsn.lower().startswith(("ws://", "wss://")):
+            raise StoreError(
+                "storage.backend = surrealdb takes storage.dsn as a server URL "
+                f"(ws://host:8000 or wss://...), not {dsn.split('://', 1)[0]!r}; "
+                "leave it empty for the embedded store in data_dir"
+            )
+        store = SurrealStore(dsn)
+    else:
+        data_dir: Path = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = SurrealStore(data_dir / EMBEDDED_FOLDER)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
