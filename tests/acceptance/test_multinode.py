@@ -156,3 +156,77 @@ def test_a_late_answer_from_a_taken_over_attempt_is_refused(tmp_path: Path, pg_d
         assert node.task(task_id)["progress"] == 100
     finally:
         node.stop()
+
+
+def test_migrate_store_copies_a_sqlite_data_dir_into_postgres(  # type: ignore[no-untyped-def]
+    make_daemon,
+    tmp_path: Path,
+    pg_dsn,  # noqa: F811
+) -> None:
+    import subprocess
+
+    from tests.acceptance.conftest import BIN
+
+    source: Daemon = make_daemon().start()
+    tasks = [source.submit({"command": ["sh", "-c", f"echo line-{i}"]}) for i in range(5)]
+    failing = source.submit({"command": ["false"]}, retry={"max_attempts": 1})
+    flow = source.http.post(
+        "/workflows/batch/submit",
+        json={
+            "name": "copied",
+            "operations": [
+                {"id": "a", "run": {"command": ["true"]}},
+                {"id": "b", "depends_on": ["a"], "run": {"command": ["true"]}},
+            ],
+        },
+    ).json()["workflow_id"]
+    for task_id in [*tasks, failing]:
+        source.wait_status(task_id)
+    wait_for(
+        lambda: source.http.get(f"/workflows/{flow}").json()["status"] == "completed",
+        message="workflow completed",
+    )
+    before = {t: source.task(t) for t in [*tasks, failing]}
+    before_logs = source.http.get(f"/tasks/{tasks[0]}/logs").json()["lines"]
+    source.stop()
+
+    dsn = pg_dsn()
+    migrated = subprocess.run(
+        [
+            str(BIN / "provisioning"),
+            "--config",
+            str(source.config),
+            "orchestrator",
+            "migrate-store",
+            "--dsn",
+            dsn,
+        ],
+        env=source.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert "tasks: 8 row(s)" in migrated.stdout
+
+    root = tmp_path / "pg-node"
+    root.mkdir()
+    target = Node(root, dsn, tmp_path / "token")
+    try:
+        target.start()
+        for task_id, task in before.items():
+            after = target.task(task_id)
+            for key in ("status", "result", "error", "name", "attempt", "created_at"):
+                assert after[key] == task[key], key
+            assert [a["status"] for a in after["attempts"]] == [
+                a["status"] for a in task["attempts"]
+            ]
+        assert target.http.get(f"/tasks/{tasks[0]}/logs").json()["lines"] == before_logs
+        copied = target.http.get(f"/workflows/{flow}").json()
+        assert copied["status"] == "completed"
+        assert [s["id"] for s in copied["steps"]] == ["a", "b"]
+        # Nothing completed runs again on the new store.
+        assert target.http.get("/tasks", params={"status": "pending"}).json()["total"] == 0
+    finally:
+        target.stop()
