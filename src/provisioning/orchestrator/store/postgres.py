@@ -27,7 +27,6 @@ PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import threading
@@ -71,6 +70,7 @@ from .postgres_workflow import (
     one,
     retry_deadlocks,
 )
+from .rows import attempt_of, log_line_of, node_of, task_of
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
 
@@ -141,63 +141,6 @@ def _clean(text: str | None) -> str | None:
     if text is None or "\x00" not in text:
         return text
     return text.replace("\x00", "\ufffd")
-
-
-@functools.lru_cache(maxsize=256)
-def _retry(text: str) -> RetryPolicy:
-    # Most tasks share a handful of policies: parse each text once (they are frozen).
-    return RetryPolicy.model_validate_json(text)
-
-
-def _task(row: Row) -> Task:
-    return Task(
-        id=row["id"],
-        seq=row["seq"],
-        workflow_id=row["workflow_id"],
-        name=row["name"],
-        run=json.loads(row["run"]),
-        params=json.loads(row["params"]),
-        priority=Priority(row["priority"]),
-        status=TaskStatus(row["status"]),
-        retry=_retry(row["retry"]),
-        timeout_seconds=row["timeout_seconds"],
-        progress=row["progress"],
-        progress_message=row["progress_message"],
-        result=None if row["result"] is None else json.loads(row["result"]),
-        error=row["error"],
-        attempt=row["attempt"],
-        tries=row["tries"],
-        run_after=row["run_after"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        owner=row["owner"],
-        lease_expires_at=row["lease_expires_at"],
-        cancel_requested=bool(row["cancel_requested"]),
-        step_id=row["step_id"],
-        item=row["item"],
-    )
-
-
-def _attempt(row: Row, prefix: str = "") -> Attempt:
-    """An attempt from its row; ``prefix`` names the columns that a join with
-    ``tasks`` renamed (``a_status``, ``a_started_at``, ``a_error``)."""
-    process = None
-    if row["pid"] is not None:
-        process = ProcessInfo(
-            pid=row["pid"], pgid=row["pgid"], start_ticks=row["start_ticks"], boot_id=row["boot_id"]
-        )
-    return Attempt(
-        task_id=row["task_id"],
-        number=row["number"],
-        node_id=row["node_id"],
-        status=AttemptStatus(row[prefix + "status"]),
-        started_at=row[prefix + "started_at"],
-        finished_at=row["finished_at"],
-        exit_code=row["exit_code"],
-        error=row[prefix + "error"],
-        process=process,
-    )
 
 
 class PostgresStore(PostgresWorkflowVerbs):
@@ -547,7 +490,7 @@ class PostgresStore(PostgresWorkflowVerbs):
                 ),
             ).fetchone()
             notify_work(db)
-        return _task(one(row))
+        return task_of(one(row))
 
     @retry_deadlocks
     def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
@@ -578,7 +521,7 @@ class PostgresStore(PostgresWorkflowVerbs):
                     (now, workflows),
                 )
         # RETURNING does not keep the pick order.
-        claims = [Claim(task=_task(row), attempt=row["attempt"]) for row in rows]
+        claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
         claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
         return claims
 
@@ -743,18 +686,7 @@ class PostgresStore(PostgresWorkflowVerbs):
             "SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.status = 'running'"
             " AND t.owner = n.id) AS running FROM nodes n ORDER BY n.started_at, n.id"
         )
-        return [
-            NodeInfo(
-                id=row["id"],
-                host=row["host"],
-                pid=row["pid"],
-                max_concurrent=row["max_concurrent"],
-                started_at=row["started_at"],
-                last_seen=row["last_seen"],
-                running=row["running"],
-            )
-            for row in rows
-        ]
+        return [node_of(row) for row in rows]
 
     @retry_deadlocks
     def record_progress(
@@ -768,7 +700,7 @@ class PostgresStore(PostgresWorkflowVerbs):
                 f" WHERE id = %s AND status = 'running'{fence} RETURNING *",
                 args if attempt is None else (*args, attempt),
             ).fetchone()
-        return None if row is None else _task(row)
+        return None if row is None else task_of(row)
 
     @retry_deadlocks
     def append_logs(
@@ -830,7 +762,7 @@ class PostgresStore(PostgresWorkflowVerbs):
                     ).fetchone()
                 )
                 notify_work(db)
-                return _task(row)
+                return task_of(row)
             status = _TERMINAL_FOR[outcome.status]
             row = one(
                 db.execute(
@@ -843,7 +775,7 @@ class PostgresStore(PostgresWorkflowVerbs):
                 ).fetchone()
             )
             if row["workflow_id"] is None:
-                return _task(row)
+                return task_of(row)
             moved = self._advance(db, row, now)
             # A slot of the workflow's parallel_limit is free again.
             waiting = one(
@@ -855,7 +787,7 @@ class PostgresStore(PostgresWorkflowVerbs):
             )
             if waiting["waiting"]:
                 notify_work(db)
-        return replace(_task(row), workflow_status=moved)
+        return replace(task_of(row), workflow_status=moved)
 
     @retry_deadlocks
     def request_cancel(self, task_id: str, *, now: float) -> Task | None:
@@ -869,7 +801,7 @@ class PostgresStore(PostgresWorkflowVerbs):
             ).fetchone()
             if row is not None and row["workflow_id"] is not None:
                 moved = self._advance(db, row, now)
-                return replace(_task(row), workflow_status=moved)
+                return replace(task_of(row), workflow_status=moved)
             if row is None:
                 row = db.execute(
                     "UPDATE tasks SET cancel_requested = TRUE WHERE id = %s AND status = 'running'"
@@ -878,7 +810,7 @@ class PostgresStore(PostgresWorkflowVerbs):
                 ).fetchone()
             if row is None:
                 row = db.execute("SELECT * FROM tasks WHERE id = %s", (task_id,)).fetchone()
-        return None if row is None else _task(row)
+        return None if row is None else task_of(row)
 
     # -- recovery -----------------------------------------------------------------------
 
@@ -891,7 +823,7 @@ class PostgresStore(PostgresWorkflowVerbs):
             f" WHERE t.status = 'running' AND {where} ORDER BY t.seq",
             args,
         )
-        return [(_task(row), _attempt(row, prefix="a_")) for row in rows]
+        return [(task_of(row), attempt_of(row, prefix="a_")) for row in rows]
 
     def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
         if owner is None:
@@ -905,7 +837,7 @@ class PostgresStore(PostgresWorkflowVerbs):
 
     def get(self, task_id: str) -> Task | None:
         rows = self._query("SELECT * FROM tasks WHERE id = %s", (task_id,))
-        return _task(rows[0]) if rows else None
+        return task_of(rows[0]) if rows else None
 
     def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
         where, args = ("WHERE status = %s", [status.value]) if status else ("", [])
@@ -914,29 +846,24 @@ class PostgresStore(PostgresWorkflowVerbs):
             f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT %s OFFSET %s",
             [*args, limit, offset],
         )
-        return TaskPage(tasks=[_task(row) for row in rows], total=total)
+        return TaskPage(tasks=[task_of(row) for row in rows], total=total)
 
     def workflow_tasks(self, workflow_id: str) -> list[Task]:
         rows = self._query(
             "SELECT * FROM tasks WHERE workflow_id = %s ORDER BY seq", (workflow_id,)
         )
-        return [_task(row) for row in rows]
+        return [task_of(row) for row in rows]
 
     def attempts(self, task_id: str) -> list[Attempt]:
         rows = self._query("SELECT * FROM attempts WHERE task_id = %s ORDER BY number", (task_id,))
-        return [_attempt(row) for row in rows]
+        return [attempt_of(row) for row in rows]
 
     def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
         rows = self._query(
             "SELECT * FROM task_logs WHERE task_id = %s AND seq > %s ORDER BY seq LIMIT %s",
             (task_id, after, limit),
         )
-        return [
-            LogLine(
-                row["seq"], row["task_id"], row["attempt"], row["stream"], row["line"], row["ts"]
-            )
-            for row in rows
-        ]
+        return [log_line_of(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")

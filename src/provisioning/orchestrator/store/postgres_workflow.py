@@ -25,6 +25,7 @@ import psycopg.errors
 
 from ..models import NewStep, Priority, RetryPolicy, Step, Workflow, WorkflowStatus
 from .base import StoreError
+from .rows import step_of, workflow_of
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[Row]
@@ -67,31 +68,6 @@ def retry_deadlocks(method: Callable[Concatenate[S, P], R]) -> Callable[Concaten
         return method(self, *args, **kwargs)
 
     return wrapper
-
-
-def workflow_of(row: Row) -> Workflow:
-    return Workflow(
-        id=row["id"],
-        seq=row["seq"],
-        name=row["name"],
-        version=row["version"],
-        status=WorkflowStatus(row["status"]),
-        phase=row["phase"],
-        failure=row["failure"],
-        error=row["error"],
-        priority=Priority(row["priority"]),
-        parallel_limit=row["parallel_limit"],
-        rollback_enabled=bool(row["rollback_enabled"]),
-        tasks_total=row["tasks_total"],
-        tasks_open=row["tasks_open"],
-        tasks_completed=row["tasks_completed"],
-        tasks_failed=row["tasks_failed"],
-        steps_completed=row["steps_completed"],
-        checkpoint_at=row["checkpoint_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-    )
 
 
 def one(row: Row | None) -> Row:
@@ -611,24 +587,7 @@ class PostgresWorkflowVerbs:
             "SELECT * FROM workflow_steps WHERE workflow_id = %s ORDER BY kind = 'undo', position",
             (workflow_id,),
         )
-        return [
-            Step(
-                workflow_id=row["workflow_id"],
-                step_id=row["step_id"],
-                kind=row["kind"],
-                position=row["position"],
-                layer=row["layer"],
-                on_failure=row["on_failure"],
-                status=row["status"],
-                waiting_on=row["waiting_on"],
-                total=row["total"],
-                completed=row["completed"],
-                failed=row["failed"],
-                finished_at=row["finished_at"],
-                depends_on=tuple(sorted(edges.get(row["step_id"], []))),
-            )
-            for row in rows
-        ]
+        return [step_of(row, edges.get(row["step_id"], [])) for row in rows]
 
     def workflows_in(self, status: WorkflowStatus) -> list[Workflow]:
         rows = self._query(

@@ -8,7 +8,6 @@ that returned is on disk.
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 import threading
@@ -36,6 +35,7 @@ from ..models import (
     TaskStatus,
 )
 from .base import StoreError
+from .rows import attempt_of, log_line_of, node_of, task_of
 from .sqlite_workflow import WorkflowVerbs
 
 _TERMINAL_FOR = {
@@ -55,63 +55,6 @@ def _migrations() -> list[tuple[int, str]]:
         if entry.name.endswith(".sql"):
             found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
     return sorted(found)
-
-
-@functools.lru_cache(maxsize=256)
-def _retry(text: str) -> RetryPolicy:
-    # Most tasks share a handful of policies: parse each text once.
-    return RetryPolicy.model_validate_json(text)
-
-
-def _task(row: sqlite3.Row) -> Task:
-    return Task(
-        id=row["id"],
-        seq=row["seq"],
-        workflow_id=row["workflow_id"],
-        name=row["name"],
-        run=json.loads(row["run"]),
-        params=json.loads(row["params"]),
-        priority=Priority(row["priority"]),
-        status=TaskStatus(row["status"]),
-        retry=_retry(row["retry"]),
-        timeout_seconds=row["timeout_seconds"],
-        progress=row["progress"],
-        progress_message=row["progress_message"],
-        result=None if row["result"] is None else json.loads(row["result"]),
-        error=row["error"],
-        attempt=row["attempt"],
-        tries=row["tries"],
-        run_after=row["run_after"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        owner=row["owner"],
-        lease_expires_at=row["lease_expires_at"],
-        cancel_requested=bool(row["cancel_requested"]),
-        step_id=row["step_id"],
-        item=row["item"],
-    )
-
-
-def _attempt(row: sqlite3.Row, prefix: str = "") -> Attempt:
-    """An attempt from its row; ``prefix`` names the columns that a join with
-    ``tasks`` renamed (``a_status``, ``a_started_at``, ``a_error``)."""
-    process = None
-    if row["pid"] is not None:
-        process = ProcessInfo(
-            pid=row["pid"], pgid=row["pgid"], start_ticks=row["start_ticks"], boot_id=row["boot_id"]
-        )
-    return Attempt(
-        task_id=row["task_id"],
-        number=row["number"],
-        node_id=row["node_id"],
-        status=AttemptStatus(row[prefix + "status"]),
-        started_at=row[prefix + "started_at"],
-        finished_at=row["finished_at"],
-        exit_code=row["exit_code"],
-        error=row[prefix + "error"],
-        process=process,
-    )
 
 
 class SQLiteStore(WorkflowVerbs):
@@ -264,7 +207,7 @@ class SQLiteStore(WorkflowVerbs):
                     0.0,
                 ),
             ).fetchone()
-        return _task(row)
+        return task_of(row)
 
     def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
         if limit <= 0:
@@ -294,7 +237,7 @@ class SQLiteStore(WorkflowVerbs):
                     (now, workflow_id),
                 )
         # RETURNING does not keep the pick order.
-        claims = [Claim(task=_task(row), attempt=row["attempt"]) for row in rows]
+        claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
         claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
         return claims
 
@@ -376,18 +319,7 @@ class SQLiteStore(WorkflowVerbs):
             "SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.status = 'running'"
             " AND t.owner = n.id) AS running FROM nodes n ORDER BY n.started_at"
         )
-        return [
-            NodeInfo(
-                id=row["id"],
-                host=row["host"],
-                pid=row["pid"],
-                max_concurrent=row["max_concurrent"],
-                started_at=row["started_at"],
-                last_seen=row["last_seen"],
-                running=row["running"],
-            )
-            for row in rows
-        ]
+        return [node_of(row) for row in rows]
 
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
@@ -398,7 +330,7 @@ class SQLiteStore(WorkflowVerbs):
                 " WHERE id = ? AND status = 'running' AND (? IS NULL OR attempt = ?) RETURNING *",
                 (progress, message, task_id, attempt, attempt),
             ).fetchone()
-        return None if row is None else _task(row)
+        return None if row is None else task_of(row)
 
     def append_logs(
         self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
@@ -460,8 +392,8 @@ class SQLiteStore(WorkflowVerbs):
                 ).fetchone()
                 if row["workflow_id"] is not None:
                     moved = self._advance(db, row, now)
-                    return replace(_task(row), workflow_status=moved)
-        return _task(row)
+                    return replace(task_of(row), workflow_status=moved)
+        return task_of(row)
 
     def request_cancel(self, task_id: str, *, now: float) -> Task | None:
         with self._tx() as db:
@@ -473,7 +405,7 @@ class SQLiteStore(WorkflowVerbs):
             ).fetchone()
             if row is not None and row["workflow_id"] is not None:
                 moved = self._advance(db, row, now)
-                return replace(_task(row), workflow_status=moved)
+                return replace(task_of(row), workflow_status=moved)
             if row is None:
                 row = db.execute(
                     "UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'"
@@ -482,7 +414,7 @@ class SQLiteStore(WorkflowVerbs):
                 ).fetchone()
             if row is None:
                 row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return None if row is None else _task(row)
+        return None if row is None else task_of(row)
 
     # -- recovery -----------------------------------------------------------------------
 
@@ -495,7 +427,7 @@ class SQLiteStore(WorkflowVerbs):
             f" WHERE t.status = 'running' AND {where} ORDER BY t.seq",
             args,
         )
-        pairs = [(_task(row), _attempt(row, prefix="a_")) for row in rows]
+        pairs = [(task_of(row), attempt_of(row, prefix="a_")) for row in rows]
         return pairs
 
     def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
@@ -510,7 +442,7 @@ class SQLiteStore(WorkflowVerbs):
 
     def get(self, task_id: str) -> Task | None:
         rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
-        return _task(rows[0]) if rows else None
+        return task_of(rows[0]) if rows else None
 
     def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
         where, args = ("WHERE status = ?", [status.value]) if status else ("", [])
@@ -519,27 +451,22 @@ class SQLiteStore(WorkflowVerbs):
             f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
-        return TaskPage(tasks=[_task(row) for row in rows], total=total)
+        return TaskPage(tasks=[task_of(row) for row in rows], total=total)
 
     def workflow_tasks(self, workflow_id: str) -> list[Task]:
         rows = self._query("SELECT * FROM tasks WHERE workflow_id = ? ORDER BY seq", (workflow_id,))
-        return [_task(row) for row in rows]
+        return [task_of(row) for row in rows]
 
     def attempts(self, task_id: str) -> list[Attempt]:
         rows = self._query("SELECT * FROM attempts WHERE task_id = ? ORDER BY number", (task_id,))
-        return [_attempt(row) for row in rows]
+        return [attempt_of(row) for row in rows]
 
     def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
         rows = self._query(
             "SELECT * FROM task_logs WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (task_id, after, limit),
         )
-        return [
-            LogLine(
-                row["seq"], row["task_id"], row["attempt"], row["stream"], row["line"], row["ts"]
-            )
-            for row in rows
-        ]
+        return [log_line_of(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")

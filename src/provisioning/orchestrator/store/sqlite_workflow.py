@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from ..models import NewStep, Priority, RetryPolicy, Step, Workflow, WorkflowStatus
+from .rows import step_of, workflow_of
 
 TERMINAL_TASK = ("completed", "failed", "cancelled", "timed_out", "skipped")
 # Every column but the spec, which can be large and is read only to plan a rollback.
@@ -24,31 +25,6 @@ WF = (
     " rollback_enabled, tasks_total, tasks_open, tasks_completed, tasks_failed,"
     " steps_completed, checkpoint_at, created_at, started_at, completed_at"
 )
-
-
-def workflow_of(row: sqlite3.Row) -> Workflow:
-    return Workflow(
-        id=row["id"],
-        seq=row["seq"],
-        name=row["name"],
-        version=row["version"],
-        status=WorkflowStatus(row["status"]),
-        phase=row["phase"],
-        failure=row["failure"],
-        error=row["error"],
-        priority=Priority(row["priority"]),
-        parallel_limit=row["parallel_limit"],
-        rollback_enabled=bool(row["rollback_enabled"]),
-        tasks_total=row["tasks_total"],
-        tasks_open=row["tasks_open"],
-        tasks_completed=row["tasks_completed"],
-        tasks_failed=row["tasks_failed"],
-        steps_completed=row["steps_completed"],
-        checkpoint_at=row["checkpoint_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-    )
 
 
 def _workflow_row(db: sqlite3.Connection, workflow_id: str) -> sqlite3.Row:
@@ -529,24 +505,7 @@ class WorkflowVerbs:
             "SELECT * FROM workflow_steps WHERE workflow_id = ? ORDER BY kind = 'undo', position",
             (workflow_id,),
         )
-        return [
-            Step(
-                workflow_id=row["workflow_id"],
-                step_id=row["step_id"],
-                kind=row["kind"],
-                position=row["position"],
-                layer=row["layer"],
-                on_failure=row["on_failure"],
-                status=row["status"],
-                waiting_on=row["waiting_on"],
-                total=row["total"],
-                completed=row["completed"],
-                failed=row["failed"],
-                finished_at=row["finished_at"],
-                depends_on=tuple(sorted(edges.get(row["step_id"], []))),
-            )
-            for row in rows
-        ]
+        return [step_of(row, edges.get(row["step_id"], [])) for row in rows]
 
     def workflows_in(self, status: WorkflowStatus) -> list[Workflow]:
         rows = self._query(

@@ -1,0 +1,148 @@
+"""Rows of the SQL backends (SQLite, PostgreSQL) as domain records: one reader per
+record, so the backends cannot drift in how they read what they store."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from ..models import (
+    Attempt,
+    AttemptStatus,
+    LogLine,
+    NodeInfo,
+    Priority,
+    ProcessInfo,
+    RetryPolicy,
+    Step,
+    Task,
+    TaskStatus,
+    Workflow,
+    WorkflowStatus,
+)
+
+
+class Row(Protocol):
+    """What both drivers' rows offer: values by column name."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+@functools.lru_cache(maxsize=256)
+def retry_policy(text: str) -> RetryPolicy:
+    # Most tasks share a handful of policies: parse each text once.
+    return RetryPolicy.model_validate_json(text)
+
+
+def task_of(row: Row) -> Task:
+    return Task(
+        id=row["id"],
+        seq=row["seq"],
+        workflow_id=row["workflow_id"],
+        name=row["name"],
+        run=json.loads(row["run"]),
+        params=json.loads(row["params"]),
+        priority=Priority(row["priority"]),
+        status=TaskStatus(row["status"]),
+        retry=retry_policy(row["retry"]),
+        timeout_seconds=row["timeout_seconds"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        result=None if row["result"] is None else json.loads(row["result"]),
+        error=row["error"],
+        attempt=row["attempt"],
+        tries=row["tries"],
+        run_after=row["run_after"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        owner=row["owner"],
+        lease_expires_at=row["lease_expires_at"],
+        cancel_requested=bool(row["cancel_requested"]),
+        step_id=row["step_id"],
+        item=row["item"],
+    )
+
+
+def attempt_of(row: Row, prefix: str = "") -> Attempt:
+    """An attempt from its row; ``prefix`` names the columns that a join with
+    ``tasks`` renamed (``a_status``, ``a_started_at``, ``a_error``)."""
+    process = None
+    if row["pid"] is not None:
+        process = ProcessInfo(
+            pid=row["pid"], pgid=row["pgid"], start_ticks=row["start_ticks"], boot_id=row["boot_id"]
+        )
+    return Attempt(
+        task_id=row["task_id"],
+        number=row["number"],
+        node_id=row["node_id"],
+        status=AttemptStatus(row[prefix + "status"]),
+        started_at=row[prefix + "started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        error=row[prefix + "error"],
+        process=process,
+    )
+
+
+def workflow_of(row: Row) -> Workflow:
+    return Workflow(
+        id=row["id"],
+        seq=row["seq"],
+        name=row["name"],
+        version=row["version"],
+        status=WorkflowStatus(row["status"]),
+        phase=row["phase"],
+        failure=row["failure"],
+        error=row["error"],
+        priority=Priority(row["priority"]),
+        parallel_limit=row["parallel_limit"],
+        rollback_enabled=bool(row["rollback_enabled"]),
+        tasks_total=row["tasks_total"],
+        tasks_open=row["tasks_open"],
+        tasks_completed=row["tasks_completed"],
+        tasks_failed=row["tasks_failed"],
+        steps_completed=row["steps_completed"],
+        checkpoint_at=row["checkpoint_at"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+    )
+
+
+def step_of(row: Row, depends_on: Iterable[str]) -> Step:
+    return Step(
+        workflow_id=row["workflow_id"],
+        step_id=row["step_id"],
+        kind=row["kind"],
+        position=row["position"],
+        layer=row["layer"],
+        on_failure=row["on_failure"],
+        status=row["status"],
+        waiting_on=row["waiting_on"],
+        total=row["total"],
+        completed=row["completed"],
+        failed=row["failed"],
+        finished_at=row["finished_at"],
+        depends_on=tuple(sorted(depends_on)),
+    )
+
+
+def node_of(row: Row) -> NodeInfo:
+    return NodeInfo(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        max_concurrent=row["max_concurrent"],
+        started_at=row["started_at"],
+        last_seen=row["last_seen"],
+        running=row["running"],
+    )
+
+
+def log_line_of(row: Row) -> LogLine:
+    return LogLine(
+        row["seq"], row["task_id"], row["attempt"], row["stream"], row["line"], row["ts"]
+    )
