@@ -55,6 +55,15 @@ def _params(raw: str | None) -> dict[str, Any]:
     return value
 
 
+def _default_name(
+    argv: list[str] | None, nu: tuple[str, str] | None, python: tuple[str, str] | None
+) -> str:
+    if argv:
+        return " ".join(argv)[:200]
+    module, function = nu or python or ("task", "")
+    return f"{module} {function}".strip()
+
+
 def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> dict[str, Any]:
     """Show a task's progress until it ends; return its final state."""
     last = (None, None)
@@ -117,7 +126,7 @@ def submit(
         assert python is not None
         run = {"python": {"module": python[0], "function": python[1]}}
     body: dict[str, Any] = {
-        "name": name or " ".join(argv or []) or ".".join(nu or python or ("task",)),
+        "name": name or _default_name(argv, nu, python),
         "run": run,
         "params": _params(params),
         "priority": priority,

@@ -11,7 +11,7 @@ from ..infra.state import read_state
 from ..taskservs import TaskservDef, install_order
 
 
-def _base(workspace_dir: Path, infra: Infra) -> dict[str, Any]:
+def _base(workspace_dir: Path) -> dict[str, Any]:
     return {"workspace_dir": str(workspace_dir)}
 
 
@@ -43,7 +43,7 @@ def _taskserv_ops(
                 # The resolved definition travels with the task: its handler need not
                 # evaluate the infra again.
                 "params": {
-                    **_base(workspace_dir, infra),
+                    **_base(workspace_dir),
                     "taskserv": definition.name,
                     "version": definition.version,
                     "settings": definition.settings,
@@ -67,7 +67,7 @@ def create_servers(
             "type": "create",
             "infra": infra.name,
             "items": [s.hostname for s in servers],
-            "params": _base(workspace_dir, infra),
+            "params": _base(workspace_dir),
         }
     ]
     if with_taskservs:
@@ -85,7 +85,7 @@ def delete_servers(workspace_dir: Path, infra: Infra, hostnames: list[str]) -> d
         "type": "delete",
         "infra": infra.name,
         "items": hostnames,
-        "params": _base(workspace_dir, infra),
+        "params": _base(workspace_dir),
     }
     return _workflow(f"server-delete-{infra.name}", [op], rollback=False)
 
@@ -107,7 +107,7 @@ def delete_taskserv(
         "type": "delete",
         "infra": infra.name,
         "items": hostnames,
-        "params": {**_base(workspace_dir, infra), "taskserv": name},
+        "params": {**_base(workspace_dir), "taskserv": name},
     }
     return _workflow(f"taskserv-delete-{name}", [op], rollback=False)
 
@@ -124,7 +124,7 @@ def create_cluster(workspace_dir: Path, infra: Infra, name: str) -> dict[str, An
             "type": "create",
             "infra": infra.name,
             "items": cluster.servers,
-            "params": _base(workspace_dir, infra),
+            "params": _base(workspace_dir),
         }
     ]
     wanted = {s.hostname: [*cluster.taskservs, *s.taskservs] for s in servers}
