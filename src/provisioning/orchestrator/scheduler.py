@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import Settings
 from .events import EventBus
@@ -77,6 +78,7 @@ class Scheduler:
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
         self._retry_times: list[float] = []
+        self._finishing: set[asyncio.Future[Task | None]] = set()
 
     @property
     def running_count(self) -> int:
@@ -133,7 +135,10 @@ class Scheduler:
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
-        jobs = [r.job for r in self._running.values() if r.job is not None]
+        jobs: list[asyncio.Future[Any]] = [
+            r.job for r in self._running.values() if r.job is not None
+        ]
+        jobs += self._finishing  # ended processes whose outcome is being recorded
         if jobs:
             log.info("waiting up to %gs for %d running task(s)", grace, len(jobs))
             _, pending = await asyncio.wait(jobs, timeout=grace)
@@ -196,11 +201,15 @@ class Scheduler:
         except Exception as exc:  # A bug of ours must not leave the task running forever.
             log.exception("attempt %s/%d crashed", task.id, claim.attempt)
             outcome = Outcome(AttemptStatus.FAILED, error=f"orchestrator error: {exc}")
-        try:
-            await self.finish_attempt(task, claim.attempt, outcome)
-        finally:
-            self._running.pop(task.id, None)
-            self._wake.set()
+        # The process is gone, so its slot is free: the claim that refills it queues
+        # behind this finish in the store (one commit for both, usually) instead of
+        # waiting for the finish's answer first.
+        finishing = asyncio.ensure_future(self.finish_attempt(task, claim.attempt, outcome))
+        self._finishing.add(finishing)
+        finishing.add_done_callback(self._finishing.discard)
+        self._running.pop(task.id, None)
+        self._wake.set()
+        await finishing
 
     async def _run_attempt(self, running: _Running) -> Outcome:
         task, attempt = running.claim.task, running.claim.attempt
