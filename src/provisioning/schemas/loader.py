@@ -125,7 +125,8 @@ def line_of_operation(path: Path, op_id: str) -> int | None:
     except (OSError, UnicodeDecodeError):
         return None
     quoted = re.escape(op_id)
-    pattern = re.compile(rf"""\bid\b["']?\s*[:=]\s*["']{quoted}["']""")
+    # id = "a" (Nickel, TOML), "id": "a" (JSON), id: a / id: "a" (YAML)
+    pattern = re.compile(rf"""\bid\b["']?\s*[:=]\s*(["']{quoted}["']|{quoted}\s*(#.*)?$)""")
     for number, line in enumerate(lines, start=1):
         if pattern.search(line):
             return number
