@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -167,19 +168,25 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
     lines: Annotated[int, typer.Option("-n", help="Lines from the end.")] = 50,
+    json_out: Annotated[
+        bool, typer.Option("--json", help='One JSON object per line: {"line": ...}.')
+    ] = False,
 ) -> None:
     """The daemon's own log (from ``--daemon`` runs)."""
     path = state(ctx).loaded.settings.data_dir / LOG_FILE
     if not path.exists():
         fail(f"no log at {path} (the orchestrator writes it when started with --daemon)")
+
+    def emit(line: str) -> None:
+        sys.stdout.write(json.dumps({"line": line.rstrip("\n")}) + "\n" if json_out else line)
+        sys.stdout.flush()
+
     with path.open(errors="replace") as handle:
         for line in handle.readlines()[-lines:]:
-            sys.stdout.write(line)
-        sys.stdout.flush()
+            emit(line)
         while follow:
             line = handle.readline()
             if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
+                emit(line)
             else:
                 time.sleep(0.2)  # tail -f's polling.
