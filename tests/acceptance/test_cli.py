@@ -390,6 +390,11 @@ def test_json_read_commands_print_only_json(running: Cli) -> None:
     lines = [json.loads(line) for line in logs.stdout.splitlines()]
     assert "hi" in [line["line"] for line in lines]
 
+    daemon_log = running.run("orchestrator", "logs", "--json", "-n", "1000")
+    assert daemon_log.code == 0, daemon_log
+    entries = [json.loads(line) for line in daemon_log.stdout.splitlines()]
+    assert entries and any("listening on" in entry["line"] for entry in entries)
+
     orch = running.run("orchestrator", "status", "--json")
     assert orch.code == 0, orch
     report = orch.json()
