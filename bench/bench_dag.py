@@ -178,7 +178,9 @@ def run_orchestrator(
 
 def compare(dag: Dag, jobs: int, repeats: int, target: float) -> dict[str, Any]:
     make_s = run_make(dag, jobs, repeats)
-    orch = run_orchestrator(dag, jobs)
+    # Best of the same number of runs as make's, each on a fresh daemon: the machine is
+    # shared and noisy, and short runs suffer most.
+    orch = min((run_orchestrator(dag, jobs) for _ in range(repeats)), key=lambda r: r["wall_s"])
     tf = run_terraform(dag, jobs)
     return {
         "dag": dag.name,

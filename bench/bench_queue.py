@@ -429,12 +429,17 @@ async def _drain_run(daemon: Daemon, cfg: BenchConfig) -> dict[str, Any]:
     }
 
 
-def bench_drain(cfg: BenchConfig) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    with running_daemon(cfg.concurrency, preload=cfg.tasks) as daemon:
-        preload_s = time.perf_counter() - t0
-        result = asyncio.run(_drain_run(daemon, cfg))
-    return {**result, "preload_s_untimed": round(preload_s, 3)}
+def bench_drain(cfg: BenchConfig, repeats: int = 3) -> dict[str, Any]:
+    """Best of ``repeats`` drains (as make's time is its best of 3), each on a fresh daemon."""
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        with running_daemon(cfg.concurrency, preload=cfg.tasks) as daemon:
+            preload_s = time.perf_counter() - t0
+            result = asyncio.run(_drain_run(daemon, cfg))
+        runs.append({**result, "preload_s_untimed": round(preload_s, 3)})
+    best = min(runs, key=lambda r: float(r["exec_span_s"]))
+    return {**best, "runs": len(runs)}
 
 
 # -- benchmark 3: paced submit latency -------------------------------------------------
