@@ -655,3 +655,34 @@ def test_a_provider_error_on_the_orchestrator(orchestrated: Workspace) -> None:
     assert "creating server web-2" in task["error"]
     assert all(t["started_at"] is None for t in task_items(status, "taskserv-webserver"))
     assert not ws.server_dir("web-2").exists()
+
+
+def test_a_workspace_taskserv_in_extensions_is_found_and_run_like_the_platforms(
+    orchestrated: Workspace,
+) -> None:
+    own = orchestrated.path / "extensions" / "taskservs" / "greeter"
+    (own / "templates" / "etc" / "greeter").mkdir(parents=True)
+    (own / "taskserv.toml").write_text(
+        'name = "greeter"\nversion = "0.1.0"\ndepends_on = ["runc"]\n'
+        '[settings]\ngreeting = "hello"\n'
+    )
+    (own / "templates" / "etc" / "greeter" / "greeting.txt.j2").write_text(
+        "{{ settings.greeting }} from {{ server.hostname }}\n"
+    )
+    # The workspace's own Nushell module, with the platform's shared steps.
+    (own / "taskserv.nu").write_text(
+        "use taskserv_steps.nu [install-taskserv remove-taskserv]\n"
+        "export def install [params: record] { install-taskserv $params }\n"
+        "export def remove [params: record] { remove-taskserv $params }\n"
+    )
+    catalog = orchestrated.json("taskserv", "list", "--available")["taskservs"]
+    assert {"name": "greeter", "source": "workspace"}.items() <= next(
+        t for t in catalog if t["name"] == "greeter"
+    ).items()
+    orchestrated.ok("server", "create", "node-1", "--no-taskservs", "--direct")
+    created = orchestrated.ok("taskserv", "create", "greeter", "-s", "node-1", "--wait")
+    assert "Workflow submitted:" in created.stdout
+    greeting = orchestrated.server_dir("node-1") / "etc" / "greeter" / "greeting.txt"
+    assert greeting.read_text() == "hello from node-1\n"
+    installed = orchestrated.installed("node-1")
+    assert set(installed) == {"greeter", "runc"}

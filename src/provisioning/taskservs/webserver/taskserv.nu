@@ -1,5 +1,5 @@
 # Install/remove this taskserv on a local server (run by the orchestrator's Nushell runner).
-use ../common.nu [install-taskserv remove-taskserv]
+use taskserv_steps.nu [install-taskserv remove-taskserv]
 
 export def install [params: record] { install-taskserv $params }
 

@@ -1,4 +1,5 @@
-# Shared install/remove steps of the platform's taskservs (local provider).
+# Install/remove steps shared by taskservs (the platform's and a workspace's own):
+#     use taskserv_steps.nu [install-taskserv remove-taskserv]
 use provisioning.nu *
 
 # Install the taskserv named in the task's parameters: render its templates into the
