@@ -48,15 +48,12 @@ from ..models import (
     Attempt,
     AttemptStatus,
     Claim,
-    LogLine,
     NewTask,
-    NodeInfo,
     Outcome,
     Priority,
     ProcessInfo,
     RetryPolicy,
     Task,
-    TaskPage,
     TaskStatus,
 )
 from .base import StoreError
@@ -70,7 +67,8 @@ from .postgres_workflow import (
     one,
     retry_deadlocks,
 )
-from .rows import attempt_of, log_line_of, node_of, task_of
+from .rows import attempt_of, task_of
+from .sql_reads import SqlReads
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
 
@@ -143,10 +141,11 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
-class PostgresStore(PostgresWorkflowVerbs):
+class PostgresStore(PostgresWorkflowVerbs, SqlReads):
     """The :class:`~.base.Store` on a PostgreSQL database shared by several nodes."""
 
     backend = "postgres"
+    P = "%s"
     shared = True
 
     def __init__(self, dsn: str) -> None:
@@ -681,13 +680,6 @@ class PostgresStore(PostgresWorkflowVerbs):
         with self._tx() as db:
             db.execute("DELETE FROM nodes WHERE id = %s", (node_id,))
 
-    def nodes(self) -> list[NodeInfo]:
-        rows = self._query(
-            "SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.status = 'running'"
-            " AND t.owner = n.id) AS running FROM nodes n ORDER BY n.started_at, n.id"
-        )
-        return [node_of(row) for row in rows]
-
     @retry_deadlocks
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
@@ -832,45 +824,3 @@ class PostgresStore(PostgresWorkflowVerbs):
 
     def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
         return self._running_with_attempts("t.lease_expires_at < %s", (now,))
-
-    # -- reads --------------------------------------------------------------------------
-
-    def get(self, task_id: str) -> Task | None:
-        rows = self._query("SELECT * FROM tasks WHERE id = %s", (task_id,))
-        return task_of(rows[0]) if rows else None
-
-    def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
-        where, args = ("WHERE status = %s", [status.value]) if status else ("", [])
-        total = self._query(f"SELECT COUNT(*) AS n FROM tasks {where}", args)[0]["n"]
-        rows = self._query(
-            f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT %s OFFSET %s",
-            [*args, limit, offset],
-        )
-        return TaskPage(tasks=[task_of(row) for row in rows], total=total)
-
-    def workflow_tasks(self, workflow_id: str) -> list[Task]:
-        rows = self._query(
-            "SELECT * FROM tasks WHERE workflow_id = %s ORDER BY seq", (workflow_id,)
-        )
-        return [task_of(row) for row in rows]
-
-    def attempts(self, task_id: str) -> list[Attempt]:
-        rows = self._query("SELECT * FROM attempts WHERE task_id = %s ORDER BY number", (task_id,))
-        return [attempt_of(row) for row in rows]
-
-    def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
-        rows = self._query(
-            "SELECT * FROM task_logs WHERE task_id = %s AND seq > %s ORDER BY seq LIMIT %s",
-            (task_id, after, limit),
-        )
-        return [log_line_of(row) for row in rows]
-
-    def counts(self) -> dict[str, int]:
-        rows = self._query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
-        found = {row["status"]: row["n"] for row in rows}
-        return {status.value: found.get(status.value, 0) for status in TaskStatus}
-
-    def next_ready_at(self) -> float | None:
-        rows = self._query("SELECT MIN(run_after) AS t FROM tasks WHERE status = 'pending'")
-        value = rows[0]["t"]
-        return None if value is None else float(value)

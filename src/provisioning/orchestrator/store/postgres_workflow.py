@@ -23,9 +23,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import psycopg
 import psycopg.errors
 
-from ..models import NewStep, Priority, RetryPolicy, Step, Workflow, WorkflowStatus
+from ..models import NewStep, Priority, RetryPolicy, Workflow, WorkflowStatus
 from .base import StoreError
-from .rows import step_of, workflow_of
+from .rows import workflow_of
+from .sql_reads import WF
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[Row]
@@ -34,13 +35,6 @@ log = logging.getLogger("provisioning.orchestrator.store.postgres")
 
 # The channel a transaction that makes tasks claimable notifies (delivered at commit).
 WORK_CHANNEL = "provisioning_work"
-
-# Every column but the spec, which can be large and is read only to plan a rollback.
-WF = (
-    "id, seq, name, version, status, phase, failure, error, priority, parallel_limit,"
-    " rollback_enabled, tasks_total, tasks_open, tasks_completed, tasks_failed,"
-    " steps_completed, checkpoint_at, created_at, started_at, completed_at"
-)
 
 
 # A verb that lost a deadlock (PostgreSQL aborts one of the transactions) runs again.
@@ -551,46 +545,3 @@ class PostgresWorkflowVerbs:
                 self._maybe_end_phase(db, workflow_id, now)
                 row = one(_workflow_row(db, workflow_id))
         return workflow_of(row)
-
-    # -- reads --------------------------------------------------------------------------
-
-    def workflow_spec(self, workflow_id: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT spec FROM workflows WHERE id = %s", (workflow_id,))
-        if not rows:
-            return None
-        spec: dict[str, Any] = json.loads(rows[0]["spec"])
-        return spec
-
-    def get_workflow(self, workflow_id: str) -> Workflow | None:
-        rows = self._query(f"SELECT {WF} FROM workflows WHERE id = %s", (workflow_id,))
-        return workflow_of(rows[0]) if rows else None
-
-    def list_workflows(
-        self, *, status: WorkflowStatus | None, limit: int, offset: int
-    ) -> tuple[list[Workflow], int]:
-        where, args = ("WHERE status = %s", [status.value]) if status else ("", [])
-        total = self._query(f"SELECT COUNT(*) AS n FROM workflows {where}", args)[0]["n"]
-        rows = self._query(
-            f"SELECT {WF} FROM workflows {where} ORDER BY seq DESC LIMIT %s OFFSET %s",
-            [*args, limit, offset],
-        )
-        return [workflow_of(row) for row in rows], total
-
-    def workflow_steps(self, workflow_id: str) -> list[Step]:
-        edges: dict[str, list[str]] = {}
-        for row in self._query(
-            "SELECT step_id, dependent_id FROM workflow_edges WHERE workflow_id = %s",
-            (workflow_id,),
-        ):
-            edges.setdefault(row["dependent_id"], []).append(row["step_id"])
-        rows = self._query(
-            "SELECT * FROM workflow_steps WHERE workflow_id = %s ORDER BY kind = 'undo', position",
-            (workflow_id,),
-        )
-        return [step_of(row, edges.get(row["step_id"], [])) for row in rows]
-
-    def workflows_in(self, status: WorkflowStatus) -> list[Workflow]:
-        rows = self._query(
-            f"SELECT {WF} FROM workflows WHERE status = %s ORDER BY seq", (status.value,)
-        )
-        return [workflow_of(row) for row in rows]

@@ -23,19 +23,17 @@ from ..models import (
     Attempt,
     AttemptStatus,
     Claim,
-    LogLine,
     NewTask,
-    NodeInfo,
     Outcome,
     Priority,
     ProcessInfo,
     RetryPolicy,
     Task,
-    TaskPage,
     TaskStatus,
 )
 from .base import StoreError
-from .rows import attempt_of, log_line_of, node_of, task_of
+from .rows import attempt_of, task_of
+from .sql_reads import SqlReads
 from .sqlite_workflow import WorkflowVerbs
 
 _TERMINAL_FOR = {
@@ -57,7 +55,7 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SQLiteStore(WorkflowVerbs):
+class SQLiteStore(WorkflowVerbs, SqlReads):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
@@ -314,13 +312,6 @@ class SQLiteStore(WorkflowVerbs):
         with self._tx() as db:
             db.execute("DELETE FROM nodes WHERE id = ?", (node_id,))
 
-    def nodes(self) -> list[NodeInfo]:
-        rows = self._query(
-            "SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.status = 'running'"
-            " AND t.owner = n.id) AS running FROM nodes n ORDER BY n.started_at"
-        )
-        return [node_of(row) for row in rows]
-
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
     ) -> Task | None:
@@ -437,43 +428,3 @@ class SQLiteStore(WorkflowVerbs):
 
     def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
         return self._running_with_attempts("t.lease_expires_at < ?", (now,))
-
-    # -- reads --------------------------------------------------------------------------
-
-    def get(self, task_id: str) -> Task | None:
-        rows = self._query("SELECT * FROM tasks WHERE id = ?", (task_id,))
-        return task_of(rows[0]) if rows else None
-
-    def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
-        where, args = ("WHERE status = ?", [status.value]) if status else ("", [])
-        total = self._query(f"SELECT COUNT(*) AS n FROM tasks {where}", args)[0]["n"]
-        rows = self._query(
-            f"SELECT * FROM tasks {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        )
-        return TaskPage(tasks=[task_of(row) for row in rows], total=total)
-
-    def workflow_tasks(self, workflow_id: str) -> list[Task]:
-        rows = self._query("SELECT * FROM tasks WHERE workflow_id = ? ORDER BY seq", (workflow_id,))
-        return [task_of(row) for row in rows]
-
-    def attempts(self, task_id: str) -> list[Attempt]:
-        rows = self._query("SELECT * FROM attempts WHERE task_id = ? ORDER BY number", (task_id,))
-        return [attempt_of(row) for row in rows]
-
-    def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
-        rows = self._query(
-            "SELECT * FROM task_logs WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (task_id, after, limit),
-        )
-        return [log_line_of(row) for row in rows]
-
-    def counts(self) -> dict[str, int]:
-        rows = self._query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
-        found = {row["status"]: row["n"] for row in rows}
-        return {status.value: found.get(status.value, 0) for status in TaskStatus}
-
-    def next_ready_at(self) -> float | None:
-        rows = self._query("SELECT MIN(run_after) AS t FROM tasks WHERE status = 'pending'")
-        value = rows[0]["t"]
-        return None if value is None else float(value)

@@ -15,16 +15,11 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..models import NewStep, Priority, RetryPolicy, Step, Workflow, WorkflowStatus
-from .rows import step_of, workflow_of
+from ..models import NewStep, Priority, RetryPolicy, Workflow, WorkflowStatus
+from .rows import workflow_of
+from .sql_reads import WF
 
 TERMINAL_TASK = ("completed", "failed", "cancelled", "timed_out", "skipped")
-# Every column but the spec, which can be large and is read only to plan a rollback.
-WF = (
-    "id, seq, name, version, status, phase, failure, error, priority, parallel_limit,"
-    " rollback_enabled, tasks_total, tasks_open, tasks_completed, tasks_failed,"
-    " steps_completed, checkpoint_at, created_at, started_at, completed_at"
-)
 
 
 def _workflow_row(db: sqlite3.Connection, workflow_id: str) -> sqlite3.Row:
@@ -472,43 +467,3 @@ class WorkflowVerbs:
                 self._maybe_end_phase(db, workflow_id, now)
                 row = _workflow_row(db, workflow_id)
         return workflow_of(row)
-
-    # -- reads --------------------------------------------------------------------------
-
-    def workflow_spec(self, workflow_id: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT spec FROM workflows WHERE id = ?", (workflow_id,))
-        return json.loads(rows[0]["spec"]) if rows else None
-
-    def get_workflow(self, workflow_id: str) -> Workflow | None:
-        rows = self._query(f"SELECT {WF} FROM workflows WHERE id = ?", (workflow_id,))
-        return workflow_of(rows[0]) if rows else None
-
-    def list_workflows(
-        self, *, status: WorkflowStatus | None, limit: int, offset: int
-    ) -> tuple[list[Workflow], int]:
-        where, args = ("WHERE status = ?", [status.value]) if status else ("", [])
-        total = self._query(f"SELECT COUNT(*) AS n FROM workflows {where}", args)[0]["n"]
-        rows = self._query(
-            f"SELECT {WF} FROM workflows {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
-            [*args, limit, offset],
-        )
-        return [workflow_of(row) for row in rows], total
-
-    def workflow_steps(self, workflow_id: str) -> list[Step]:
-        edges: dict[str, list[str]] = {}
-        for row in self._query(
-            "SELECT step_id, dependent_id FROM workflow_edges WHERE workflow_id = ?",
-            (workflow_id,),
-        ):
-            edges.setdefault(row["dependent_id"], []).append(row["step_id"])
-        rows = self._query(
-            "SELECT * FROM workflow_steps WHERE workflow_id = ? ORDER BY kind = 'undo', position",
-            (workflow_id,),
-        )
-        return [step_of(row, edges.get(row["step_id"], [])) for row in rows]
-
-    def workflows_in(self, status: WorkflowStatus) -> list[Workflow]:
-        rows = self._query(
-            f"SELECT {WF} FROM workflows WHERE status = ? ORDER BY seq", (status.value,)
-        )
-        return [workflow_of(row) for row in rows]
