@@ -7,11 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..infra import InfraError
 from ..infra.state import read_state
 from ..operations import plans
-from ..taskservs import CatalogError
-from .common import EXIT_USAGE, fail, out, print_json
+from .common import out, print_json
 from .operate import (
     CheckFlag,
     DirectFlag,
@@ -19,8 +17,8 @@ from .operate import (
     JsonFlag,
     OrchestratedFlag,
     WaitFlag,
-    check_or_execute,
     infra_of,
+    plan_and_run,
 )
 
 app = typer.Typer(help="Clusters: servers plus taskservs, as one workflow.", no_args_is_help=True)
@@ -40,17 +38,11 @@ def create(
     json_out: JsonFlag = False,
 ) -> None:
     """Servers in parallel, then taskservs in dependency order (one workflow)."""
-    workspace, definition = infra_of(ctx, infra)
-    try:
-        workflow = plans.create_cluster(workspace, definition, name)
-    except (InfraError, CatalogError) as exc:
-        fail(str(exc), EXIT_USAGE)
-    check_or_execute(
+    plan_and_run(
         ctx,
         "cluster.create",
-        workspace,
-        definition,
-        workflow,
+        infra,
+        lambda ws, inf: plans.create_cluster(ws, inf, name),
         check=check,
         wait=wait,
         orchestrated=orchestrated,
@@ -99,17 +91,11 @@ def delete(
     json_out: JsonFlag = False,
 ) -> None:
     """Delete the cluster's servers (and everything on them)."""
-    workspace, definition = infra_of(ctx, infra)
-    try:
-        workflow = plans.delete_cluster(workspace, definition, name)
-    except InfraError as exc:
-        fail(str(exc), EXIT_USAGE)
-    check_or_execute(
+    plan_and_run(
         ctx,
         "cluster.delete",
-        workspace,
-        definition,
-        workflow,
+        infra,
+        lambda ws, inf: plans.delete_cluster(ws, inf, name),
         check=check,
         wait=wait,
         orchestrated=orchestrated,

@@ -3,6 +3,7 @@ infra, ``--check``, and running a workflow directly or on the orchestrator."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,12 +63,21 @@ def show_changes(workspace: Path, infra: Infra, workflow: dict[str, Any], json_o
     out.print(table)
 
 
-def check_or_execute(
+def servers_of(infra: Infra, given: list[str] | None) -> list[str]:
+    """The servers named (every server of the infra when none is); each must exist."""
+    names = given or [server.hostname for server in infra.servers]
+    if not names:
+        raise InfraError(f"infra {infra.name} defines no servers")
+    for hostname in names:
+        infra.server(hostname)
+    return names
+
+
+def plan_and_run(
     ctx: typer.Context,
     operation: str,
-    workspace: Path,
-    infra: Infra,
-    workflow: dict[str, Any],
+    infra_name: str | None,
+    build: Callable[[Path, Infra], dict[str, Any]],
     *,
     check: bool,
     wait: bool,
@@ -75,7 +85,13 @@ def check_or_execute(
     direct: bool,
     json_out: bool,
 ) -> None:
-    """``--check``: show what would change; otherwise run ``workflow``."""
+    """Expand a command into its workflow (``build``), then ``--check`` it (show what
+    would change) or run it where the execution mode says."""
+    workspace, infra = infra_of(ctx, infra_name)
+    try:
+        workflow = build(workspace, infra)
+    except (CatalogError, InfraError) as exc:
+        fail(str(exc), EXIT_USAGE)
     if check:
         show_changes(workspace, infra, workflow, json_out)
         return

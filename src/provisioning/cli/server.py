@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ..infra import InfraError
+from ..infra import Infra, InfraError
 from ..infra.state import read_state
 from ..operations import plans
-from ..taskservs import CatalogError
-from .common import EXIT_USAGE, fail, out, print_json
+from .common import out, print_json
 from .operate import (
     CheckFlag,
     DirectFlag,
@@ -19,8 +19,9 @@ from .operate import (
     JsonFlag,
     OrchestratedFlag,
     WaitFlag,
-    check_or_execute,
     infra_of,
+    plan_and_run,
+    servers_of,
 )
 
 app = typer.Typer(help="Servers of an infra.", no_args_is_help=True)
@@ -45,24 +46,13 @@ def create(
     json_out: JsonFlag = False,
 ) -> None:
     """Create servers (in parallel), then install their taskservs in dependency order."""
-    workspace, definition = infra_of(ctx, infra)
-    names = hostnames or [s.hostname for s in definition.servers]
-    if not names:
-        fail(f"infra {definition.name} defines no servers", EXIT_USAGE)
-    try:
-        for hostname in names:
-            definition.server(hostname)
-        workflow = plans.create_servers(
-            workspace, definition, names, with_taskservs=not no_taskservs
-        )
-    except (CatalogError, InfraError) as exc:
-        fail(str(exc), EXIT_USAGE)
-    check_or_execute(
+    plan_and_run(
         ctx,
         "server.create",
-        workspace,
-        definition,
-        workflow,
+        infra,
+        lambda ws, inf: plans.create_servers(
+            ws, inf, servers_of(inf, hostnames), with_taskservs=not no_taskservs
+        ),
         check=check,
         wait=wait,
         orchestrated=orchestrated,
@@ -105,6 +95,19 @@ def list_(ctx: typer.Context, infra: InfraOption = None, json_out: JsonFlag = Fa
     out.print(table)
 
 
+def recorded_or_defined(workspace: Path, infra: Infra, given: list[str] | None) -> list[str]:
+    """Servers to delete: defined in the infra, or only recorded (its definition gone)."""
+    names = given or [s.hostname for s in infra.servers]
+    known = {s.hostname for s in infra.servers} | set(read_state(workspace, infra.name)["servers"])
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InfraError(
+            f"infra {infra.name} has no server {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known)) or 'none'})"
+        )
+    return names
+
+
 @app.command()
 def delete(
     ctx: typer.Context,
@@ -117,25 +120,11 @@ def delete(
     json_out: JsonFlag = False,
 ) -> None:
     """Delete servers (stopping what runs on them)."""
-    workspace, definition = infra_of(ctx, infra)
-    names = hostnames or [s.hostname for s in definition.servers]
-    known = {s.hostname for s in definition.servers} | set(
-        read_state(workspace, definition.name)["servers"]
-    )
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        fail(
-            f"infra {definition.name} has no server {', '.join(map(repr, unknown))} "
-            f"(known: {', '.join(sorted(known)) or 'none'})",
-            EXIT_USAGE,
-        )
-    workflow = plans.delete_servers(workspace, definition, names)
-    check_or_execute(
+    plan_and_run(
         ctx,
         "server.delete",
-        workspace,
-        definition,
-        workflow,
+        infra,
+        lambda ws, inf: plans.delete_servers(ws, inf, recorded_or_defined(ws, inf, hostnames)),
         check=check,
         wait=wait,
         orchestrated=orchestrated,

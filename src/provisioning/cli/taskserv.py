@@ -7,11 +7,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..infra import InfraError
 from ..infra.state import read_state
 from ..operations import plans
-from ..taskservs import CatalogError, available
-from .common import EXIT_USAGE, fail, out, print_json
+from ..taskservs import available
+from .common import out, print_json
 from .operate import (
     CheckFlag,
     DirectFlag,
@@ -19,8 +18,9 @@ from .operate import (
     JsonFlag,
     OrchestratedFlag,
     WaitFlag,
-    check_or_execute,
     infra_of,
+    plan_and_run,
+    servers_of,
     workspace_dir,
 )
 
@@ -45,20 +45,11 @@ def create(
     json_out: JsonFlag = False,
 ) -> None:
     """Install a taskserv, and what it depends on (each once, in order), on servers."""
-    workspace, definition = infra_of(ctx, infra)
-    hostnames = servers or [s.hostname for s in definition.servers]
-    try:
-        for hostname in hostnames:
-            definition.server(hostname)
-        workflow = plans.create_taskserv(workspace, definition, name, hostnames)
-    except (CatalogError, InfraError) as exc:
-        fail(str(exc), EXIT_USAGE)
-    check_or_execute(
+    plan_and_run(
         ctx,
         "taskserv.create",
-        workspace,
-        definition,
-        workflow,
+        infra,
+        lambda ws, inf: plans.create_taskserv(ws, inf, name, servers_of(inf, servers)),
         check=check,
         wait=wait,
         orchestrated=orchestrated,
@@ -128,20 +119,11 @@ def delete(
     json_out: JsonFlag = False,
 ) -> None:
     """Remove a taskserv from servers (stopping its service)."""
-    workspace, definition = infra_of(ctx, infra)
-    hostnames = servers or [s.hostname for s in definition.servers]
-    try:
-        for hostname in hostnames:
-            definition.server(hostname)
-        workflow = plans.delete_taskserv(workspace, definition, name, hostnames)
-    except (CatalogError, InfraError) as exc:
-        fail(str(exc), EXIT_USAGE)
-    check_or_execute(
+    plan_and_run(
         ctx,
         "taskserv.delete",
-        workspace,
-        definition,
-        workflow,
+        infra,
+        lambda ws, inf: plans.delete_taskserv(ws, inf, name, servers_of(inf, servers)),
         check=check,
         wait=wait,
         orchestrated=orchestrated,
