@@ -31,7 +31,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -50,7 +49,6 @@ from ..models import (
     Claim,
     NewTask,
     Outcome,
-    Priority,
     ProcessInfo,
     RetryPolicy,
     Task,
@@ -67,7 +65,7 @@ from .postgres_workflow import (
     one,
     retry_deadlocks,
 )
-from .rows import attempt_of, task_of
+from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
 from .sql_reads import SqlReads
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
@@ -468,25 +466,18 @@ class PostgresStore(PostgresWorkflowVerbs, SqlReads):
         now: float,
         workflow_id: str | None = None,
     ) -> Task:
-        task_id = str(uuid.uuid4())
+        values = new_task_values(
+            task,
+            status=TaskStatus.PENDING.value,
+            default_timeout=default_timeout,
+            default_retry=default_retry,
+            now=now,
+            workflow_id=workflow_id,
+        )
         with self._tx() as db:
             row = db.execute(
-                "INSERT INTO tasks (id, workflow_id, name, run, params, priority, status, retry,"
-                " timeout_seconds, created_at, run_after)"
-                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
-                (
-                    task_id,
-                    workflow_id,
-                    task.name,
-                    task.run.model_dump_json(exclude_none=True),
-                    json.dumps(task.params),
-                    int(Priority.parse(task.priority)),
-                    TaskStatus.PENDING.value,
-                    (task.retry or default_retry).model_dump_json(),
-                    task.timeout_seconds or default_timeout,
-                    now,
-                    0.0,
-                ),
+                f"INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ({markers('%s')}) RETURNING *",
+                values,
             ).fetchone()
             notify_work(db)
         return task_of(one(row))

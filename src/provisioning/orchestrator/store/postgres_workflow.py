@@ -25,7 +25,7 @@ import psycopg.errors
 
 from ..models import NewStep, Priority, RetryPolicy, Workflow, WorkflowStatus
 from .base import StoreError
-from .rows import workflow_of
+from .rows import NEW_TASK_COLUMNS, markers, new_task_values, workflow_of
 from .sql_reads import WF
 
 Row = dict[str, Any]
@@ -139,19 +139,15 @@ class PostgresWorkflowVerbs:
             task_status = "pending" if waiting == 0 else "blocked"
             for item, task in enumerate(step.tasks):
                 task_rows.append(
-                    (
-                        str(uuid.uuid4()),
-                        workflow_id,
-                        step.step_id,
-                        item,
-                        task.name,
-                        task.run.model_dump_json(exclude_none=True),
-                        json.dumps(task.params),
-                        int(Priority.parse(task.priority)),
-                        task_status,
-                        (task.retry or default_retry).model_dump_json(),
-                        task.timeout_seconds or default_timeout,
-                        now,
+                    new_task_values(
+                        task,
+                        status=task_status,
+                        default_timeout=default_timeout,
+                        default_retry=default_retry,
+                        now=now,
+                        workflow_id=workflow_id,
+                        step_id=step.step_id,
+                        item=item,
                     )
                 )
                 count += 1
@@ -170,9 +166,7 @@ class PostgresWorkflowVerbs:
                 )
             if task_rows:
                 cur.executemany(
-                    "INSERT INTO tasks (id, workflow_id, step_id, item, name, run, params,"
-                    " priority, status, retry, timeout_seconds, created_at, run_after)"
-                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,0)",
+                    f"INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ({markers('%s')})",
                     task_rows,
                 )
         if pending:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -12,6 +13,7 @@ from ..models import (
     Attempt,
     AttemptStatus,
     LogLine,
+    NewTask,
     NodeInfo,
     Priority,
     ProcessInfo,
@@ -22,6 +24,45 @@ from ..models import (
     Workflow,
     WorkflowStatus,
 )
+
+# The columns a new task is written with, and their values (every SQL backend, every
+# way a task is created: POST /tasks and workflow steps).
+NEW_TASK_COLUMNS = (
+    "id, workflow_id, step_id, item, name, run, params, priority, status, retry,"
+    " timeout_seconds, created_at, run_after"
+)
+
+
+def new_task_values(
+    task: NewTask,
+    *,
+    status: str,
+    default_timeout: float,
+    default_retry: RetryPolicy,
+    now: float,
+    workflow_id: str | None = None,
+    step_id: str | None = None,
+    item: int | None = None,
+) -> tuple[Any, ...]:
+    return (
+        str(uuid.uuid4()),
+        workflow_id,
+        step_id,
+        item,
+        task.name,
+        task.run.model_dump_json(exclude_none=True),
+        json.dumps(task.params),
+        int(Priority.parse(task.priority)),
+        status,
+        (task.retry or default_retry).model_dump_json(),
+        task.timeout_seconds or default_timeout,
+        now,
+        0.0,
+    )
+
+
+def markers(marker: str, count: int = 13) -> str:
+    return ",".join([marker] * count)
 
 
 class Row(Protocol):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -25,14 +24,13 @@ from ..models import (
     Claim,
     NewTask,
     Outcome,
-    Priority,
     ProcessInfo,
     RetryPolicy,
     Task,
     TaskStatus,
 )
 from .base import StoreError
-from .rows import attempt_of, task_of
+from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
 from .sql_reads import SqlReads
 from .sqlite_workflow import WorkflowVerbs
 
@@ -185,25 +183,18 @@ class SQLiteStore(WorkflowVerbs, SqlReads):
         now: float,
         workflow_id: str | None = None,
     ) -> Task:
-        task_id = str(uuid.uuid4())
+        values = new_task_values(
+            task,
+            status=TaskStatus.PENDING.value,
+            default_timeout=default_timeout,
+            default_retry=default_retry,
+            now=now,
+            workflow_id=workflow_id,
+        )
         with self._tx() as db:
             row = db.execute(
-                "INSERT INTO tasks (id, workflow_id, name, run, params, priority, status, retry,"
-                " timeout_seconds, created_at, run_after) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-                " RETURNING *",
-                (
-                    task_id,
-                    workflow_id,
-                    task.name,
-                    task.run.model_dump_json(exclude_none=True),
-                    json.dumps(task.params),
-                    int(Priority.parse(task.priority)),
-                    TaskStatus.PENDING.value,
-                    (task.retry or default_retry).model_dump_json(),
-                    task.timeout_seconds or default_timeout,
-                    now,
-                    0.0,
-                ),
+                f"INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ({markers('?')}) RETURNING *",
+                values,
             ).fetchone()
         return task_of(row)
 

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from ..models import NewStep, Priority, RetryPolicy, Workflow, WorkflowStatus
-from .rows import workflow_of
+from .rows import NEW_TASK_COLUMNS, markers, new_task_values, workflow_of
 from .sql_reads import WF
 
 TERMINAL_TASK = ("completed", "failed", "cancelled", "timed_out", "skipped")
@@ -79,28 +79,21 @@ class WorkflowVerbs:
             )
             task_status = "pending" if waiting == 0 else "blocked"
             for item, task in enumerate(step.tasks):
-                task_priority = int(Priority.parse(task.priority))
                 task_rows.append(
-                    (
-                        str(uuid.uuid4()),
-                        workflow_id,
-                        step.step_id,
-                        item,
-                        task.name,
-                        task.run.model_dump_json(exclude_none=True),
-                        json.dumps(task.params),
-                        task_priority,
-                        task_status,
-                        (task.retry or default_retry).model_dump_json(),
-                        task.timeout_seconds or default_timeout,
-                        now,
+                    new_task_values(
+                        task,
+                        status=task_status,
+                        default_timeout=default_timeout,
+                        default_retry=default_retry,
+                        now=now,
+                        workflow_id=workflow_id,
+                        step_id=step.step_id,
+                        item=item,
                     )
                 )
                 count += 1
         db.executemany(
-            "INSERT INTO tasks (id, workflow_id, step_id, item, name, run, params, priority,"
-            " status, retry, timeout_seconds, created_at, run_after)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,0)",
+            f"INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ({markers('?')})",
             task_rows,
         )
         return count
