@@ -17,6 +17,9 @@ from ..config import load_config
 from ..infra import InfraError, load_infra, state
 from ..providers import ProviderContext, ProviderError, get_provider
 from ..providers.base import HOSTNAME_RE
+from ..ssh import EndpointError, SshError, wait_for_ssh
+from ..ssh import known_hosts as host_keys
+from ..ssh.servers import endpoint_of, known_hosts_file
 
 
 def _progress(value: int, message: str) -> None:
@@ -60,9 +63,35 @@ def server_create(params: dict[str, Any]) -> dict[str, Any]:
     except ProviderError as exc:
         _fail(exc)
         raise
-    state.record_server(workspace_dir, str(params["infra"]), record.as_dict())
+    infra = str(params["infra"])
+    recorded = record.as_dict()
+    _await_ssh(workspace_dir, infra, recorded)
+    state.record_server(workspace_dir, infra, recorded)
     _progress(100, f"{hostname} {'created' if created else 'already exists'}")
-    return {"hostname": hostname, "created": created, "server": record.as_dict()}
+    return {"hostname": hostname, "created": created, "server": recorded}
+
+
+def _await_ssh(workspace_dir: Path, infra: str, record: dict[str, Any]) -> None:
+    """Record the host key the provider offers, then wait until SSH answers."""
+    ssh = load_config(cwd=workspace_dir).settings.ssh
+    if ssh.wait_seconds == 0:
+        return
+    hostname = str(record["hostname"])
+    try:
+        endpoint = endpoint_of(workspace_dir, infra, hostname, record)
+        offered = (record.get("extra") or {}).get("host_key")
+        if offered:
+            host_keys.record(known_hosts_file(workspace_dir), endpoint.host_key_alias, offered)
+        waited = wait_for_ssh(
+            endpoint,
+            known_hosts_file(workspace_dir),
+            timeout=ssh.wait_seconds,
+            progress=lambda message: _progress(60, message),
+        )
+    except (EndpointError, SshError) as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    _progress(90, f"SSH answers on {endpoint.address}:{endpoint.port} ({waited:.1f}s)")
 
 
 def server_delete(params: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +114,8 @@ def server_delete(params: dict[str, Any]) -> dict[str, Any]:
         _fail(exc)
         raise
     state.forget_server(workspace_dir, infra, hostname)
+    # A server made again under this name has new host keys.
+    host_keys.forget(known_hosts_file(workspace_dir), host_keys.alias(infra, hostname))
     _progress(100, f"{hostname} {'deleted' if deleted else 'did not exist'}")
     return {"hostname": hostname, "deleted": deleted}
 

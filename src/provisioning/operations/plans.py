@@ -47,6 +47,8 @@ def _taskserv_ops(
                     "taskserv": definition.name,
                     "version": definition.version,
                     "settings": definition.settings,
+                    # Every server getting it: a clustered taskserv (etcd) knows its peers.
+                    "peers": needs[definition.name],
                 },
                 "depends_on": [*after, *(f"taskserv-{d}" for d in definition.depends_on)],
             }
