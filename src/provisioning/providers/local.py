@@ -75,6 +75,13 @@ class LocalProvider:
 
     def create_server(self, spec: ServerSpec) -> tuple[ServerRecord, bool]:
         root = server_dir(self.context, spec.hostname)
+        try:
+            hosts.check_privileges()
+            hosts.sshd_binary()
+        except hosts.LabHostError as exc:
+            raise ProviderError(
+                ProviderErrorKind.OTHER, f"creating server {spec.hostname}: {exc}"
+            ) from None
         existing = hosts.read(root)
         if existing is not None and hosts.state(root) is not hosts.HostState.STOPPED:
             return self._record(root, existing), False

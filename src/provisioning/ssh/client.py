@@ -85,7 +85,9 @@ class Ssh:
     def _control_path(self) -> str:
         e = self.endpoint
         digest = hashlib.sha256(
-            f"{e.user}@{e.address}:{e.port}/{e.host_key_alias}/{self.known_hosts_file}".encode()
+            # Another key, jump host or known_hosts file is another connection.
+            f"{e.user}@{e.address}:{e.port}/{e.host_key_alias}/{e.key}/{e.jump}/"
+            f"{self.known_hosts_file}".encode()
         ).hexdigest()[:20]
         return str(control_dir() / digest)
 

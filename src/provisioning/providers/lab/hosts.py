@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ OVERLAYS = ("/etc", "/opt", "/var", "/srv", "/usr")
 HIDDEN = ("/root", "/home")
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/bin/sshd")
 STOP_GRACE_SECONDS = 3.0
+SSHD_START_SECONDS = 15.0
 SSHD_CONFIG = """\
 # Written by provisioning for lab host {hostname}.
 Port {port}
@@ -203,7 +205,23 @@ def create(
         "created_at": time.time(),
     }
     write(folder, record)
+    _await_sshd(folder, held.address, 22, pid, ticks)
     return LabHost(hostname, held.address, 22, pid, host_key, folder)
+
+
+def _await_sshd(folder: Path, address: str, port: int, pid: int, ticks: int | None) -> None:
+    """Until the host's sshd listens (a fraction of a second), or fail saying why."""
+    deadline = time.monotonic() + SSHD_START_SECONDS
+    while time.monotonic() < deadline:
+        if not _alive(pid, ticks):
+            break
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.02)
+    log = (folder / "host.log").read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+    raise LabHostError(f"its sshd did not start ({log[0]}; see {folder / 'host.log'})")
 
 
 def write(folder: Path, record: dict[str, Any]) -> None:

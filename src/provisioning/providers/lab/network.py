@@ -124,6 +124,9 @@ def plug(held: Lease, pid: int) -> None:
         f"link add {held.veth} type veth peer name {held.peer}",
         f"link set {held.peer} netns {pid}",
         f"link set {held.veth} master {BRIDGE} up",
+        # A previous host at this address had another MAC: forget it now, not when
+        # the neighbour entry goes stale.
+        f"neigh flush to {held.address} dev {BRIDGE}",
     )
 
 
