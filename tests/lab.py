@@ -42,7 +42,9 @@ def processes_mentioning(marker: str) -> list[int]:
 
 
 def mounts_mentioning(marker: str) -> list[str]:
-    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if marker in line]
+    return [
+        line for line in Path("/proc/self/mountinfo").read_text().splitlines() if marker in line
+    ]
 
 
 def lab_links() -> list[str]:

@@ -247,7 +247,15 @@ def test_without_root_lab_hosts_refuse_saying_what_degrades(tmp_path: Path) -> N
         "    print(exc)\n"
     )
     done = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", script],
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            script,
+        ],
         capture_output=True,
         text=True,
         timeout=60,

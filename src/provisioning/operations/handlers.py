@@ -19,7 +19,7 @@ from ..providers import ProviderContext, ProviderError, get_provider
 from ..providers.base import HOSTNAME_RE
 from ..ssh import EndpointError, SshError, wait_for_ssh
 from ..ssh import known_hosts as host_keys
-from ..ssh.servers import endpoint_of, known_hosts_file
+from ..ssh.servers import connect, endpoint_of, known_hosts_file
 
 
 def _progress(value: int, message: str) -> None:
@@ -108,6 +108,10 @@ def server_delete(params: dict[str, Any]) -> dict[str, Any]:
     provider_name = provider_name or "local"
     provider = get_provider(provider_name, _context(params, provider_name))
     _progress(10, f"deleting {hostname} on {provider_name}")
+    if recorded.get("provider_id"):
+        # The shared SSH connection to it goes first (it would linger until timeout).
+        with contextlib.suppress(EndpointError, SshError, OSError):
+            connect(workspace_dir, infra, hostname).close()
     try:
         deleted = provider.delete_server(hostname)
     except ProviderError as exc:

@@ -91,7 +91,9 @@ class Ssh:
         ).hexdigest()[:20]
         return str(control_dir() / digest)
 
-    def options(self) -> list[str]:
+    def options(self, *, master: bool = True) -> list[str]:
+        """``master``: start a shared connection when none is open (one that outlives
+        this command by ControlPersist); otherwise only use one that is."""
         e = self.endpoint
         known = bool(known_hosts.lookup(self.known_hosts_file, e.host_key_alias))
         opts = {
@@ -104,7 +106,7 @@ class Ssh:
             "ConnectTimeout": str(max(1, round(self.connect_timeout))),
             "ServerAliveInterval": "5",
             "ServerAliveCountMax": "3",
-            "ControlMaster": "auto",
+            "ControlMaster": "auto" if master else "no",
             "ControlPath": self._control_path(),
             "ControlPersist": str(CONTROL_PERSIST_SECONDS),
             "LogLevel": "ERROR",
@@ -176,7 +178,7 @@ class Ssh:
 
     def interactive(self, argv: Sequence[str]) -> int:
         """A terminal session (or one command) wired to ours; its exit code."""
-        command = ["ssh", *self.options(), self.endpoint.address]
+        command = ["ssh", *self.options(master=False), self.endpoint.address]
         if argv:
             command += ["--", self.remote_line(argv)]
         return subprocess.call(command, env=_clean_env())

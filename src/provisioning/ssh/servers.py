@@ -17,10 +17,15 @@ def known_hosts_file(workspace_dir: Path) -> Path:
 
 
 def endpoint_of(
-    workspace_dir: Path, infra: str, hostname: str, record: dict[str, Any] | None = None
+    workspace_dir: Path,
+    infra: str,
+    hostname: str,
+    record: dict[str, Any] | None = None,
+    override: dict[str, Any] | None = None,
 ) -> Endpoint:
     """How to reach ``hostname``: its recorded address, the workspace's ``[ssh]``
-    settings and the server's ``ssh`` block in the infra."""
+    settings and the server's ``ssh`` block in the infra (``override``, when the
+    caller has it: else the infra is read)."""
     if record is None:
         record = state.read_state(workspace_dir, infra)["servers"].get(hostname)
     if not record or not record.get("provider_id"):
@@ -29,17 +34,20 @@ def endpoint_of(
             "(create it first: provisioning server create)"
         )
     settings = load_config(cwd=workspace_dir).settings.ssh.model_dump()
-    override: dict[str, Any] = {}
-    with contextlib.suppress(InfraError):
-        server = load_infra(workspace_dir, infra).server(hostname)
-        override = server.ssh.model_dump(exclude_none=True)
+    if override is None:
+        override = {}
+        with contextlib.suppress(InfraError):
+            server = load_infra(workspace_dir, infra).server(hostname)
+            override = server.ssh.model_dump(exclude_none=True)
     return resolve(workspace_dir, infra, record, settings, override)
 
 
-def connect(workspace_dir: Path, infra: str, hostname: str) -> Ssh:
+def connect(
+    workspace_dir: Path, infra: str, hostname: str, override: dict[str, Any] | None = None
+) -> Ssh:
     settings = load_config(cwd=workspace_dir).settings.ssh
     return Ssh(
-        endpoint_of(workspace_dir, infra, hostname),
+        endpoint_of(workspace_dir, infra, hostname, override=override),
         known_hosts_file(workspace_dir),
         connect_timeout=settings.connect_timeout_seconds,
     )

@@ -3,7 +3,9 @@ install module calls. Files are rendered here; everything else happens on the
 server, over SSH (POSIX sh scripts of ``remote/`` run there). Reads the task's
 parameters from ``PROVISIONING_PARAMS``; prints one JSON document.
 
-Verbs: render, status, upload, install, check, remove, record, forget, disconnect.
+Verbs (each closes its SSH connection when done; its commands share one):
+``prepare`` (render + status), ``apply`` (upload, install, check, record),
+``uninstall`` (remove + forget), ``status``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ class Job:
         self.infra_name = str(params["infra"])
         self.hostname = str(params.get("hostname") or params["item"])
         self.peers = [str(p) for p in params.get("peers") or [self.hostname]]
+        # The server's own ssh settings, when the plan carries them (no infra to read).
+        overrides = params.get("ssh")
+        self.ssh_override: dict[str, Any] | None = (
+            dict(overrides.get(self.hostname) or {}) if isinstance(overrides, dict) else None
+        )
         name = str(params["taskserv"])
         if "version" in params and isinstance(params.get("settings"), dict):
             found = resolve(name, self.workspace_dir)
@@ -74,7 +81,9 @@ class Job:
     @property
     def ssh(self) -> Ssh:
         if self._ssh is None:
-            self._ssh = connect(self.workspace_dir, self.infra_name, self.hostname)
+            self._ssh = connect(
+                self.workspace_dir, self.infra_name, self.hostname, self.ssh_override
+            )
         return self._ssh
 
     @property
@@ -264,9 +273,28 @@ class Job:
         )
         return {"taskserv": self.name, "output": done.stdout.strip()}
 
-    def disconnect(self) -> dict[str, Any]:
-        self.ssh.close()
-        return {"taskserv": self.name, "disconnected": True}
+    # -- the verbs ------------------------------------------------------------------------
+
+    def prepare(self) -> dict[str, Any]:
+        rendered = self.render()
+        return {**self.status(), "files": rendered["files"], "packages": rendered["packages"]}
+
+    def apply(self) -> dict[str, Any]:
+        self.upload()
+        self.install()
+        checked = self.check()
+        return {**self.record(), "healthy": checked["healthy"]}
+
+    def uninstall(self) -> dict[str, Any]:
+        self.render()
+        if not self.status()["installed"]:
+            return {**self.forget(), "changed": False}
+        self.remove()
+        return {**self.forget(), "changed": True}
+
+    def close(self) -> None:
+        if self._ssh is not None:
+            self._ssh.close()
 
     # -- here: what is recorded ----------------------------------------------------------------
 
@@ -289,17 +317,7 @@ class Job:
         return {"taskserv": self.name, "hostname": self.hostname, "removed": True}
 
 
-VERBS = (
-    "render",
-    "status",
-    "upload",
-    "install",
-    "check",
-    "remove",
-    "record",
-    "forget",
-    "disconnect",
-)
+VERBS = ("prepare", "apply", "uninstall", "status")
 
 
 def main(argv: list[str]) -> int:
@@ -309,8 +327,11 @@ def main(argv: list[str]) -> int:
         )
         return 2
     params = json.loads(os.environ.get("PROVISIONING_PARAMS", "{}"))
+    job: Job | None = None
     try:
         job = Job(params)
+        if argv[0] == "status":
+            job.render()
         print(json.dumps(getattr(job, argv[0])()))
     except (KeyError, ValueError) as exc:
         print(f"taskserv {argv[0]}: bad parameters: {exc}", file=sys.stderr)
@@ -321,6 +342,9 @@ def main(argv: list[str]) -> int:
     except Exception as exc:
         print(f"taskserv {argv[0]}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if job is not None:
+            job.close()
     return 0
 
 

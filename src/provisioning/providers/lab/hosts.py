@@ -83,8 +83,8 @@ def check_privileges() -> None:
     if os.geteuid() != 0:
         raise LabHostError(
             "lab hosts need root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for their network and mount "
-            "namespaces; run as root, or set providers.local.unprivileged = true for hosts on "
-            "127.x.y.z addresses with a high port and no network namespace"
+            "namespaces; without root the local provider cannot make servers (everything "
+            "else still works: cloud providers, workflows, tasks); run as root (sudo)"
         )
 
 
