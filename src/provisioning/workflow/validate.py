@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import Settings
-from ..operations.platform import PlatformOpError, platform_runs
+from ..operations.platform import PlatformOpError, platform_runs, with_taskserv_dependencies
 from ..orchestrator.executor.runners import RunnerError, check_runner
 from ..orchestrator.models import RunSpec
 from .plan import Plan, PlanError, Problem
@@ -41,9 +41,10 @@ def validation_problems(exc: ValidationError, data: Any = None) -> list[Problem]
 def parse_spec(data: Any) -> WorkflowSpec:
     """The spec from decoded JSON; raises :class:`PlanError` listing every problem."""
     try:
-        return WorkflowSpec.model_validate(data)
+        spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
         raise PlanError(validation_problems(exc, data)) from None
+    return with_taskserv_dependencies(spec)
 
 
 def resolve_run(op: OperationSpec) -> tuple[RunSpec, RunSpec | None]:
