@@ -108,7 +108,7 @@ class Job:
 
     def _values(self) -> dict[str, Any]:
         peers = []
-        for hostname in self.peers:
+        for hostname in sorted(set(self.peers)):
             record = self.servers.get(hostname)
             if record and record.get("address"):
                 peers.append({"hostname": hostname, "address": self._host_address(record)})
