@@ -85,9 +85,10 @@ class Ssh:
     def _control_path(self) -> str:
         e = self.endpoint
         digest = hashlib.sha256(
-            # Another key, jump host or known_hosts file is another connection.
+            # Another key, jump host or known_hosts file is another connection; so is
+            # another task: one task's close must not cut a parallel task's commands.
             f"{e.user}@{e.address}:{e.port}/{e.host_key_alias}/{e.key}/{e.jump}/"
-            f"{self.known_hosts_file}".encode()
+            f"{self.known_hosts_file}/{os.environ.get('PROVISIONING_TASK_ID', '')}".encode()
         ).hexdigest()[:20]
         return str(control_dir() / digest)
 
