@@ -103,7 +103,9 @@ def home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def upcloud(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RemoteWorkspace, FakeUpCloud]]:
+def upcloud(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[RemoteWorkspace, FakeUpCloud]]:
     fake = FakeUpCloud(utility_addresses={"web-1": LAB_ADDRESS["upcloud"]})
     with fake.running():
         # Credentials from the environment only, never from the configuration.
@@ -155,7 +157,10 @@ def test_an_upcloud_server_gets_the_workspace_key_and_is_reached_over_ssh(
 
 @pytest.fixture
 def aws(
-    home: Path, moto: MotoServer, ami: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    home: Path,
+    moto: MotoServer,  # noqa: F811 - the fixture of test_provider_aws
+    ami: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[RemoteWorkspace, object]]:
     _point_boto3_at(monkeypatch, home, moto.url)
     ec2 = boto3.client("ec2")
@@ -181,7 +186,7 @@ def aws(
 def test_an_aws_instance_gets_the_workspace_key_and_is_reached_over_ssh(
     aws: tuple[RemoteWorkspace, object],
 ) -> None:
-    ws, client = aws
+    ws, _ = aws
     ec2 = boto3.client("ec2")
     address = ws.make_lab_host()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from provisioning.config.models import PACKAGED_NULIB, NushellSection, Settings
-from provisioning.orchestrator.executor.runners import build_invocation
-from provisioning.orchestrator.models import RunSpec
+from provisioning.execution.runners import build_invocation
+from provisioning.tasks import RunSpec
 from provisioning.workflow import build_plan
 from provisioning.workflow.validate import parse_spec
 
@@ -40,8 +40,8 @@ def test_a_taskserv_operation_installs_its_dependencies_first() -> None:
     assert ops["kube-containerd"].depends_on == ["kube-containerd-runc"]
     assert all(op.items == ["node-1"] for op in ops.values())
     order = [step.id for step in build_plan(spec).steps]
-    assert order.index("kube-containerd-runc") < order.index("kube-containerd") < order.index(
-        "kube"
+    assert (
+        order.index("kube-containerd-runc") < order.index("kube-containerd") < order.index("kube")
     )
     assert order.index("kube-etcd") < order.index("kube")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..orchestrator.models import RunSpec
+from ..tasks import RunSpec
 from ..taskservs import CatalogError, resolve
 from ..workflow.spec import OperationSpec, WorkflowSpec
 
@@ -75,9 +75,7 @@ def with_taskserv_dependencies(spec: WorkflowSpec) -> WorkflowSpec:
                     new_id += "-dep"
                 taken.add(new_id)
                 installs[dependency] = new_id
-                params = {
-                    k: v for k, v in op.params.items() if k not in ("version", "settings")
-                }
+                params = {k: v for k, v in op.params.items() if k not in ("version", "settings")}
                 pending.append(
                     op.model_copy(
                         update={

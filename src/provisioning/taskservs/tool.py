@@ -256,9 +256,8 @@ class Job:
         """The health check: exit 1 (the task fails) unless healthy."""
         found = self.status()
         if not found["healthy"]:
-            raise TaskservError(
-                f"server {self.hostname}: {self.name} check failed: {found['reason'] or 'no answer'}"
-            )
+            reason = found["reason"] or "no answer"
+            raise TaskservError(f"server {self.hostname}: {self.name} check failed: {reason}")
         return found
 
     def remove(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ...orchestrator.executor.procfs import start_ticks
+from ...execution.procfs import start_ticks
 from . import network
 
 INIT = Path(__file__).resolve().parent / "init.py"

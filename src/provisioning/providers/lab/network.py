@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...orchestrator.executor.procfs import start_ticks
+from ...execution.procfs import start_ticks
 
 BRIDGE = "pvlab0"
 SUBNET = ipaddress.ip_network("10.177.0.0/16")
