@@ -265,3 +265,31 @@ def test_without_root_lab_hosts_refuse_saying_what_degrades(tmp_path: Path) -> N
     assert "Traceback" not in done.stderr, done.stderr
     assert "lab hosts need root" in done.stdout
     assert "CAP_NET_ADMIN" in done.stdout
+
+
+@pytest.mark.skipif(not Path("/usr/bin/sudo").exists(), reason="sudo is not installed here")
+def test_sudo_that_needs_a_password_is_said_so(lab: Lab, pair: tuple[Endpoint, Endpoint]) -> None:
+    web1, _ = pair
+    root = lab.ssh(web1)
+    # '*': no password, but not a locked account (sshd refuses those).
+    root.run(["sh", "-c", "id deploy >/dev/null 2>&1 || useradd -m -p '*' -s /bin/sh deploy"])
+    deploy = Endpoint(
+        server="web-1",
+        infra="default",
+        address=web1.address,
+        user="deploy",
+        key=web1.key,
+        use_sudo=True,
+    )
+    ssh = lab.ssh(deploy)
+    assert ssh.run(["id", "-un"], sudo=False).stdout.strip() == "deploy"
+
+    with pytest.raises(SshError) as caught:
+        ssh.run(["touch", "/etc/by-sudo"])
+
+    assert caught.value.kind is SshErrorKind.SUDO_PASSWORD
+    assert str(caught.value) == (
+        "server web-1: sudo needs a password for deploy; allow it NOPASSWD or connect as "
+        "root (ssh.user)"
+    )
+    ssh.close()

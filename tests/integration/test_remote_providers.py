@@ -206,3 +206,25 @@ def test_an_aws_instance_gets_the_workspace_key_and_is_reached_over_ssh(
     deleted = handlers.server_delete(ws.params())
 
     assert deleted["deleted"] is True
+
+
+def test_a_credential_in_a_readable_config_file_is_refused(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = RemoteWorkspace(
+        home / "acme", "upcloud", {"api_root": "http://127.0.0.1:9/1.3", "password": "s3cret"}
+    )
+    config = ws.root / "config" / "provisioning.toml"
+    config.chmod(0o644)
+
+    with pytest.raises(SystemExit) as exited:
+        handlers.server_create(ws.params())
+
+    assert exited.value.code == 2
+    said = capsys.readouterr()
+    assert f"{config}: providers.upcloud.password is a credential in a file others can read" in (
+        said.err
+    )
+    assert f"chmod 600 {config}" in said.err
+    assert "s3cret" not in said.out + said.err
+    ws.cleanup()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config
+from ..config import LoadedConfig, load_config
 from ..infra import InfraError, load_infra, state
 from ..providers import ProviderContext, ProviderError, get_provider
 from ..providers.base import HOSTNAME_RE
@@ -26,9 +26,38 @@ def _progress(value: int, message: str) -> None:
     print(f"PROGRESS: {value} {message}", flush=True)
 
 
+SECRET_KEYS = frozenset(
+    {"password", "token", "secret_access_key", "aws_secret_access_key", "api_key"}
+)
+
+
+def _guard_credentials(loaded: LoadedConfig, provider: str) -> None:
+    """Provider credentials come from the environment or from a file only its owner
+    can read: a readable configuration file holding one is refused."""
+    held = SECRET_KEYS & set(getattr(loaded.settings.providers, provider, {}))
+    source = loaded.sources.get(f"providers.{provider}", "").rsplit(":", 1)[0]
+    if not held or not source.startswith("/"):
+        return
+    try:
+        mode = Path(source).stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        print(
+            f"{source}: providers.{provider}.{sorted(held)[0]} is a credential in a file others "
+            f"can read; chmod 600 {source}, or give it through the provider's environment "
+            "variables instead",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(2)
+
+
 def _context(params: dict[str, Any], provider: str) -> ProviderContext:
     workspace_dir = Path(params["workspace_dir"])
-    settings = load_config(cwd=workspace_dir).settings
+    loaded = load_config(cwd=workspace_dir)
+    _guard_credentials(loaded, provider)
+    settings = loaded.settings
     return ProviderContext(
         workspace=settings.workspace.name or workspace_dir.name,
         workspace_dir=workspace_dir,

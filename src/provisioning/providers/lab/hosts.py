@@ -110,7 +110,7 @@ def _prepare(folder: Path, hostname: str, address: str, port: int, keys: str) ->
     )
     authorized = etc_ssh / "provisioning_authorized_keys"
     authorized.write_text(keys)
-    authorized.chmod(0o600)
+    authorized.chmod(0o644)  # public keys, read as the logging-in user
     key = etc_ssh / "ssh_host_ed25519_key"
     if not key.exists():
         subprocess.run(
