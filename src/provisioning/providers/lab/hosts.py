@@ -205,21 +205,32 @@ def create(
         "created_at": time.time(),
     }
     write(folder, record)
-    _await_sshd(folder, held.address, 22, pid, ticks)
+    _await_sshd(folder, held.index, held.address, 22, pid, ticks)
     return LabHost(hostname, held.address, 22, pid, host_key, folder)
 
 
-def _await_sshd(folder: Path, address: str, port: int, pid: int, ticks: int | None) -> None:
+def _await_sshd(
+    folder: Path, index: int, address: str, port: int, pid: int, ticks: int | None
+) -> None:
     """Until the host's sshd listens (a fraction of a second), or fail saying why."""
     deadline = time.monotonic() + SSHD_START_SECONDS
+    veth = Path("/sys/class/net") / network.Lease(index, address, 0).veth
     while time.monotonic() < deadline:
         if not _alive(pid, ticks):
             break
+        # Not before the host's end of the link is up: an ARP request sent earlier goes
+        # unanswered, and the kernel asks again only a second later.
+        with contextlib.suppress(OSError):
+            if (veth / "operstate").read_text().strip() != "up":
+                time.sleep(0.005)
+                continue
         try:
-            with socket.create_connection((address, port), timeout=1):
+            # A short timeout: a SYN sent before the host's address was up is lost,
+            # and the kernel would resend it only after a second.
+            with socket.create_connection((address, port), timeout=0.1):
                 return
         except OSError:
-            time.sleep(0.02)
+            time.sleep(0.01)
     log = (folder / "host.log").read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
     raise LabHostError(f"its sshd did not start ({log[0]}; see {folder / 'host.log'})")
 

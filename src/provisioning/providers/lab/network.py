@@ -23,6 +23,7 @@ from typing import Any
 from ...execution.procfs import start_ticks
 
 BRIDGE = "pvlab0"
+BRIDGE_MAC = "02:70:76:6c:00:01"
 SUBNET = ipaddress.ip_network("10.177.0.0/16")
 REGISTRY = Path(os.environ.get("PROVISIONING_LAB_REGISTRY", "/run/provisioning-lab"))
 
@@ -111,7 +112,9 @@ def lease(owner: dict[str, Any], address: str | None = None) -> Lease:
         (hosts / f"{index}.json").write_text(json.dumps(owner))
         if not _link_exists(BRIDGE):
             ip(
-                f"link add {BRIDGE} type bridge",
+                # A fixed MAC (else the bridge takes its lowest port's, and changes it as
+                # hosts come and go) and no forwarding delay: a new host answers at once.
+                f"link add {BRIDGE} address {BRIDGE_MAC} type bridge forward_delay 0",
                 f"addr add {SUBNET[1]}/{SUBNET.prefixlen} dev {BRIDGE}",
                 f"link set {BRIDGE} up",
             )
