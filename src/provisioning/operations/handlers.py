@@ -94,14 +94,15 @@ def server_create(params: dict[str, Any]) -> dict[str, Any]:
         raise
     infra = str(params["infra"])
     recorded = record.as_dict()
-    _await_ssh(workspace_dir, infra, recorded)
+    _await_ssh(workspace_dir, infra, recorded, created=created)
     state.record_server(workspace_dir, infra, recorded)
     _progress(100, f"{hostname} {'created' if created else 'already exists'}")
     return {"hostname": hostname, "created": created, "server": recorded}
 
 
-def _await_ssh(workspace_dir: Path, infra: str, record: dict[str, Any]) -> None:
-    """Record the host key the provider offers, then wait until SSH answers."""
+def _await_ssh(workspace_dir: Path, infra: str, record: dict[str, Any], *, created: bool) -> None:
+    """Record the host key the provider offers, then wait until SSH answers. A server
+    made now has new keys: what was recorded under its name before is forgotten."""
     ssh = load_config(cwd=workspace_dir).settings.ssh
     if ssh.wait_seconds == 0:
         return
@@ -109,6 +110,8 @@ def _await_ssh(workspace_dir: Path, infra: str, record: dict[str, Any]) -> None:
     try:
         endpoint = endpoint_of(workspace_dir, infra, hostname, record)
         offered = (record.get("extra") or {}).get("host_key")
+        if created:
+            host_keys.forget(known_hosts_file(workspace_dir), endpoint.host_key_alias)
         if offered:
             host_keys.record(known_hosts_file(workspace_dir), endpoint.host_key_alias, offered)
         waited = wait_for_ssh(
