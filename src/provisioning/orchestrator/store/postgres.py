@@ -27,6 +27,7 @@ PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from importlib import resources
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -44,23 +45,51 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, RetryPolicy, TaskStatus
+from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
+from .. import flow
 from ..models import Attempt, Claim, Task
 from .base import StoreError
-from .postgres_workflow import (
-    WORK_CHANNEL,
-    Conn,
-    PostgresWorkflowVerbs,
-    Row,
-    lock_workflow,
-    notify_work,
-    one,
-    retry_deadlocks,
-)
 from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
-from .sql_reads import SqlReads
+from .sql_reads import WF, SqlReads
+from .sql_workflow import SqlWorkflowVerbs, one
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
+
+Row = dict[str, Any]
+Conn = psycopg.Connection[Row]
+
+# The channel a transaction that makes tasks claimable notifies (delivered at commit).
+WORK_CHANNEL = "provisioning_work"
+# A verb that lost a deadlock (PostgreSQL aborts one of the transactions) runs again.
+DEADLOCK_RETRIES = 3
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="PostgresStore")
+
+
+def retry_deadlocks(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """A verb run through :meth:`PostgresStore._run_verb`."""
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._run_verb(method.__name__, functools.partial(method, self, *args, **kwargs))
+
+    return wrapper
+
+
+def notify_work(db: Conn) -> None:
+    """Tell idle nodes that tasks became claimable (sent when the transaction commits;
+    several in one transaction are folded into one)."""
+    db.execute(f"NOTIFY {WORK_CHANNEL}")
+
+
+def lock_workflow(db: Conn, workflow_id: str) -> Row | None:
+    """Lock a workflow's row for the rest of the transaction (and read it)."""
+    return db.execute(
+        f"SELECT {WF} FROM workflows WHERE id = %s FOR UPDATE", (workflow_id,)
+    ).fetchone()
+
 
 log = logging.getLogger("provisioning.orchestrator.store.postgres")
 
@@ -74,14 +103,6 @@ BATCH_LOCK_TIMEOUT_MS = 100
 # wait_for_work notices close() within this many seconds.
 LISTEN_SLICE_SECONDS = 0.5
 
-_TERMINAL_FOR = {
-    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
-    AttemptStatus.FAILED: TaskStatus.FAILED,
-    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
-    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
-    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
-    AttemptStatus.LOST: TaskStatus.FAILED,
-}
 
 # load(): parents before children (foreign keys); the columns SQLite keeps as 0/1.
 _LOAD_ORDER = ("workflows", "workflow_steps", "workflow_edges", "tasks", "attempts", "task_logs")
@@ -131,12 +152,15 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
-class PostgresStore(PostgresWorkflowVerbs, SqlReads):
+class PostgresStore(SqlWorkflowVerbs, SqlReads):
     """The :class:`~.base.Store` on a PostgreSQL database shared by several nodes."""
 
     backend = "postgres"
-    P = "%s"
+    dialect = "postgres"
+    P = marker = "%s"
     shared = True
+    # The thread running run_batch, while it does.
+    _batch_thread: int | None = None
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -151,6 +175,22 @@ class PostgresStore(PostgresWorkflowVerbs, SqlReads):
         self._gone = threading.Event()
 
     # -- connection and transactions ------------------------------------------------------
+
+    def _run_verb(self, name: str, call: Callable[[], R]) -> R:
+        """Run a verb again when PostgreSQL aborted its transaction to break a deadlock
+        (nothing of it was kept). Inside run_batch the error goes up instead: the batch
+        rolls the verb back to its savepoint and runs it on its own after the commit."""
+        for _ in range(DEADLOCK_RETRIES):
+            try:
+                return call()
+            except psycopg.errors.DeadlockDetected:
+                if self._batch_thread == threading.get_ident():
+                    raise
+                log.warning("%s lost a deadlock; running it again", name)
+        return call()
+
+    def _work_released(self, db: Conn) -> None:
+        notify_work(db)
 
     def _named(self, name: str) -> str:
         """The DSN with an ``application_name`` (seen in pg_stat_activity), unless it
@@ -738,7 +778,7 @@ class PostgresStore(PostgresWorkflowVerbs, SqlReads):
                 )
                 notify_work(db)
                 return task_of(row)
-            status = _TERMINAL_FOR[outcome.status]
+            status = flow.terminal_status(outcome.status)
             row = one(
                 db.execute(
                     "UPDATE tasks SET status = %s, completed_at = %s, owner = NULL,"

@@ -19,21 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, RetryPolicy, TaskStatus
+from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
+from .. import flow
 from ..models import Attempt, Claim, Task
 from .base import StoreError
 from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
 from .sql_reads import SqlReads
-from .sqlite_workflow import WorkflowVerbs
-
-_TERMINAL_FOR = {
-    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
-    AttemptStatus.FAILED: TaskStatus.FAILED,
-    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
-    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
-    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
-    AttemptStatus.LOST: TaskStatus.FAILED,
-}
+from .sql_workflow import SqlWorkflowVerbs
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -45,7 +37,7 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SQLiteStore(WorkflowVerbs, SqlReads):
+class SQLiteStore(SqlWorkflowVerbs, SqlReads):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
@@ -355,7 +347,7 @@ class SQLiteStore(WorkflowVerbs, SqlReads):
                     (retry_at, outcome.error, 0 if counts else 1, task_id),
                 ).fetchone()
             else:
-                status = _TERMINAL_FOR[outcome.status]
+                status = flow.terminal_status(outcome.status)
                 row = db.execute(
                     "UPDATE tasks SET status = ?, completed_at = ?, owner = NULL,"
                     " lease_expires_at = NULL, error = ?,"

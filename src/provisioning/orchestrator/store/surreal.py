@@ -44,6 +44,7 @@ from surrealdb import (
 
 from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, TaskStatus
+from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
 from .base import StoreError
 from .surreal_tx import CONFLICT, Tx
@@ -59,14 +60,6 @@ DATABASE = "orchestrator"
 # The folder of the embedded engine inside data_dir.
 EMBEDDED_FOLDER = "surreal"
 
-_TERMINAL_FOR = {
-    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
-    AttemptStatus.FAILED: TaskStatus.FAILED,
-    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
-    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
-    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
-    AttemptStatus.LOST: TaskStatus.FAILED,
-}
 
 # A workflow with no record (a task enqueued with a made-up workflow id) has no limit.
 _UNLIMITED = 1 << 62
@@ -854,7 +847,7 @@ class SurrealStore(SurrealWorkflowVerbs):
                 )
                 tx.set(row["id"], changes)
                 return task_of({**row, **changes})
-            status = _TERMINAL_FOR[outcome.status]
+            status = flow.terminal_status(outcome.status)
             changes.update(status=status.value, completed_at=now)
             if outcome.has_result:
                 changes["result"] = json.dumps(outcome.result)
