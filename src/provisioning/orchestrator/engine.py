@@ -132,8 +132,8 @@ class WorkflowEngine:
         spec = parse_spec(data)
         plan = build_plan(spec)
         check_plan(plan, self._settings)
-        workflow: Workflow = await self._store.call(
-            "create_workflow",
+        workflow: Workflow = await self._store.run(
+            self._store.store.create_workflow,
             name=spec.name,
             version=spec.version,
             spec=spec.model_dump(mode="json", exclude_none=True),
@@ -154,7 +154,9 @@ class WorkflowEngine:
         the rollback when one is due. (Per-task progress reaches watchers as task events.)"""
         if task.workflow_id is None or task.workflow_status is None:
             return
-        workflow: Workflow | None = await self._store.call("get_workflow", task.workflow_id)
+        workflow: Workflow | None = await self._store.run(
+            self._store.store.get_workflow, task.workflow_id
+        )
         if workflow is None:
             return
         self.publish(workflow, "finished" if workflow.status.finished else "changed")
@@ -162,17 +164,21 @@ class WorkflowEngine:
             await self.start_rollback(workflow.id)
 
     async def start_rollback(self, workflow_id: str) -> Workflow | None:
-        workflow: Workflow | None = await self._store.call("get_workflow", workflow_id)
+        workflow: Workflow | None = await self._store.run(
+            self._store.store.get_workflow, workflow_id
+        )
         if workflow is None or workflow.status is not WorkflowStatus.ROLLBACK_PENDING:
             return workflow
-        spec = WorkflowSpec.model_validate(await self._store.call("workflow_spec", workflow_id))
-        steps = await self._store.call("workflow_steps", workflow_id)
+        spec = WorkflowSpec.model_validate(
+            await self._store.run(self._store.store.workflow_spec, workflow_id)
+        )
+        steps = await self._store.run(self._store.store.workflow_steps, workflow_id)
         # A fan-out step that partly failed still has completed items to undo.
         done = {s.step_id for s in steps if s.kind == "run" and s.completed > 0}
-        tasks = await self._store.call("workflow_tasks", workflow_id)
+        tasks = await self._store.run(self._store.store.workflow_tasks, workflow_id)
         undo = plan_undo(spec, done, tasks)
-        started: Workflow | None = await self._store.call(
-            "begin_undo", workflow_id, undo, **self._defaults()
+        started: Workflow | None = await self._store.run(
+            self._store.store.begin_undo, workflow_id, undo, **self._defaults()
         )
         if started is not None:
             log.info("workflow %s: rolling back %d step(s)", workflow_id, len(undo))
@@ -181,7 +187,9 @@ class WorkflowEngine:
 
     async def resume_pending_rollbacks(self) -> None:
         """At start: a rollback decided before a crash but not yet planned."""
-        for workflow in await self._store.call("workflows_in", WorkflowStatus.ROLLBACK_PENDING):
+        for workflow in await self._store.run(
+            self._store.store.workflows_in, WorkflowStatus.ROLLBACK_PENDING
+        ):
             await self.start_rollback(workflow.id)
 
     async def retry(self, workflow_id: str) -> Workflow:
@@ -191,7 +199,11 @@ class WorkflowEngine:
                 f"workflow {workflow_id} is {workflow.status}; only a failed or cancelled "
                 "workflow can be retried"
             )
-        reset: Workflow = await self._store.call("reset_workflow", workflow_id, now=time.time())
+        reset = await self._store.run(
+            self._store.store.reset_workflow, workflow_id, now=time.time()
+        )
+        if reset is None:
+            raise KeyError(workflow_id)
         self.publish(reset, "retried")
         return reset
 
@@ -204,12 +216,14 @@ class WorkflowEngine:
                 f"workflow {workflow_id} is {workflow.status}; only a finished workflow "
                 "that was not rolled back can be rolled back"
             )
-        await self._store.call("request_rollback", workflow_id)
+        await self._store.run(self._store.store.request_rollback, workflow_id)
         started = await self.start_rollback(workflow_id)
         return started or await self._get(workflow_id)
 
     async def cancel(self, workflow_id: str) -> tuple[Workflow, list[str]]:
-        found = await self._store.call("cancel_workflow", workflow_id, now=time.time())
+        found = await self._store.run(
+            self._store.store.cancel_workflow, workflow_id, now=time.time()
+        )
         if found is None:
             raise KeyError(workflow_id)
         workflow, running = found
@@ -217,7 +231,9 @@ class WorkflowEngine:
         return workflow, running
 
     async def _get(self, workflow_id: str) -> Workflow:
-        workflow: Workflow | None = await self._store.call("get_workflow", workflow_id)
+        workflow: Workflow | None = await self._store.run(
+            self._store.store.get_workflow, workflow_id
+        )
         if workflow is None:
             raise KeyError(workflow_id)
         return workflow

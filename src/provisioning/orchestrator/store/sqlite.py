@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -114,6 +115,11 @@ class SQLiteStore(SqlWorkflowVerbs, SqlReads):
                 error = StoreError(f"commit failed: {exc}")
                 return [(False, error) for _ in calls]
         return outcomes
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """One node at a time uses this file: no other node queues work to wait for."""
+        time.sleep(timeout)
+        return False
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -29,6 +29,7 @@ import functools
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -46,7 +47,7 @@ from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
-from .base import StoreError
+from .base import StoreError, run_each
 from .surreal_tx import CONFLICT, Tx
 from .surreal_workflow import SurrealWorkflowVerbs
 
@@ -537,6 +538,15 @@ class SurrealStore(SurrealWorkflowVerbs):
         engine, self._engine = self._engine, None
         if engine is not None:
             _release(engine)
+
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Each verb is its own SurrealQL transaction (no group commit)."""
+        return run_each(calls)
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """One node at a time uses this store: no other node queues work to wait for."""
+        time.sleep(timeout)
+        return False
 
     def meta(self) -> dict[str, Any]:
         found: dict[str, Any] = {
