@@ -48,10 +48,11 @@ class Cursor(Protocol):
 
 
 def load_queries(dialect: str, marker: str) -> dict[str, str]:
-    """The named queries of ``workflow.sql`` with ``dialect``'s overrides applied."""
+    """The named queries of ``queue.sql`` and ``workflow.sql``, with ``dialect``'s
+    overrides applied."""
     folder = resources.files("provisioning.orchestrator.store") / "sql"
     queries: dict[str, str] = {}
-    for name in ("workflow.sql", f"{dialect}.sql"):
+    for name in ("queue.sql", "workflow.sql", f"{dialect}.sql"):
         entry = folder / name
         if not entry.is_file():
             continue
@@ -59,7 +60,13 @@ def load_queries(dialect: str, marker: str) -> dict[str, str]:
         for query_name, body in zip(parts[1::2], parts[2::2], strict=True):
             lines = [line for line in body.splitlines() if not line.startswith("--")]
             text = " ".join(" ".join(lines).split()).rstrip(";")
-            queries[query_name] = text.replace("{wf}", WF).replace("?", marker)
+            for field, value in (
+                ("{wf}", WF),
+                ("{new_task_columns}", NEW_TASK_COLUMNS),
+                ("{new_task_markers}", markers("?")),
+            ):
+                text = text.replace(field, value)
+            queries[query_name] = text.replace("?", marker)
     return queries
 
 

@@ -4,3 +4,7 @@
 -- workflow's counters, steps or not-started tasks locks its row first.
 -- name: lock_workflow
 SELECT {wf} FROM workflows WHERE id = ? FOR UPDATE;
+
+-- A finish of the same attempt on another node waits here, then finds it no longer running.
+-- name: lock_task
+SELECT status, attempt FROM tasks WHERE id = ? FOR UPDATE;
