@@ -8,9 +8,12 @@ registry entry of theirs is left (and no bridge once none of ours remains).
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import site
 import subprocess
-import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,39 +235,74 @@ def test_create_is_idempotent(lab: Lab, pair: tuple[Endpoint, Endpoint]) -> None
     assert [r.hostname for r in lab.provider.list_servers()] == ["web-1", "web-2"]
 
 
-def test_without_root_lab_hosts_refuse_saying_what_degrades(tmp_path: Path) -> None:
-    folder = tmp_path / "ws"
-    folder.mkdir()
+UNPRIVILEGED_SCRIPT = """
+import json, sys
+from pathlib import Path
+from provisioning.providers.base import ProviderContext, ServerSpec
+from provisioning.providers.local import LocalProvider
+from provisioning.ssh import Endpoint, Ssh
+from provisioning.ssh import known_hosts as host_keys
+from provisioning.ssh.endpoint import workspace_key
+workspace = Path(sys.argv[1])
+(workspace / "runtime").mkdir(parents=True, exist_ok=True)
+provider = LocalProvider(ProviderContext(workspace="w", workspace_dir=workspace, infra="d"))
+record, _ = provider.create_server(ServerSpec(hostname="web-1"))
+endpoint = Endpoint(server="web-1", infra="d", address=record.address,
+                    port=record.extra["ssh_port"], user=record.extra["login_user"],
+                    key=workspace_key(workspace))
+known = workspace / "runtime" / "known_hosts"
+host_keys.record(known, endpoint.host_key_alias, record.extra["host_key"])
+ssh = Ssh(endpoint, known)
+said = ssh.run(["sh", "-c", "hostname; cat /proc/1/cmdline; echo; echo x > /etc/lab-marker; id -u"])
+ssh.close()
+print(json.dumps({"record": record.as_dict(), "said": said.stdout.splitlines(),
+                  "deleted": provider.delete_server("web-1")}))
+"""
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs Debian's python3")
+def test_without_root_lab_hosts_degrade_to_user_namespaces_on_loopback(tmp_path: Path) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="lab-unprivileged-"))
     folder.chmod(0o777)
-    script = (
-        "from pathlib import Path\n"
-        "from provisioning.providers.base import ProviderContext, ServerSpec, ProviderError\n"
-        "from provisioning.providers.local import LocalProvider\n"
-        f"ctx = ProviderContext(workspace='w', workspace_dir=Path({str(folder)!r}), infra='d')\n"
-        "try:\n"
-        "    LocalProvider(ctx).create_server(ServerSpec(hostname='web-1'))\n"
-        "except ProviderError as exc:\n"
-        "    print(exc)\n"
-    )
-    done = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            script,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "HOME": str(folder)},
-        check=False,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    assert "lab hosts need root" in done.stdout
-    assert "CAP_NET_ADMIN" in done.stdout
+    workspace = folder / "ws"
+    # Debian's interpreter (this venv's may live under root's home), with the venv's
+    # packages and our sources on its path, as the unprivileged user "nobody".
+    path = [str(Path(__file__).resolve().parents[2] / "src"), *site.getsitepackages()]
+    try:
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                UNPRIVILEGED_SCRIPT,
+                str(workspace),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": os.environ["PATH"], "HOME": str(folder), "PYTHONPATH": ":".join(path)},
+            cwd=folder,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        record = result["record"]
+        assert record["address"].startswith("127.177.")
+        assert record["extra"]["ssh_port"] == 2222
+        assert record["extra"]["login_user"] == "lab"
+        assert "user namespaces" in record["extra"]["note"]
+        hostname, init, uid = result["said"]
+        assert hostname == "web-1"
+        assert "init.py" in init  # PID 1 of its own PID namespace
+        assert uid == "65534"
+        assert not Path("/etc/lab-marker").exists()
+        assert result["deleted"] is True
+        assert leftovers(workspace) == {}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/sudo").exists(), reason="sudo is not installed here")

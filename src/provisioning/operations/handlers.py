@@ -94,6 +94,8 @@ def server_create(params: dict[str, Any]) -> dict[str, Any]:
         raise
     infra = str(params["infra"])
     recorded = record.as_dict()
+    if recorded["extra"].get("note"):
+        print(f"notice: server {hostname}: {recorded['extra']['note']}", file=sys.stderr)
     _await_ssh(workspace_dir, infra, recorded, created=created)
     state.record_server(workspace_dir, infra, recorded)
     _progress(100, f"{hostname} {'created' if created else 'already exists'}")

@@ -67,9 +67,10 @@ class LocalProvider:
                 "pid": data["pid"],
                 "private_address": data["address"],
                 "ssh_port": data["port"],
-                "login_user": "root",
+                "login_user": data.get("user", "root"),
                 "host_key": data["host_key"],
                 "created_at": data.get("created_at"),
+                **({} if data.get("user", "root") == "root" else {"note": hosts.UNPRIVILEGED_NOTE}),
             },
         )
 

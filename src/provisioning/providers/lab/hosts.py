@@ -35,6 +35,7 @@ SSHD_START_SECONDS = 15.0
 SSHD_CONFIG = """\
 # Written by provisioning for lab host {hostname}.
 Port {port}
+PidFile /run/sshd.pid
 ListenAddress {address}
 HostKey /etc/ssh/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
@@ -43,7 +44,6 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 AuthorizedKeysFile /etc/ssh/provisioning_authorized_keys
-PidFile /run/sshd.pid
 PrintMotd no
 Subsystem sftp internal-sftp
 """
@@ -79,13 +79,36 @@ def sshd_binary() -> str:
     )
 
 
+UNPRIVILEGED_NOTE = (
+    "not root (no CAP_NET_ADMIN): lab hosts degrade to user namespaces, with no network "
+    "namespace of their own: each gets a 127.177.x.y address on this machine's loopback, "
+    f"sshd on port {network.UNPRIVILEGED_SSH_PORT}, login as user 'lab'; run as root for "
+    "real isolated networks"
+)
+LAB_USER = "lab"
+
+
 def check_privileges() -> None:
-    if os.geteuid() != 0:
+    """Root, or user namespaces (the degraded, unprivileged lab hosts)."""
+    if os.geteuid() == 0:
+        return
+    try:
+        allowed = int(Path("/proc/sys/user/max_user_namespaces").read_text())
+    except (OSError, ValueError):
+        allowed = 0
+    if allowed <= 0:
         raise LabHostError(
-            "lab hosts need root (CAP_NET_ADMIN, CAP_SYS_ADMIN) for their network and mount "
-            "namespaces; without root the local provider cannot make servers (everything "
-            "else still works: cloud providers, workflows, tasks); run as root (sudo)"
+            "lab hosts need root (CAP_NET_ADMIN, CAP_SYS_ADMIN) or user namespaces "
+            "(user.max_user_namespaces is 0 here); run as root (sudo)"
         )
+
+
+def login_user() -> str:
+    return "root" if network.privileged() else LAB_USER
+
+
+def ssh_port() -> int:
+    return 22 if network.privileged() else network.UNPRIVILEGED_SSH_PORT
 
 
 def _overlapping(folder: Path) -> str | None:
@@ -118,6 +141,12 @@ def _prepare(folder: Path, hostname: str, address: str, port: int, keys: str) ->
             check=True,
             capture_output=True,
         )
+    if not network.privileged():
+        # sshd runs as this user: it logs in only as itself, named 'lab' in the host's
+        # own /etc/passwd (with a shell, whatever this machine's passwd says).
+        passwd = Path("/etc/passwd").read_text()
+        entry = f"{LAB_USER}:x:{os.getuid()}:{os.getgid()}:lab host user:/tmp:/bin/sh\n"
+        (layers / "etc" / "passwd").write_text(passwd.rstrip("\n") + "\n" + entry)
     public = (etc_ssh / "ssh_host_ed25519_key.pub").read_text().split()
     return f"{public[0]} {public[1]}"
 
@@ -166,7 +195,8 @@ def create(
     owner = {"folder": str(folder), "hostname": hostname, "pid": None}
     held = network.lease(owner, address)
     try:
-        host_key = _prepare(folder, hostname, held.address, 22, authorized_keys)
+        port = ssh_port()
+        host_key = _prepare(folder, hostname, held.address, port, authorized_keys)
         pid, go = _spawn(
             folder,
             {
@@ -179,10 +209,13 @@ def create(
                 "hidden": [*HIDDEN, str(folder.parent.parent.parent.parent)],
                 "sshd": sshd,
                 "log": str(folder / "host.log"),
+                "own_network": network.privileged(),
+                "user_namespace": not network.privileged(),
             },
         )
         try:
-            network.plug(held, pid)
+            if network.privileged():
+                network.plug(held, pid)
             with os.fdopen(go, "w") as pipe:
                 pipe.write("go\n")
         except BaseException:
@@ -196,7 +229,8 @@ def create(
     record = {
         "hostname": hostname,
         "address": held.address,
-        "port": 22,
+        "port": port,
+        "user": login_user(),
         "index": held.index,
         "pid": pid,
         "ticks": ticks,
@@ -205,8 +239,8 @@ def create(
         "created_at": time.time(),
     }
     write(folder, record)
-    _await_sshd(folder, held.index, held.address, 22, pid, ticks)
-    return LabHost(hostname, held.address, 22, pid, host_key, folder)
+    _await_sshd(folder, held.index, held.address, port, pid, ticks)
+    return LabHost(hostname, held.address, port, pid, host_key, folder)
 
 
 def _await_sshd(
@@ -221,7 +255,7 @@ def _await_sshd(
         # Not before the host's end of the link is up: an ARP request sent earlier goes
         # unanswered, and the kernel asks again only a second later.
         with contextlib.suppress(OSError):
-            if (veth / "operstate").read_text().strip() != "up":
+            if network.privileged() and (veth / "operstate").read_text().strip() != "up":
                 time.sleep(0.005)
                 continue
         try:

@@ -66,9 +66,9 @@ def _write_maps(uid: int, gid: int) -> None:
     with open("/proc/self/setgroups", "w") as handle:
         handle.write("deny")
     with open("/proc/self/uid_map", "w") as handle:
-        handle.write(f"0 {uid} 1")
+        handle.write(f"{uid} {uid} 1")
     with open("/proc/self/gid_map", "w") as handle:
-        handle.write(f"0 {gid} 1")
+        handle.write(f"{gid} {gid} 1")
 
 
 def outer(config: dict[str, object]) -> int:

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,24 @@ BRIDGE = "pvlab0"
 BRIDGE_MAC = "02:70:76:6c:00:01"
 SUBNET = ipaddress.ip_network("10.177.0.0/16")
 REGISTRY = Path(os.environ.get("PROVISIONING_LAB_REGISTRY", "/run/provisioning-lab"))
+# Without root (no CAP_NET_ADMIN): no network namespace, no bridge; each host gets an
+# address of its own on this machine's loopback and sshd a high port.
+LOOPBACK_SUBNET = ipaddress.ip_network("127.177.0.0/16")
+UNPRIVILEGED_SSH_PORT = 2222
+
+
+def privileged() -> bool:
+    return os.geteuid() == 0
+
+
+def _registry() -> Path:
+    if privileged():
+        return REGISTRY
+    return Path(tempfile.gettempdir()) / f"provisioning-lab-{os.getuid()}"
+
+
+def _subnet() -> ipaddress.IPv4Network:
+    return SUBNET if privileged() else LOOPBACK_SUBNET
 
 
 class LabNetworkError(Exception):
@@ -72,9 +91,11 @@ def _link_exists(name: str) -> bool:
 
 @contextlib.contextmanager
 def _locked() -> Iterator[Path]:
-    hosts = REGISTRY / "hosts"
+    registry = _registry()
+    hosts = registry / "hosts"
+    registry.mkdir(exist_ok=True, mode=0o700)
     hosts.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(REGISTRY / "lock", "w") as lock:
+    with open(registry / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield hosts
 
@@ -99,17 +120,20 @@ def lease(owner: dict[str, Any], address: str | None = None) -> Lease:
     """Reserve an address (the lowest free one, or ``address``) and make sure the
     bridge exists."""
     with _locked() as hosts:
+        subnet = _subnet()
         taken = {int(p.stem) for p in hosts.glob("*.json") if _live(p) is not None}
         if address is not None:
             wanted = ipaddress.ip_address(address)
-            if wanted not in SUBNET or wanted in (SUBNET[0], SUBNET[1], SUBNET[-1]):
-                raise LabNetworkError(f"{address} is not a host address of the lab subnet {SUBNET}")
-            index = int(wanted) - int(SUBNET[0])
+            if wanted not in subnet or wanted in (subnet[0], subnet[1], subnet[-1]):
+                raise LabNetworkError(f"{address} is not a host address of the lab subnet {subnet}")
+            index = int(wanted) - int(subnet[0])
             if index in taken:
                 raise LabNetworkError(f"{address} is already used by another lab host")
         else:
-            index = next(i for i in range(2, SUBNET.num_addresses - 1) if i not in taken)
+            index = next(i for i in range(2, subnet.num_addresses - 1) if i not in taken)
         (hosts / f"{index}.json").write_text(json.dumps(owner))
+        if not privileged():
+            return Lease(index, str(subnet[index]), 32)
         if not _link_exists(BRIDGE):
             ip(
                 # A fixed MAC (else the bridge takes its lowest port's, and changes it as
@@ -118,7 +142,7 @@ def lease(owner: dict[str, Any], address: str | None = None) -> Lease:
                 f"addr add {SUBNET[1]}/{SUBNET.prefixlen} dev {BRIDGE}",
                 f"link set {BRIDGE} up",
             )
-        return Lease(index, str(SUBNET[index]), SUBNET.prefixlen)
+        return Lease(index, str(subnet[index]), subnet.prefixlen)
 
 
 def plug(held: Lease, pid: int) -> None:
@@ -143,6 +167,8 @@ def release(index: int) -> None:
     when no lab host is left."""
     with _locked() as hosts:
         (hosts / f"{index}.json").unlink(missing_ok=True)
+        if not privileged():
+            return
         veth = f"pvl{index:06x}"
         if _link_exists(veth):
             with contextlib.suppress(LabNetworkError):
