@@ -25,11 +25,11 @@ from ...execution.procfs import start_ticks
 
 BRIDGE = "pvlab0"
 BRIDGE_MAC = "02:70:76:6c:00:01"
-SUBNET = ipaddress.ip_network("10.177.0.0/16")
+SUBNET = ipaddress.IPv4Network("10.177.0.0/16")
 REGISTRY = Path(os.environ.get("PROVISIONING_LAB_REGISTRY", "/run/provisioning-lab"))
 # Without root (no CAP_NET_ADMIN): no network namespace, no bridge; each host gets an
 # address of its own on this machine's loopback and sshd a high port.
-LOOPBACK_SUBNET = ipaddress.ip_network("127.177.0.0/16")
+LOOPBACK_SUBNET = ipaddress.IPv4Network("127.177.0.0/16")
 UNPRIVILEGED_SSH_PORT = 2222
 
 
