@@ -15,6 +15,7 @@ import logging
 import time
 
 from ..config import Settings
+from . import metrics
 from .executor.process import StopReason, ensure_dead
 from .executor.procfs import boot_id
 from .executor.runners import ATTEMPT_MARKER
@@ -102,11 +103,13 @@ class Liveness:
         mine = [pair for pair in expired if pair[1].node_id != self.node_id]
         if not mine:
             return 0
-        return await settle_orphans(
+        settled = await settle_orphans(
             self._scheduler,
             mine,
             f"its node stopped renewing its lease; taken over by {self.node_id}",
         )
+        metrics.leases_lost(settled)
+        return settled
 
     async def _run(self) -> None:
         while True:
