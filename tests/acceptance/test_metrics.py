@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.acceptance.conftest import Daemon
+from tests.acceptance.test_multinode import LEASE_SECONDS, Node
 from tests.acceptance.workflow_helpers import run_and_wait
 from tests.conftest import wait_for
+from tests.integration.pg_server import (  # noqa: F401 - fixtures
+    _stop_postgres_at_the_end,
+    pg_dsn,
+    pg_server,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -132,3 +140,38 @@ def test_queue_by_priority_and_running(make_daemon: object) -> None:
         value(samples, "provisioning_tasks_finished_total", outcome="cancelled", runner="command")
         == 1
     )
+
+
+def test_leases_lost_and_nodes_alive_on_a_shared_store(tmp_path: Path, pg_dsn) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    dsn = pg_dsn()
+    token_file = tmp_path / "cluster-token"
+    marker = tmp_path / "ran-once"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first = Node(tmp_path / "a", dsn, token_file, lease_seconds=LEASE_SECONDS)
+    second = Node(tmp_path / "b", dsn, token_file, lease_seconds=LEASE_SECONDS)
+    try:
+        first.start()
+        # Runs long the first time (on the node that dies), briefly when retried.
+        script = f'[ -e "{marker}" ] && exit 0; touch "{marker}"; sleep 60'
+        task_id = first.submit(
+            {"command": ["sh", "-c", script]}, retry={"max_attempts": 3, "initial_delay": 0}
+        )
+        first.wait_status(task_id, {"running"})
+        second.start()
+        samples = scrape(second)
+        assert value(samples, "provisioning_nodes_alive") == 2
+        assert value(samples, "provisioning_store_shared", backend="postgres") == 1
+        assert value(samples, "provisioning_tasks_running") == 1
+        assert value(samples, "provisioning_node_tasks_running") == 0
+
+        first.kill9()
+        second.wait_status(task_id, {"completed"}, timeout=60)
+        samples = scrape(second)
+        assert value(samples, "provisioning_leases_lost_total") == 1
+        assert value(samples, "provisioning_nodes_alive") == 1
+        assert value(samples, "provisioning_nodes_registered") == 2
+    finally:
+        for node in (first, second):
+            if node.proc is not None and node.proc.poll() is None:
+                node.stop()
