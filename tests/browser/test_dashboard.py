@@ -27,7 +27,8 @@ def sign_in(page: Any, daemon: Daemon, token: str | None = None) -> None:
 
 
 def gated_workflow(gate: Path) -> dict[str, Any]:
-    """``prepare`` -> ``wait`` (logs a tick every 50 ms until ``gate`` exists) -> ``finish``."""
+    """``prepare`` -> ``wait`` (logs a tick every 50 ms until ``gate`` exists) and
+    ``lint`` -> ``package``, both -> ``finish``."""
     wait = (
         "i=0; echo 'PROGRESS: 10 waiting for the gate'; "
         f"until [ -e {shlex.quote(str(gate))} ]; do i=$((i+1)); echo tick $i; sleep 0.05; done; "
@@ -39,7 +40,9 @@ def gated_workflow(gate: Path) -> dict[str, Any]:
         "operations": [
             {"id": "prepare", "run": {"command": ["true"]}},
             {"id": "wait", "depends_on": ["prepare"], "run": {"command": ["sh", "-c", wait]}},
-            {"id": "finish", "depends_on": ["wait"], "run": {"command": ["true"]}},
+            {"id": "lint", "depends_on": ["prepare"], "run": {"command": ["true"]}},
+            {"id": "package", "depends_on": ["lint"], "run": {"command": ["true"]}},
+            {"id": "finish", "depends_on": ["wait", "package"], "run": {"command": ["true"]}},
         ],
     }
 
@@ -129,6 +132,7 @@ def test_follow_a_workflow_live_and_cancel_another(
     screenshot(page, "task-log")
     page.click(".crumbs a:has-text('Workflow')")
     page.wait_for_selector('svg.dag g.node[data-step="wait"][data-status="running"]')
+    page.wait_for_selector('svg.dag g.node[data-step="package"][data-status="completed"]')
     screenshot(page, "workflow-running")
 
     gate.touch()
@@ -181,6 +185,39 @@ def test_follow_a_workflow_live_and_cancel_another(
     page.goto(daemon.url + "/ui#/nodes")
     page.wait_for_selector("tr.this")
     screenshot(page, "nodes")
+
+
+def test_the_queue_by_priority(make_daemon: Any, page: Any) -> None:
+    daemon: Daemon = make_daemon(max_concurrent_tasks=1)
+    daemon.start()
+    blocker = daemon.submit({"command": ["sleep", "120"]}, name="blocker")
+    daemon.wait_status(blocker, {"running"})
+    queued = {
+        priority: [
+            daemon.submit({"command": ["true"]}, name=f"{priority}-{n}", priority=priority)
+            for n in range(count)
+        ]
+        for priority, count in (("critical", 1), ("high", 2), ("low", 1))
+    }
+    sign_in(page, daemon)
+    page.wait_for_selector("h1:has-text('Workflows')")
     page.goto(daemon.url + "/ui#/queue")
-    page.wait_for_selector("h2[data-priority=critical]")
+    page.wait_for_selector(f'tr[data-task="{blocker}"]')
+    headings = page.locator("h2[data-priority]").all_inner_texts()
+    assert headings == ["critical (1)", "high (2)", "normal (0)", "low (1)"]
+    # FIFO within a priority: the older task first.
+    high = page.locator("h2[data-priority=high] + .table-wrap tr[data-task]")
+    assert [high.nth(i).get_attribute("data-task") for i in range(2)] == queued["high"]
     screenshot(page, "queue")
+
+    # Cancelling the running task from its page lets the queue drain, live.
+    page.click(f'tr[data-task="{blocker}"] a')
+    page.wait_for_selector(".task-head .badge.st-running")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#view button[data-action=cancel-task]")
+    page.wait_for_selector(".task-head .badge.st-cancelled")
+    page.goto(daemon.url + "/ui#/queue")
+    page.wait_for_selector("h2[data-priority=high]:has-text('high (0)')")
+    for ids in queued.values():
+        for task_id in ids:
+            assert daemon.wait_status(task_id)["status"] == "completed"

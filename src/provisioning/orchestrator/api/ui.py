@@ -103,8 +103,8 @@ async def login(request: Request) -> Response:
     expected: str = request.app.state.token
     if not presented or not hmac.compare_digest(expected.encode(), presented.encode()):
         return _login_page(
-            "Wrong token. It is in the orchestrator's data dir (api-token), or run "
-            "`provisioning orchestrator status`.",
+            "Wrong token: use the content of api-token in the orchestrator's data dir "
+            "(or of server.token_file).",
             status.HTTP_401_UNAUTHORIZED,
         )
     response = RedirectResponse("/ui", status.HTTP_303_SEE_OTHER, headers=SECURITY_HEADERS)

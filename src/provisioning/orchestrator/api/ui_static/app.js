@@ -427,7 +427,7 @@ async function route() {
   const [page, id] = parts;
   for (const a of document.querySelectorAll("[data-nav]")) {
     a.classList.toggle("active", a.dataset.nav === (page || "workflows") ||
-      (page === "workflow" && a.dataset.nav === "workflows") || (page === "task" && a.dataset.nav === "queue"));
+      ((page === "workflow" || page === "task") && a.dataset.nav === "workflows"));
   }
   let render;
   if (page === "workflow" && id) render = () => workflowView(id, abort.signal);

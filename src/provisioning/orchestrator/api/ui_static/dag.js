@@ -26,38 +26,62 @@ function layerOf(step, runDepth) {
   return step.kind === "undo" ? runDepth + 1 + step.layer : step.layer;
 }
 
+// Layers of steps; an edge that skips layers passes through a placeholder in each
+// layer between (as in Sugiyama's method), so it is routed beside the steps there
+// instead of through them.
 export function layout(steps) {
   const runDepth = Math.max(-1, ...steps.filter((s) => s.kind !== "undo").map((s) => s.layer));
+  const known = new Set(steps.map((s) => s.id));
+  const level = new Map(steps.map((s) => [s.id, layerOf(s, runDepth)]));
   const layers = new Map();
-  for (const step of steps) {
-    const index = layerOf(step, runDepth);
+  const add = (index, entry) => {
     if (!layers.has(index)) layers.set(index, []);
-    layers.get(index).push(step);
+    layers.get(index).push(entry);
+  };
+  const routes = [];
+  for (const step of steps) add(level.get(step.id), { id: step.id, step, preds: [] });
+  const entries = new Map([...layers.values()].flat().map((e) => [e.id, e]));
+  for (const step of steps) {
+    for (const dep of step.depends_on || []) {
+      if (!known.has(dep)) continue;
+      const via = [];
+      let previous = dep;
+      for (let index = level.get(dep) + 1; index < level.get(step.id); index += 1) {
+        const id = `~${dep}~${step.id}~${index}`;
+        const placeholder = { id, step: null, preds: [previous] };
+        add(index, placeholder);
+        entries.set(id, placeholder);
+        via.push(id);
+        previous = id;
+      }
+      entries.get(step.id).preds.push(previous);
+      routes.push({ from: dep, to: step.id, via });
+    }
   }
   const order = [...layers.keys()].sort((a, b) => a - b);
   const slot = new Map();
   for (const index of order) {
     const members = layers.get(index);
-    const weight = (step) => {
-      const known = (step.depends_on || []).filter((d) => slot.has(d)).map((d) => slot.get(d));
-      return known.length ? known.reduce((a, b) => a + b, 0) / known.length : Infinity;
+    const weight = (entry) => {
+      const placed = entry.preds.filter((p) => slot.has(p)).map((p) => slot.get(p));
+      return placed.length ? placed.reduce((a, b) => a + b, 0) / placed.length : Infinity;
     };
-    const weights = new Map(members.map((s, i) => [s.id, [weight(s), i]]));
+    const weights = new Map(members.map((e, i) => [e.id, [weight(e), i]]));
     members.sort((a, b) => {
       const [wa, ia] = weights.get(a.id);
       const [wb, ib] = weights.get(b.id);
       return wa === wb ? ia - ib : wa - wb;
     });
-    members.forEach((step, i) => slot.set(step.id, i));
+    members.forEach((entry, i) => slot.set(entry.id, i));
   }
   const widest = Math.max(1, ...order.map((i) => layers.get(i).length));
   const boxes = new Map();
   order.forEach((index, major) => {
     const members = layers.get(index);
-    const offset = ((widest - members.length) * 1) / 2;
-    members.forEach((step, minor) => boxes.set(step.id, { major, minor: minor + offset, step }));
+    const offset = (widest - members.length) / 2;
+    members.forEach((entry, minor) => boxes.set(entry.id, { major, minor: minor + offset, step: entry.step }));
   });
-  return { boxes, majors: order.length, minors: widest };
+  return { boxes, routes, majors: order.length, minors: widest };
 }
 
 function place(box, vertical) {
@@ -66,21 +90,35 @@ function place(box, vertical) {
   return vertical ? { x: across, y: along } : { x: along, y: across };
 }
 
-function edgePath(from, to, vertical) {
+// Where an edge leaves a box and where it enters one.
+function exitOf(at, vertical) {
+  return vertical ? [at.x + NODE_W / 2, at.y + NODE_H] : [at.x + NODE_W, at.y + NODE_H / 2];
+}
+
+function entryOf(at, vertical) {
+  return vertical ? [at.x + NODE_W / 2, at.y] : [at.x, at.y + NODE_H / 2];
+}
+
+function curve([x1, y1], [x2, y2], vertical) {
   if (vertical) {
-    const x1 = from.x + NODE_W / 2;
-    const y1 = from.y + NODE_H;
-    const x2 = to.x + NODE_W / 2;
-    const y2 = to.y;
     const mid = (y1 + y2) / 2;
-    return `M${x1},${y1} C${x1},${mid} ${x2},${mid} ${x2},${y2}`;
+    return `C${x1},${mid} ${x2},${mid} ${x2},${y2}`;
   }
-  const x1 = from.x + NODE_W;
-  const y1 = from.y + NODE_H / 2;
-  const x2 = to.x;
-  const y2 = to.y + NODE_H / 2;
   const mid = (x1 + x2) / 2;
-  return `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+  return `C${mid},${y1} ${mid},${y2} ${x2},${y2}`;
+}
+
+function edgePath(points, vertical) {
+  // points: the source box, the placeholders passed through, the target box.
+  let here = exitOf(points[0], vertical);
+  let d = `M${here[0]},${here[1]}`;
+  for (const at of points.slice(1, -1)) {
+    const enter = entryOf(at, vertical);
+    const leave = exitOf(at, vertical);
+    d += ` ${curve(here, enter, vertical)} L${leave[0]},${leave[1]}`;
+    here = leave;
+  }
+  return `${d} ${curve(here, entryOf(points[points.length - 1], vertical), vertical)}`;
 }
 
 function clip(text, chars) {
@@ -89,7 +127,7 @@ function clip(text, chars) {
 
 // The SVG of `steps`; `onSelect(step)` runs when a step is clicked or activated.
 export function drawDag(steps, { vertical = false, onSelect = () => {} } = {}) {
-  const { boxes, majors, minors } = layout(steps);
+  const { boxes, routes, majors, minors } = layout(steps);
   const size = (count, node, gap) => PAD * 2 + count * node + Math.max(0, count - 1) * gap;
   const width = vertical ? size(minors, NODE_W, GAP_MINOR) : size(majors, NODE_W, GAP_MAJOR);
   const height = vertical ? size(majors, NODE_H, GAP_MAJOR) : size(minors, NODE_H, GAP_MINOR);
@@ -113,17 +151,15 @@ export function drawDag(steps, { vertical = false, onSelect = () => {} } = {}) {
     ),
   );
   const at = new Map([...boxes].map(([id, box]) => [id, place(box, vertical)]));
-  for (const step of steps) {
-    for (const dep of step.depends_on || []) {
-      if (!at.has(dep)) continue;
-      root.append(
-        svg("path", {
-          class: `edge st-${stepState(boxes.get(dep).step)}`,
-          d: edgePath(at.get(dep), at.get(step.id), vertical),
-          "marker-end": "url(#arrow)",
-        }),
-      );
-    }
+  for (const route of routes) {
+    const points = [route.from, ...route.via, route.to].map((id) => at.get(id));
+    root.append(
+      svg("path", {
+        class: `edge st-${stepState(boxes.get(route.from).step)}`,
+        d: edgePath(points, vertical),
+        "marker-end": "url(#arrow)",
+      }),
+    );
   }
   for (const step of steps) {
     const { x, y } = at.get(step.id);
