@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .models import Priority, Step, Task, TaskStatus, WorkflowStatus
+from ..tasks import Priority, TaskStatus, WorkflowStatus
+from .models import Step, Task
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

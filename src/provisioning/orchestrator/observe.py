@@ -7,8 +7,9 @@ import logging
 import time
 from typing import Any
 
+from ..tasks import Outcome
 from . import metrics, tracing
-from .models import Outcome, Step, Task, Workflow
+from .models import Step, Task, Workflow
 from .storeclient import StoreClient
 
 log = logging.getLogger("provisioning.orchestrator.observe")

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
-from .models import AttemptStatus, Outcome, Step, Task, Workflow
+from ..tasks import AttemptStatus, Outcome
+from .models import Step, Task, Workflow
 
 log = logging.getLogger("provisioning.orchestrator.tracing")
 

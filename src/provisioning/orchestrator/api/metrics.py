@@ -11,8 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ...tasks import TaskStatus, WorkflowStatus
 from .. import metrics
-from ..models import NodeInfo, TaskPage, TaskStatus, WorkflowStatus
+from ..models import NodeInfo, TaskPage
 from ..service import OrchestratorService
 from .auth import require_token
 from .tasks import Service

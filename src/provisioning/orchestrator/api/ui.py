@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 
-from ..models import WorkflowStatus
+from ...tasks import WorkflowStatus
 from .auth import require_token
 from .tasks import Service
 from .ui_data import workspace_name, workspace_of, workspace_view, workspaces
