@@ -60,8 +60,20 @@ def browser_context(playwright: Any, tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser_context: Any) -> Any:
-    return browser_context.pages[0] if browser_context.pages else browser_context.new_page()
+def page(browser_context: Any) -> Iterator[Any]:
+    """The page; at the end, no script error and no Content-Security-Policy violation."""
+    opened = browser_context.pages[0] if browser_context.pages else browser_context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+
+    def console(message: Any) -> None:
+        # A refused request (401) is logged by the browser itself; the tests expect some.
+        if message.type == "error" and "status of 401" not in message.text:
+            problems.append(f"console: {message.text}")
+
+    opened.on("console", console)
+    yield opened
+    assert not problems, problems
 
 
 def screenshot(page: Any, name: str) -> Path:

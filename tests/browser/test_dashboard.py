@@ -221,3 +221,36 @@ def test_the_queue_by_priority(make_daemon: Any, page: Any) -> None:
     for ids in queued.values():
         for task_id in ids:
             assert daemon.wait_status(task_id)["status"] == "completed"
+
+
+def test_hostile_names_and_output_stay_text(daemon: Daemon, page: Any) -> None:
+    hostile = '<img src=x onerror="window.pwned=1">'
+    workflow_id = submit(
+        daemon,
+        {
+            "name": hostile,
+            "operations": [
+                {
+                    "id": "say",
+                    "run": {
+                        "command": [
+                            "sh",
+                            "-c",
+                            f"echo 'PROGRESS: 50 {hostile}'; echo '{hostile}' >&2",
+                        ]
+                    },
+                }
+            ],
+        },
+    )
+    wait_workflow(daemon, workflow_id)
+    sign_in(page, daemon)
+    row = page.wait_for_selector(f'tr[data-workflow="{workflow_id}"]')
+    assert hostile in row.inner_text()
+    page.click(f'tr[data-workflow="{workflow_id}"] a')
+    page.wait_for_selector('svg.dag g.node[data-step="say"][data-status="completed"]')
+    assert hostile in page.inner_text(".wf-head h1")
+    node(page, "say").click()
+    page.wait_for_selector(f"#log .line.stderr:has-text('{hostile}')")
+    assert page.locator("#view img").count() == 0
+    assert page.evaluate("window.pwned") is None

@@ -71,8 +71,10 @@ LEASES_LOST = Counter(
 
 
 def runner_of(task: Task) -> str:
-    kinds = [kind for kind in ("command", "nushell", "python") if task.run.get(kind)]
-    return kinds[0] if kinds else "unknown"
+    try:
+        return task.run_spec.kind
+    except ValueError:  # a row of an older schema: count it, under no runner
+        return "unknown"
 
 
 def task_finished(task: Task) -> None:
