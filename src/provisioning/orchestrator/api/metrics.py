@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ...tasks import TaskStatus, WorkflowStatus
+from ...tasks import WorkflowStatus
 from .. import metrics
-from ..models import NodeInfo, TaskPage
+from ..models import NodeInfo
 from ..service import OrchestratorService
 from .auth import require_token
 from .tasks import Service
 
 router = APIRouter()
-
-# The queue is counted by priority a page at a time; past this many pending tasks
-# the breakdown stops (the total in provisioning_tasks{status="pending"} stays exact).
-QUEUE_PAGE = 1000
-QUEUE_PAGES = 100
-
-
-async def _queued_by_priority(svc: OrchestratorService) -> dict[str, int]:
-    by_priority: Counter[str] = Counter()
-    for page_number in range(QUEUE_PAGES):
-        page: TaskPage = await svc.db.call(
-            "list_tasks",
-            status=TaskStatus.PENDING,
-            limit=QUEUE_PAGE,
-            offset=page_number * QUEUE_PAGE,
-        )
-        by_priority.update(task.priority.label for task in page.tasks)
-        if len(page.tasks) < QUEUE_PAGE:
-            break
-    return dict(by_priority)
 
 
 async def _workflow_count(svc: OrchestratorService, status: WorkflowStatus) -> int:
@@ -56,7 +35,7 @@ async def snapshot(svc: OrchestratorService) -> metrics.StoreSnapshot:
         counts_call,
         meta_call,
         nodes_call,
-        _queued_by_priority(svc),
+        svc.db.call("pending_by_priority"),
         *(_workflow_count(svc, status) for status in statuses),
     )
     counts, meta, nodes, queued = gathered[:4]
