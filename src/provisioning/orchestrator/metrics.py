@@ -26,7 +26,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 TASKS_FINISHED = Counter(
     "provisioning_tasks_finished",
-    "Tasks that reached a final status, by outcome and runner",
+    "Tasks that one of their attempts brought to a final status, by outcome and runner "
+    "(a task cancelled before it ran is counted in provisioning_tasks only)",
     ["outcome", "runner"],
     registry=REGISTRY,
 )
