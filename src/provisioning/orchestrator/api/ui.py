@@ -98,7 +98,10 @@ async def login(request: Request) -> Response:
     body = await request.body()
     if len(body) > MAX_LOGIN_BODY:
         return _login_page("That is not a token.", status.HTTP_400_BAD_REQUEST)
-    fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=4)
+    try:
+        fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=4)
+    except ValueError:
+        return _login_page("That is not a token.", status.HTTP_400_BAD_REQUEST)
     presented = (fields.get("token") or [""])[0].strip()
     expected: str = request.app.state.token
     if not presented or not hmac.compare_digest(expected.encode(), presented.encode()):

@@ -19,6 +19,7 @@ from ..service import OrchestratorService
 
 # Workflows looked at to find workspaces: the newest ones.
 RECENT_WORKFLOWS = 500
+REMEMBERED_WORKFLOWS = 100_000
 WorkspaceRef = tuple[str, frozenset[str]]
 _workspace_of: dict[str, WorkspaceRef | None] = {}
 
@@ -49,6 +50,8 @@ def workspace_in_spec(spec: dict[str, Any] | None) -> WorkspaceRef | None:
 async def workspace_of(svc: OrchestratorService, workflow_id: str) -> WorkspaceRef | None:
     # A workflow's spec never changes: remember what it said.
     if workflow_id not in _workspace_of:
+        if len(_workspace_of) > REMEMBERED_WORKFLOWS:
+            _workspace_of.clear()
         spec = await svc.db.call("workflow_spec", workflow_id)
         _workspace_of[workflow_id] = workspace_in_spec(spec)
     return _workspace_of[workflow_id]
