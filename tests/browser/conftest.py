@@ -30,7 +30,9 @@ LAUNCH_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while
+# it lives, which asyncio.run() in later test modules would trip over.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
     if not CHROMIUM.exists():
         missing = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
