@@ -49,8 +49,8 @@ def workflow_changed(store: StoreClient, workflow: Workflow) -> None:
 
 async def _report_finished(store: StoreClient, workflow: Workflow) -> None:
     try:
-        steps: list[Step] = await store.call("workflow_steps", workflow.id)
-        tasks: list[Task] = await store.call("workflow_tasks", workflow.id)
+        steps: list[Step] = await store.run(store.store.workflow_steps, workflow.id)
+        tasks: list[Task] = await store.run(store.store.workflow_tasks, workflow.id)
     except Exception as exc:  # the store is closing; metrics must not break a workflow
         log.debug("workflow %s not reported: %s", workflow.id, exc)
         return

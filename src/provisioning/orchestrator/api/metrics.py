@@ -27,15 +27,15 @@ async def _workflow_count(svc: OrchestratorService, status: WorkflowStatus) -> i
 
 async def snapshot(svc: OrchestratorService) -> metrics.StoreSnapshot:
     """Read what the store knows, the reads sharing the store worker's rounds."""
-    counts_call = svc.db.call("counts")
-    meta_call = svc.db.call("meta")
-    nodes_call = svc.db.call("nodes")
+    counts_call = svc.db.run(svc.db.store.counts)
+    meta_call = svc.db.run(svc.db.store.meta)
+    nodes_call = svc.db.run(svc.db.store.nodes)
     statuses = list(WorkflowStatus)
     gathered: list[Any] = await asyncio.gather(
         counts_call,
         meta_call,
         nodes_call,
-        svc.db.call("pending_by_priority"),
+        svc.db.run(svc.db.store.pending_by_priority),
         *(_workflow_count(svc, status) for status in statuses),
     )
     counts, meta, nodes, queued = gathered[:4]

@@ -52,7 +52,7 @@ async def workspace_of(svc: OrchestratorService, workflow_id: str) -> WorkspaceR
     if workflow_id not in _workspace_of:
         if len(_workspace_of) > REMEMBERED_WORKFLOWS:
             _workspace_of.clear()
-        spec = await svc.db.call("workflow_spec", workflow_id)
+        spec = await svc.db.run(svc.db.store.workflow_spec, workflow_id)
         _workspace_of[workflow_id] = workspace_in_spec(spec)
     return _workspace_of[workflow_id]
 
