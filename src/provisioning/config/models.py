@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PACKAGED_NULIB = Path(__file__).resolve().parent.parent / "nulib"
 
@@ -62,16 +62,31 @@ class StorageSection(_Section):
     # postgres: a libpq connection string (also PROVISIONING_STORAGE_DSN);
     # surrealdb: a ws:// URL of a server (empty: embedded, a surrealkv:// file in data_dir).
     dsn: str = ""
+    # The original's SurrealDB server mode (--storage-type surrealdb-server): a server
+    # URL and its credentials; "server" never falls back to the embedded engine.
+    surrealdb_mode: Literal["", "embedded", "server"] = ""
+    surrealdb_url: str = ""
+    surrealdb_username: str = ""
+    surrealdb_password: str = ""
 
-    @field_validator("backend", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _seed_names(cls, value: object) -> object:
-        # The seed calls the embedded single-file store "filesystem".
+    def _seed_names(cls, data: object) -> object:
+        # The seed calls the embedded single-file store "filesystem"; the original
+        # names SurrealDB's two modes in the backend itself.
+        if not isinstance(data, dict):
+            return data
+        value = data.get("backend")
         if value == "filesystem":
-            return StorageBackend.SQLITE.value
+            return {**data, "backend": StorageBackend.SQLITE.value}
         if value in ("surrealdb-embedded", "surrealdb-server"):
-            return StorageBackend.SURREALDB.value
-        return value
+            mode = value.removeprefix("surrealdb-")
+            if data.get("surrealdb_mode") not in (None, "", mode):
+                raise ValueError(
+                    f"backend {value} contradicts surrealdb_mode {data['surrealdb_mode']}"
+                )
+            return {**data, "backend": StorageBackend.SURREALDB.value, "surrealdb_mode": mode}
+        return data
 
 
 class ExecutorSection(_Section):

@@ -1,4 +1,5 @@
-"""Workflow files in Nickel, JSON, YAML or TOML -> the workflow as JSON data.
+"""Workflow files in Nickel, JSON, YAML, TOML or (deprecated) KCL -> the workflow as
+JSON data.
 
 Nickel files are evaluated with the platform's contracts applied (the user's
 file does not import them), in a bounded worker process. Errors name the file,
@@ -91,9 +92,18 @@ def load_workflow_file(path: Path) -> Any:
     return load_data_file(path)
 
 
+def load_kcl_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
+    """A ``.k`` file of the original platform, evaluated by the KCL engine."""
+    from .kcl import evaluate_kcl
+
+    return _unwrap(evaluate_kcl(path), wrappers)
+
+
 def load_data_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
     """A JSON, YAML or TOML file as data, errors with file and line."""
     suffix = path.suffix.lower()
+    if suffix == ".k":
+        return load_kcl_file(path, wrappers)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -114,7 +124,9 @@ def load_data_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
         raise LoadError(f"{path}{where}: invalid YAML: {problem}") from None
     except tomllib.TOMLDecodeError as exc:
         raise LoadError(f"{path}: invalid TOML: {exc}") from None
-    raise LoadError(f"{path}: unknown workflow format {suffix!r} (use .ncl, .json, .yaml or .toml)")
+    raise LoadError(
+        f"{path}: unknown workflow format {suffix!r} (use .ncl, .json, .yaml, .toml, or .k for KCL)"
+    )
 
 
 def line_of_operation(path: Path, op_id: str) -> int | None:
