@@ -65,8 +65,9 @@ def kcl_error_line(report: str, path: Path) -> str:
         text = " ".join(line.strip() for line in lines if line.strip()) or "KCL failed"
         return f"{path}: KCL: {text}"
     (first, message), rest = places[0], places[1:]
-    unique = [f"{w}: {m}" for w, m in rest if (w, m) != places[0]]
-    extra = f" ({'; '.join(unique)})" if unique else ""
+    # The first further place KCL names (e.g. the check that failed); more would be noise.
+    further = [f"{w}: {m}" for w, m in rest if (w, m) != places[0]][:1]
+    extra = f" ({further[0]})" if further else ""
     return f"{first}: {kind or 'KCL error'}: {message}{extra}"
 
 

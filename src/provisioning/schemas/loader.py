@@ -53,6 +53,15 @@ def evaluate_nickel(
         f"let schema = import {schema_path} in let raw = import {target} in "
         f"({unwrap} raw) | schema.{contract}"
     )
+    return _run_nickel(expr, path, timeout)
+
+
+def evaluate_nickel_plain(path: Path, *, timeout: float = EVAL_TIMEOUT_SECONDS) -> Any:
+    """Evaluate ``path`` with its own contracts only."""
+    return _run_nickel(f"import {_nickel_string(str(path.resolve()))}", path, timeout)
+
+
+def _run_nickel(expr: str, path: Path, timeout: float) -> Any:
     request = json.dumps({"expr": expr, "import_paths": [str(path.resolve().parent)]})
     try:
         done = subprocess.run(
