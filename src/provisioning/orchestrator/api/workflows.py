@@ -11,6 +11,7 @@ from ...workflow import PlanError
 from ..engine import WorkflowConflict
 from ..models import WorkflowStatus
 from .auth import require_token
+from .filters import parse_status
 from .tasks import Service
 from .workflow_views import WorkflowPageView, WorkflowSubmittedView, WorkflowView
 
@@ -53,12 +54,14 @@ async def submit_batch(
 @router.get("/workflows", response_model=WorkflowPageView)
 async def list_workflows(
     svc: Service,
-    status_: Annotated[WorkflowStatus | None, Query(alias="status")] = None,
+    status_: Annotated[
+        str | None, Query(alias="status", description="a workflow status, in any case")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> WorkflowPageView:
     """Workflows, newest first."""
-    found, total = await svc.workflows(status_, limit, offset)
+    found, total = await svc.workflows(parse_status(WorkflowStatus, status_), limit, offset)
     return WorkflowPageView(
         workflows=[WorkflowView.of(w) for w in found], total=total, limit=limit, offset=offset
     )
@@ -73,7 +76,7 @@ async def get_workflow(workflow_id: str, svc: Service) -> WorkflowView:
     return WorkflowView.of(*found)
 
 
-async def _command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:
+async def workflow_command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:
     action = {
         "cancel": svc.cancel_workflow,
         "retry": svc.retry_workflow,
@@ -93,16 +96,16 @@ async def _command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:
 @router.post("/workflows/{workflow_id}/cancel", response_model=WorkflowView)
 async def cancel_workflow(workflow_id: str, svc: Service) -> WorkflowView:
     """End running tasks (their process groups) and cancel the rest."""
-    return await _command(svc, workflow_id, "cancel")
+    return await workflow_command(svc, workflow_id, "cancel")
 
 
 @router.post("/workflows/{workflow_id}/retry", response_model=WorkflowView)
 async def retry_workflow(workflow_id: str, svc: Service) -> WorkflowView:
     """Resume a failed or cancelled workflow from its checkpoint."""
-    return await _command(svc, workflow_id, "retry")
+    return await workflow_command(svc, workflow_id, "retry")
 
 
 @router.post("/workflows/{workflow_id}/rollback", response_model=WorkflowView)
 async def rollback_workflow(workflow_id: str, svc: Service) -> WorkflowView:
     """Undo the completed operations of a finished workflow, in reverse order."""
-    return await _command(svc, workflow_id, "rollback")
+    return await workflow_command(svc, workflow_id, "rollback")
