@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .loader import EVAL_TIMEOUT_SECONDS, LoadError
+from .errors import EVAL_TIMEOUT_SECONDS, LoadError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LOCATION = re.compile(r"^\s*-->\s*(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?\s*$")

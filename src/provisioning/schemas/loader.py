@@ -18,14 +18,14 @@ from typing import Any
 
 import yaml
 
+from .errors import EVAL_TIMEOUT_SECONDS, LoadError
+
+__all__ = ["EVAL_TIMEOUT_SECONDS", "LoadError", "evaluate_nickel", "load_workflow_file"]
+from .kcl import evaluate_kcl
+
 SCHEMAS = Path(__file__).resolve().parent
 WRAPPERS = ("batch_workflow", "workflow")
-EVAL_TIMEOUT_SECONDS = 30.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class LoadError(Exception):
-    """The file cannot be read or evaluated; the message says where and why."""
 
 
 def _nickel_string(text: str) -> str:
@@ -103,8 +103,6 @@ def load_workflow_file(path: Path) -> Any:
 
 def load_kcl_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
     """A ``.k`` file of the original platform, evaluated by the KCL engine."""
-    from .kcl import evaluate_kcl
-
     return _unwrap(evaluate_kcl(path), wrappers)
 
 

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
 from ...schemas.loader import WRAPPERS
+from ...tasks import TaskStatus, WorkflowStatus
 from ...workflow import PlanError
-from ..models import Step, TaskStatus, Workflow, WorkflowStatus
+from ..models import Step, Workflow
 from .auth import require_token
 from .filters import parse_status
 from .schemas import iso
