@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PACKAGED_NULIB = Path(__file__).resolve().parent.parent / "nulib"
 
@@ -43,10 +51,55 @@ class OrchestratorSection(_Section):
         return value.rstrip("/")
 
 
+# The CLI's operation names (DESIGN.md §5), against which the two force lists are checked.
+_VERBS = {
+    "server": ("create", "list", "show", "delete", "ssh"),
+    "taskserv": ("create", "list", "show", "delete"),
+    "cluster": ("create", "list", "show", "delete"),
+    "workflow": ("submit", "status", "monitor", "list", "cancel", "retry", "rollback"),
+    "batch": ("submit", "monitor", "status", "list", "rollback", "stats"),
+    "task": ("submit", "list", "status", "logs", "cancel"),
+    "orchestrator": ("start", "stop", "status", "logs"),
+    "provider": ("list", "plans", "zones", "pricing"),
+}
+OPERATIONS = (
+    *(f"{group}.{verb}" for group, verbs in _VERBS.items() for verb in verbs),
+    "help",
+    "version",
+    "env",
+)
+
+
+def _specificity(operation: str, pattern: str) -> tuple[bool, int]:
+    return (pattern == operation, len(pattern.replace("*", "")))
+
+
 class ExecutionSection(_Section):
     default_mode: ExecutionMode = ExecutionMode.AUTO
     force_orchestrated: list[str] = []
     force_direct: list[str] = []
+
+    @field_validator("force_direct")
+    @classmethod
+    def _no_tie(cls, direct: list[str], info: ValidationInfo) -> list[str]:
+        """An operation both lists match equally is refused here: neither may silently
+        win. (A strictly more specific pattern decides, as ``provisioning -v`` shows:
+        the seed's ``batch.*`` over ``*.list`` for ``batch.list``.)"""
+        orchestrated: list[str] = info.data.get("force_orchestrated") or []
+        literal = {p for p in (*orchestrated, *direct) if not any(c in p for c in "*?[")}
+        for name in sorted(set(OPERATIONS) | literal):
+            orch = [p for p in orchestrated if fnmatchcase(name, p)]
+            here = [p for p in direct if fnmatchcase(name, p)]
+            if not orch or not here:
+                continue
+            best_orch = max(orch, key=lambda p: _specificity(name, p))
+            best_direct = max(here, key=lambda p: _specificity(name, p))
+            if _specificity(name, best_orch) == _specificity(name, best_direct):
+                raise ValueError(
+                    f"{name} is matched by force_orchestrated {best_orch!r} and force_direct "
+                    f"{best_direct!r} alike; remove one or make one more specific"
+                )
+        return direct
 
 
 class ServerSection(_Section):
