@@ -254,12 +254,22 @@ def test_a_health_without_versions_is_refused(use_matrix: Any) -> None:
     ("platform", "api", "advice"),
     [
         ("2.4.0", "v1", "upgrade the orchestrator (provisioning-orchestrator) to platform ^2.5"),
-        ("3.1.0", "v1", "upgrade provisioning (this CLI) to a release that supports platform 3.1.0"),
+        (
+            "3.1.0",
+            "v1",
+            "upgrade provisioning (this CLI) to a release that supports platform 3.1.0",
+        ),
         ("2.6.0", "v0", "upgrade the orchestrator (provisioning-orchestrator) to API v1"),
-        ("2.6.0", "v2", "upgrade provisioning (this CLI) to a release that supports platform 2.6.0"),
+        (
+            "2.6.0",
+            "v2",
+            "upgrade provisioning (this CLI) to a release that supports platform 2.6.0",
+        ),
     ],
 )
-def test_the_refusal_says_what_to_upgrade(use_matrix: Any, platform: str, api: str, advice: str) -> None:
+def test_the_refusal_says_what_to_upgrade(
+    use_matrix: Any, platform: str, api: str, advice: str
+) -> None:
     use_matrix(
         """
         [compatibility.core."0.1.0"]

@@ -481,7 +481,10 @@ def test_the_packaged_library_is_the_default(machine: Machine) -> None:
 def test_an_operation_both_force_lists_match_alike_is_refused(tmp_path: Path) -> None:
     from provisioning.config.models import ExecutionSection
 
-    with pytest.raises(ValueError, match=r"server\.create is matched by force_orchestrated 'server\.\*' and force_direct '\*\.create' alike"):
+    with pytest.raises(
+        ValueError,
+        match=r"server\.create is matched by force_orchestrated 'server\.\*' and force_direct '\*\.create' alike",
+    ):
         ExecutionSection(force_orchestrated=["server.*"], force_direct=["*.create"])
     with pytest.raises(ValueError, match=r"deploy\.now is matched"):
         ExecutionSection(force_orchestrated=["deploy.now"], force_direct=["deploy.now"])

@@ -10,7 +10,17 @@ from rich.table import Table
 
 from .. import API_VERSION, __version__, compat
 from ..client import ClientError, OrchestratorClient
-from . import cluster, migrate, orchestrator, server, task, taskserv, workflow, workspace
+from . import (
+    cluster,
+    migrate,
+    orchestrator,
+    provider,
+    server,
+    task,
+    taskserv,
+    workflow,
+    workspace,
+)
 from .common import State, out, print_json, state, styled
 
 app = typer.Typer(
@@ -32,6 +42,7 @@ app.add_typer(task.app, name="task")
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(workflow.batch, name="batch")
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(provider.app, name="provider")
 
 
 @app.callback()
