@@ -268,3 +268,18 @@ def test_an_unknown_event_kind_is_refused(daemon: Daemon) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
     sse = daemon.http.get("/events", params={"events": "bogus"})
     assert sse.status_code == 422 and "unknown kind(s) bogus" in sse.json()["error"]
+
+
+def test_storage_backend_must_be_the_orchestrators_own(daemon: Daemon) -> None:
+    ops = [{"id": "a", "run": {"command": ["true"]}}]
+    refused = daemon.http.post(
+        "/batch/execute", json={"name": "w", "storage_backend": "surrealdb", "operations": ops}
+    )
+    assert refused.status_code == 422
+    (problem,) = refused.json()["problems"]
+    assert problem["where"] == "storage_backend"
+    assert problem["message"].startswith("this orchestrator stores in sqlite, not surrealdb")
+    accepted = daemon.http.post(
+        "/batch/execute", json={"name": "w", "storage_backend": "filesystem", "operations": ops}
+    )
+    assert accepted.status_code == 201, accepted.text

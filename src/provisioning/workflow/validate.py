@@ -95,6 +95,20 @@ def op_params(op: OperationSpec) -> dict[str, Any]:
 def check_plan(plan: Plan, settings: Settings) -> None:
     """Every runner and undo must exist before anything is queued."""
     problems: list[Problem] = []
+    wanted = plan.spec.storage_backend
+    if wanted is not None:
+        # The original's workflows name the store; it is the orchestrator's to choose.
+        aliases = {"filesystem": "sqlite", "surrealdb-embedded": "surrealdb"}
+        aliases["surrealdb-server"] = "surrealdb"
+        have = settings.storage.backend.value
+        if aliases.get(wanted, wanted) != have:
+            problems.append(
+                Problem(
+                    "storage_backend",
+                    f"this orchestrator stores in {have}, not {wanted}: remove storage_backend "
+                    f"or start the orchestrator with --storage-type {wanted}",
+                )
+            )
     index_of = {op.id: i for i, op in enumerate(plan.spec.operations)}
     for step in plan.steps:
         where = f"operations[{index_of[step.id]}]"
