@@ -283,3 +283,14 @@ def test_storage_backend_must_be_the_orchestrators_own(daemon: Daemon) -> None:
         "/batch/execute", json={"name": "w", "storage_backend": "filesystem", "operations": ops}
     )
     assert accepted.status_code == 201, accepted.text
+
+
+def test_workflows_batch_submit_takes_the_wrapped_original_form(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    submitted = daemon.http.post("/workflows/batch/submit", json=original_batch(tmp_path))
+    assert submitted.status_code == 201, submitted.text
+    assert (
+        wait_done(daemon.http, submitted.json()["workflow_id"], "/workflows")["status"]
+        == "completed"
+    )

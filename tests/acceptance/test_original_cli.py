@@ -196,3 +196,12 @@ def test_surrealdb_server_mode_never_falls_back_to_embedded(tmp_path: Path) -> N
         stray.returncode == 1
         and "is for --storage-type surrealdb-server, not sqlite" in stray.stderr
     )
+
+
+def test_env_never_shows_the_surrealdb_password(machine: Cli) -> None:
+    shown = machine.run(
+        "env", "--json", env={"PROVISIONING_STORAGE_SURREALDB_PASSWORD": "s3cret-word"}
+    )
+    assert shown.code == 0, shown
+    assert shown.json()["storage.surrealdb_password"]["value"] == "(hidden)"
+    assert "s3cret-word" not in shown.stdout + shown.stderr

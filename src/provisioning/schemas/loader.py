@@ -20,7 +20,7 @@ import yaml
 
 from .errors import EVAL_TIMEOUT_SECONDS, LoadError
 
-__all__ = ["EVAL_TIMEOUT_SECONDS", "LoadError", "evaluate_nickel", "load_workflow_file"]
+__all__ = ["EVAL_TIMEOUT_SECONDS", "LoadError", "evaluate_nickel", "load_workflow_file", "unwrap"]
 from .kcl import evaluate_kcl
 
 SCHEMAS = Path(__file__).resolve().parent
@@ -81,6 +81,11 @@ def _run_nickel(expr: str, path: Path, timeout: float) -> Any:
     if not answer["ok"]:
         raise LoadError(_ANSI.sub("", answer["error"]).strip())
     return json.loads(answer["json"])
+
+
+def unwrap(data: Any, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
+    """``{batch_workflow = {...}}`` (or another of ``wrappers``, alone) -> ``{...}``."""
+    return _unwrap(data, wrappers)
 
 
 def _unwrap(data: Any, wrappers: tuple[str, ...] = WRAPPERS) -> Any:

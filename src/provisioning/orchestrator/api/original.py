@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
-from ...schemas.loader import WRAPPERS
+from ...schemas.loader import unwrap
 from ...tasks import TaskStatus, WorkflowStatus
 from ...workflow import PlanError
 from ..models import Step, Workflow
@@ -57,14 +57,6 @@ class RollbackRequest(BaseModel):
     checkpoint_id: str | None = None
 
 
-def _unwrap(body: dict[str, Any]) -> dict[str, Any]:
-    for key in WRAPPERS:
-        if isinstance(body.get(key), dict) and len(body) == 1:
-            inner: dict[str, Any] = body[key]
-            return inner
-    return body
-
-
 async def _found(svc: Service, workflow_id: str) -> tuple[Workflow, list[Step]]:
     found = await svc.workflow(workflow_id)
     if found is None:
@@ -81,7 +73,7 @@ async def batch_execute(
 ) -> Any:
     """Validate and queue a batch workflow, in the original batch form or this one's."""
     try:
-        workflow = await svc.submit_workflow(_unwrap(body))
+        workflow = await svc.submit_workflow(unwrap(body))
     except PlanError as exc:
         return plan_error_response(exc)
     return BatchSubmitted(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 
+from ...schemas.loader import unwrap
 from ...tasks import WorkflowStatus
 from ...workflow import PlanError
 from ..engine import WorkflowConflict
@@ -43,9 +44,10 @@ def plan_error_response(exc: PlanError) -> JSONResponse:
 async def submit_batch(
     svc: Service, body: Annotated[dict[str, Any], Body(description="the evaluated workflow")]
 ) -> Any:
-    """Validate a workflow (the evaluated Nickel/JSON/YAML/TOML file) and queue it whole."""
+    """Validate a workflow (the evaluated Nickel/JSON/YAML/TOML/KCL file, this platform's
+    form or the original's batch form, bare or as ``batch_workflow``) and queue it whole."""
     try:
-        workflow = await svc.submit_workflow(body)
+        workflow = await svc.submit_workflow(unwrap(body))
     except PlanError as exc:
         return plan_error_response(exc)
     return WorkflowSubmittedView(workflow_id=workflow.id, tasks=workflow.tasks_total)
