@@ -200,3 +200,24 @@ def test_what_does_not_map_is_kept_as_a_comment_and_listed(tmp_path: Path) -> No
         "disk": {"gb": 10},
         "squares": [0, 1, 4],
     }
+
+
+def test_a_cluster_batch_expands_the_infras_cluster(workspace: Path) -> None:
+    data = {
+        "name": "clusters",
+        "operations": [
+            {
+                "id": "c",
+                "type": "cluster_batch",
+                "clusters": ["web"],
+                "infra": "wuji",
+                "params": {"workspace_dir": str(workspace)},
+            },
+            {"id": "after", "dependencies": ["c"], "run": {"command": ["true"]}},
+        ],
+    }
+    plan = build_plan(parse_spec(data))
+    layers = [[s.id for s in layer] for layer in plan.layers]
+    assert layers == [["c.web.servers"], ["c.web.taskserv-webserver"], ["c"], ["after"]]
+    servers = next(s for s in plan.steps if s.id == "c.web.servers")
+    assert servers.items == ("web-1", "web-2")
