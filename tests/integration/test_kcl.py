@@ -221,3 +221,26 @@ def test_a_cluster_batch_expands_the_infras_cluster(workspace: Path) -> None:
     assert layers == [["c.web.servers"], ["c.web.taskserv-webserver"], ["c"], ["after"]]
     servers = next(s for s in plan.steps if s.id == "c.web.servers")
     assert servers.items == ("web-1", "web-2")
+
+
+def test_imports_of_a_kcl_module_evaluate_and_migrate_as_data(tmp_path: Path) -> None:
+    (tmp_path / "kcl.mod").write_text(
+        '[package]\nname = "ws"\nedition = "v0.9.0"\nversion = "0.0.1"\n'
+    )
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "server.k").write_text(
+        'schema Server:\n    hostname: str\n    provider: str = "local"\n'
+    )
+    infra = tmp_path / "infra" / "wuji" / "infra.k"
+    infra.parent.mkdir(parents=True)
+    infra.write_text('import schemas.server as s\n\nservers = [s.Server {hostname = "web-1"}]\n')
+    assert load_infra(tmp_path, "wuji").servers[0].provider == "local"
+    plans = {p.source.name: p for p in migrate(tmp_path, write=True)}
+    assert plans["infra.k"].action is Action.CREATE
+    assert [str(u) for u in plans["infra.k"].unmapped] == [
+        "line 1: import schemas.server: its schemas are not converted here (their instances "
+        "are written as data; migrate that file too)"
+    ]
+    assert evaluate_nickel_plain(infra.with_suffix(".ncl")) == {
+        "servers": [{"hostname": "web-1", "provider": "local"}]
+    }

@@ -205,12 +205,13 @@ def convert(data: dict[str, Any], ast: dict[str, Any], source: str) -> Conversio
                     else (None, None)  # assigned twice: the evaluated value decides
                 )
         elif kind == "Import":
-            if "." in str(statement.get("path", "")) or statement.get("path") not in _BUILTINS:
+            module = str(statement.get("rawpath") or statement.get("path"))
+            if module not in _BUILTINS:
                 unmapped.append(
                     Unmapped(
                         statement["line"],
-                        f"import {statement.get('path')}: its schemas are not converted "
-                        "(their instances are written as data)",
+                        f"import {module}: its schemas are not converted here "
+                        "(their instances are written as data; migrate that file too)",
                     )
                 )
         elif kind not in ("Schema", "Expr"):
