@@ -8,15 +8,9 @@ from typing import Any
 
 import pytest
 
-from provisioning.kclmigrate.contracts import (
-    Unmappable,
-    field_name,
-    literal,
-    nickel_type,
-    read_schemas,
-    to_nickel_literal,
-)
+from provisioning.kclmigrate.contracts import nickel_type, read_schemas
 from provisioning.kclmigrate.migrate import ours_unedited, with_marker
+from provisioning.kclmigrate.values import Unmappable, field_name, literal, to_nickel_literal
 from provisioning.schemas.kcl import kcl_error_line
 
 

@@ -10,108 +10,20 @@ from comparisons, ``in``, ``and``/``or``/``not``, ``len()``, ``regex.match()`` a
 from __future__ import annotations
 
 import graphlib
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
-Node = dict[str, Any]
-
-
-class Unmappable(Exception):
-    """A KCL construct with no Nickel counterpart here; the message names it."""
-
-
-@dataclass(frozen=True)
-class Unmapped:
-    line: int
-    what: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.what}"
-
-
-@dataclass
-class Attribute:
-    name: str
-    type: Node | None
-    optional: bool
-    default: Any = None
-    has_default: bool = False
-
-
-@dataclass
-class Schema:
-    name: str
-    line: int
-    attributes: dict[str, Attribute] = field(default_factory=dict)
-    open: bool = False
-    checks: list[tuple[str, str]] = field(default_factory=list)  # (Nickel condition, message)
-
-    def literal_default(self, name: str) -> tuple[bool, Any]:
-        attribute = self.attributes.get(name)
-        if attribute is None or not attribute.has_default:
-            return False, None
-        return True, attribute.default
-
-
-def strip(node: Any) -> Any:
-    """The tree without positions, keeping each node's ``line``."""
-    if isinstance(node, dict):
-        if "node" in node and "line" in node:
-            inner = strip(node["node"])
-            if isinstance(inner, dict):
-                inner.setdefault("line", node["line"])
-            return inner
-        return {k: strip(v) for k, v in node.items() if k not in _NOISE}
-    if isinstance(node, list):
-        return [strip(item) for item in node]
-    return node
-
-
-_NOISE = {"filename", "column", "end_line", "end_column", "ctx", "is_long_string", "binary_suffix"}
-
-
-def literal(node: Node | None) -> Any:
-    """The value of a literal expression; raises :class:`Unmappable` otherwise."""
-    if node is None:
-        raise Unmappable("no value")
-    kind = node.get("type")
-    if kind == "StringLit":
-        return node["value"]
-    if kind == "NumberLit":
-        if node["value"].get("type") not in ("Int", "Float"):
-            raise Unmappable("a number with a unit suffix")
-        return node["value"]["value"]
-    if kind == "NameConstantLit":
-        constants = {"True": True, "False": False, "None": None}
-        if node["value"] not in constants:
-            raise Unmappable(f"the constant {node['value']}")
-        return constants[node["value"]]
-    if kind == "List":
-        return [literal(e) for e in node["elts"]]
-    if kind == "Config":
-        result = {}
-        for item in node["items"]:
-            key = item.get("key")
-            if item.get("operation") != "Override" or key is None:
-                raise Unmappable("a dict with computed entries")
-            result[config_key(key)] = literal(item["value"])
-        return result
-    raise Unmappable(f"a computed value ({kind})")
-
-
-def config_key(node: Node) -> str:
-    if node.get("type") == "Identifier" and len(node["names"]) == 1:
-        return str(node["names"][0])
-    if node.get("type") == "StringLit":
-        return str(node["value"])
-    raise Unmappable("a computed key")
-
-
-def nickel_string(text: str) -> str:
-    """A Nickel string literal (no interpolation)."""
-    return json.dumps(text, ensure_ascii=False).replace("%", "\\%")
-
+from .checks import Checks
+from .values import (
+    Attribute,
+    Node,
+    Schema,
+    Unmappable,
+    Unmapped,
+    field_name,
+    literal,
+    nickel_string,
+    to_nickel_literal,
+)
 
 BASIC = {"Str": "String", "Int": "std.number.Integer", "Float": "Number", "Bool": "Bool"}
 
@@ -148,102 +60,6 @@ def nickel_type(node: Node | None, schemas: set[str]) -> str:
 
 def _wrapped(text: str) -> str:
     return f"({text})" if " " in text else text
-
-
-COMPARE = {"Eq": "==", "NotEq": "!=", "Lt": "<", "LtE": "<=", "Gt": ">", "GtE": ">="}
-
-
-class _Checks:
-    """``check`` expressions -> Nickel booleans over the record ``r``."""
-
-    def __init__(self, schema: Schema) -> None:
-        self.schema = schema
-
-    def boolean(self, node: Node) -> str:
-        kind = node.get("type")
-        if kind == "Compare":
-            return self.compare(node)
-        if kind == "Binary" and node["op"] in ("And", "Or"):
-            joiner = " && " if node["op"] == "And" else " || "
-            return f"({self.boolean(node['left'])}{joiner}{self.boolean(node['right'])})"
-        if kind == "Unary" and node["op"] == "Not":
-            return f"!({self.boolean(node['operand'])})"
-        if kind == "Call" and _callee(node) == "regex.match":
-            args = node["args"]
-            if len(args) != 2 or node.get("keywords") or args[1].get("type") != "StringLit":
-                raise Unmappable("regex.match with a pattern that is not a string literal")
-            subject = self.value(args[0])
-            pattern = nickel_string(args[1]["value"])
-            return f"(std.is_string {subject} && std.string.is_match {pattern} {subject})"
-        return f"(truthy {self.value(node)})"
-
-    def compare(self, node: Node) -> str:
-        parts = []
-        left = self.value(node["left"])
-        for op, right_node in zip(node["ops"], node["comparators"], strict=True):
-            right = self.value(right_node)
-            if op in COMPARE:
-                parts.append(f"({left} {COMPARE[op]} {right})")
-            elif op in ("In", "NotIn"):
-                test = f"(contains {right} {left})"
-                parts.append(test if op == "In" else f"!{test}")
-            else:
-                raise Unmappable(f"the comparison {op}")
-            left = right
-        return "(" + " && ".join(parts) + ")"
-
-    def value(self, node: Node) -> str:
-        kind = node.get("type")
-        if kind == "Identifier":
-            names = node["names"]
-            if len(names) == 1 and names[0] in self.schema.attributes:
-                return f'(get r "{names[0]}")'
-            raise Unmappable(f"the name {'.'.join(names)} (not an attribute of {self.schema.name})")
-        if kind == "Call" and _callee(node) == "len" and len(node["args"]) == 1:
-            return f"(len {self.value(node['args'][0])})"
-        if kind == "Paren":
-            return self.value(node["expr"])
-        try:
-            return to_nickel_literal(literal(node))
-        except Unmappable:
-            raise Unmappable(f"the expression {kind}") from None
-
-
-def _callee(node: Node) -> str:
-    func = node.get("func") or {}
-    return ".".join(func.get("names", [])) if func.get("type") == "Identifier" else ""
-
-
-def to_nickel_literal(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    if isinstance(value, str):
-        return nickel_string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(to_nickel_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        fields = ", ".join(f"{field_name(k)} = {to_nickel_literal(v)}" for k, v in value.items())
-        return "{" + fields + "}"
-    raise Unmappable(f"the value {value!r}")
-
-
-KEYWORDS = {
-    "if", "then", "else", "let", "in", "fun", "import", "match", "null", "true", "false",
-    "rec", "forall", "default", "doc", "optional", "priority", "force", "not_exported",
-    "Array", "Dyn", "Number", "Bool", "String", "include", "merge",
-}  # fmt: skip
-
-
-def field_name(key: str) -> str:
-    import re
-
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_'-]*", key) and key not in KEYWORDS:
-        return key
-    return nickel_string(key)
 
 
 def read_schemas(body: list[Node], lines: list[str]) -> tuple[dict[str, Schema], list[Unmapped]]:
@@ -339,7 +155,7 @@ def _schema(
                     )
                 )
         schema.attributes[attr["name"]] = attribute
-    checker = _Checks(schema)
+    checker = Checks(schema)
     for check in node.get("checks", []):
         source = lines[check["line"] - 1].strip() if 0 < check["line"] <= len(lines) else "check"
         try:
@@ -357,27 +173,6 @@ def _schema(
                 Unmapped(check["line"], f"schema {schema.name}: check `{source}` ({exc})")
             )
     return schema
-
-
-HELPERS = """\
-# Helpers of the converted checks and contracts (KCL's None, len, truthiness, in).
-let OneOf = fun values => std.contract.custom (fun label value =>
-    if std.array.elem value values then 'Ok value
-    else 'Error {
-      message = "expected one of: %{std.string.join ", " (std.array.map std.to_string values)}"
-    })
-in
-let get = fun r name => if std.record.has_field name r then r."%{name}" else null in
-let len = fun v => if std.is_string v then std.string.length v
-  else if std.is_array v then std.array.length v
-  else std.array.length (std.record.fields v)
-in
-let truthy = fun v => v != null && v != false && v != 0 && v != "" && v != [] && v != {} in
-let contains = fun container v => if std.is_array container then std.array.elem v container
-  else if std.is_string container then std.is_string v && std.string.contains v container
-  else std.is_string v && std.record.has_field v container
-in
-"""
 
 
 def contract_text(schema: Schema, names: set[str]) -> str:

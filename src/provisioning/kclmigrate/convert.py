@@ -12,16 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contracts import (
-    HELPERS,
+from .checks import HELPERS
+from .contracts import contract_text, read_schemas
+from .values import (
     Node,
     Schema,
     Unmappable,
     Unmapped,
     config_key,
-    contract_text,
     field_name,
-    read_schemas,
     strip,
     to_nickel_literal,
 )

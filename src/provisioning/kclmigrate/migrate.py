@@ -22,8 +22,8 @@ from typing import Any
 
 from ..schemas.kcl import run_kcl
 from ..schemas.loader import LoadError, evaluate_nickel, evaluate_nickel_plain
-from .contracts import Unmapped
 from .convert import convert
+from .values import Unmapped
 
 MARKER = "# provisioning migrate kcl: from "
 SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", "runtime", ".tools"}
