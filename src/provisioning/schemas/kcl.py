@@ -19,9 +19,8 @@ from .errors import EVAL_TIMEOUT_SECONDS, LoadError
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LOCATION = re.compile(r"^\s*-->\s*(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?\s*$")
 _CARET = re.compile(r"^\s*\|\s*\^*\s*(?P<msg>\S.*?)\s*$")
-_HEAD = re.compile(
-    r"^(?:error\[(?P<code>[A-Z0-9]+)\]:\s*)?(?P<kind>[A-Za-z]+(?:Error|Syntax|Failure))\s*$"
-)
+# KCL's first line names the kind of error: "error[E1001]: InvalidSyntax", "EvaluationError".
+_HEAD = re.compile(r"^(?:error\[(?P<code>[A-Z0-9]+)\]:\s*)?(?P<kind>[A-Z][A-Za-z]+)\s*$")
 _noticed: set[Path] = set()
 
 
