@@ -46,7 +46,10 @@ class Job:
     def __init__(self, params: dict[str, Any]) -> None:
         self.workspace_dir = Path(params["workspace_dir"])
         self.infra_name = str(params["infra"])
-        self.hostname = str(params.get("hostname") or params["item"])
+        item = params.get("item")
+        # An item is a hostname, or (the original's server_configs) a server definition.
+        named = item.get("hostname") if isinstance(item, dict) else item
+        self.hostname = str(params.get("hostname") or named)
         self.peers = [str(p) for p in params.get("peers") or [self.hostname]]
         # The server's own ssh settings, when the plan carries them (no infra to read).
         overrides = params.get("ssh")
