@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ..client import ClientError, OrchestratorClient
 from .common import out, styled_status
+from .output import strip_controls
 
 DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
 REFRESH_SECONDS = 0.25
@@ -43,25 +44,34 @@ def _elapsed(task: dict[str, Any]) -> str:
 def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
     """The view of one workflow: an overall bar, a row per task, running tasks' logs."""
     tasks = workflow["tasks"]
-    done = tasks["total"] - tasks["open"]
+    # Completed work only: a cancelled workflow's closed tasks do not fill the bar.
+    done = tasks["completed"]
     header = Text.assemble(
         (workflow["name"], "bold"),
-        f" {workflow['id']}  ",
+        f" {workflow['id'][:8]}  ",
         styled_status(workflow["status"]),
-        f"  {done}/{tasks['total']} tasks, {tasks['failed']} failed",
+        f"  {done}/{tasks['total']} tasks done, {tasks['failed']} failed",
     )
-    overall = ProgressBar(total=max(tasks["total"], 1), completed=done, width=60)
-    table = Table("step", "task", "status", "progress", "attempt", "elapsed", expand=False)
+    overall = ProgressBar(total=max(tasks["total"], 1), completed=done, width=40)
+    table = Table(expand=False)
+    for name in ("step", "task", "status", "progress", "attempt", "elapsed"):
+        # Never an ellipsis: what does not fit folds onto the next line.
+        table.add_column(name, overflow="fold")
     running: list[dict[str, Any]] = []
     for step in workflow["steps"]:
         for task in step["tasks"]:
             if task["status"] == "running":
                 running.append(task)
+            bar = Table.grid(padding=(0, 1))
+            bar.add_row(
+                ProgressBar(total=100, completed=task["progress"], width=12),
+                f"{task['progress']:>3}%",
+            )
             table.add_row(
                 step["id"],
                 task["name"].rsplit("/", 1)[-1],
                 styled_status(task["status"]),
-                ProgressBar(total=100, completed=task["progress"], width=20),
+                bar,
                 str(task["attempt"]),
                 _elapsed(task),
             )
@@ -70,11 +80,21 @@ def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
     top.add_row(overall)
     parts: list[Any] = [top, table]
     for task in running[:4]:
-        tail = logs.get(task["id"])
-        if tail:
-            parts.append(Text(f"── {task['name']}", style="dim"))
-            parts.extend(Text(line) for line in tail)
+        message = task.get("progress_message")
+        parts.append(
+            Text(
+                f"── {task['name']}  {task['progress']}%" + (f" {message}" if message else ""),
+                style="dim",
+            )
+        )
+        parts.extend(Text(line) for line in logs.get(task["id"], ()))
     return Group(*parts)
+
+
+def log_lines(lines: list[str]) -> list[str]:
+    """What the log pane shows of a task's output: not the protocol's ``PROGRESS:`` and
+    ``RESULT:`` lines (progress is drawn as progress), and no control characters."""
+    return [strip_controls(line) for line in lines if not line.startswith(("PROGRESS:", "RESULT:"))]
 
 
 def _listen(client: OrchestratorClient, events: queue.Queue[dict[str, Any] | None]) -> None:
@@ -114,7 +134,7 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, 
                 event = {}
             if event.get("event") == "log" and event.get("task_id") in task_ids:
                 tail = logs.setdefault(event["task_id"], deque(maxlen=LOG_TAIL))
-                tail.extend(event.get("lines", []))
+                tail.extend(log_lines(event.get("lines", [])))
                 dirty = True
             elif event.get("workflow_id") == workflow_id or event.get("task_id") in task_ids:
                 dirty = True
