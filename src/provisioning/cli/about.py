@@ -45,7 +45,9 @@ def show_version(ctx: typer.Context, *, json_out: bool, output: str | None) -> N
 
 
 def env_table(rows: list[tuple[str, object, str]]) -> Table:
-    table = Table([Column("key", wrap=False), Column("value"), Column("source", drop=1)])
+    table = Table(
+        [Column("key", wrap=False), Column("value"), Column("source", drop=1, wrap=False)]
+    )
     for key, value, source in rows:
         table.add_row(key, repr(value) if isinstance(value, str) else str(value), source)
     return table

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import sys
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -256,6 +255,35 @@ def _shrink(widths: dict[int, int], width: int, columns: Sequence[Column]) -> No
         widths[widest] -= 1
 
 
+# Where a long cell may break: after whitespace, or after a separator of names and paths.
+_CHUNK = re.compile(r"\s+|[^\s/:@,=-]*[/:@,=-]|[^\s/:@,=-]+")
+
+
+def wrap_text(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width``, broken at spaces or after ``/ : @ , = -``;
+    a part longer than a whole line is split where it must."""
+    lines: list[str] = []
+    current = ""
+    for chunk in _CHUNK.findall(text):
+        if chunk.isspace():
+            if current and len(current) < width:
+                current += " "
+            continue
+        while len(chunk) > width:
+            if current.strip():
+                lines.append(current.rstrip())
+                current = ""
+            lines.append(chunk[:width])
+            chunk = chunk[width:]
+        if len(current) + len(chunk) > width:
+            lines.append(current.rstrip())
+            current = ""
+        current += chunk
+    if current.strip() or not lines:
+        lines.append(current.rstrip())
+    return lines
+
+
 def _join(
     cells: list[tuple[str, str | None]],
     order: list[int],
@@ -268,7 +296,7 @@ def _join(
     wrapped: list[list[str]] = []
     for (text, _), i in zip(cells, order, strict=True):
         if wrap is not None and wrap[i].wrap and len(text) > widths[i]:
-            wrapped.append(textwrap.wrap(text, widths[i], break_on_hyphens=False) or [""])
+            wrapped.append(wrap_text(text, widths[i]))
         else:
             wrapped.append([text])
     height = max(len(w) for w in wrapped)
