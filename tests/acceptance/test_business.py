@@ -252,7 +252,7 @@ def test_direct_server_create_serves_http_and_is_idempotent(
     assert listing["web-2"]["state"] == listing["node-1"]["state"] == "absent"
     no_orchestrator(machine)
 
-    deleted = workspace.run("server", "delete", "web-1", "--direct")
+    deleted = workspace.run("server", "delete", "web-1", "--direct", "--auto-approve")
 
     assert deleted.code == 0, deleted
     wait_for(lambda: not pid_alive(pid), timeout=15, message="the webserver to stop")
@@ -375,7 +375,7 @@ def test_cluster_on_the_orchestrator(orchestrated: Workspace) -> None:
     assert len(pids) == 2
     assert all(pid_alive(pid) for pid in pids)
 
-    deleted = ws.run("cluster", "delete", "web", "--wait")
+    deleted = ws.run("cluster", "delete", "web", "--wait", "--auto-approve")
 
     assert deleted.code == 0, deleted
     submitted_id(deleted)
@@ -608,7 +608,7 @@ def test_server_delete_of_a_path_deletes_nothing(workspace: Workspace, tmp_path:
     escaping = os.path.relpath(victim, workspace.servers_root)
     assert escaping == "../../../../victim"
 
-    refused = workspace.run("server", "delete", escaping, "--direct")
+    refused = workspace.run("server", "delete", escaping, "--direct", "--auto-approve")
 
     assert (victim / "precious.txt").exists()
     assert refused.code == 2, refused

@@ -1,0 +1,77 @@
+"""The plan and the destroy confirmation (issue 13, item 5b), on the local provider in
+direct mode: a changed plan shows as `~` with old -> new, deletes ask first."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.business_helpers import Workspace, assert_no_leftover, stop_machine
+from tests.acceptance.cli_env import PROVISIONING, Cli
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    cli = Cli(tmp_path / "machine")
+    ws = Workspace(cli, tmp_path)
+    try:
+        yield ws
+    finally:
+        try:
+            ws.teardown()
+            stop_machine(cli)
+        finally:
+            assert_no_leftover(str(tmp_path))
+
+
+def test_plan_shows_create_update_and_no_changes(workspace: Workspace) -> None:
+    fresh = workspace.ok("server", "create", "web-1", "--check")
+    assert "+ server web-1" in fresh.stdout
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in fresh.stdout
+    workspace.ok("server", "create", "web-1", "--direct")
+    same = workspace.ok("server", "create", "web-1", "--check")
+    assert "No changes." in same.stdout, same
+    workspace.edit_infra(
+        'hostname = "web-1", provider = "local", plan = "small"',
+        'hostname = "web-1", provider = "local", plan = "large"',
+    )
+    changed = workspace.ok("server", "create", "web-1", "--check")
+    assert "~ server web-1" in changed.stdout
+    assert "plan: 'small' -> 'large'" in changed.stdout
+    assert "Plan: 0 to add, 1 to change, 0 to destroy." in changed.stdout
+    as_json = workspace.json("server", "create", "web-1", "--check")
+    assert as_json["summary"] == {"add": 0, "change": 1, "destroy": 0}
+    assert as_json["changes"][0]["changes"] == {"plan": ["small", "large"]}
+
+
+def test_delete_asks_for_yes(workspace: Workspace) -> None:
+    workspace.ok("server", "create", "web-1", "--no-taskservs", "--direct")
+    refused = workspace.run("server", "delete", "web-1", "--direct")
+    assert refused.code == 2, refused
+    assert "--auto-approve" in refused.stderr
+    assert "web-1" in workspace.state()["servers"]
+
+    def answer(text: str) -> subprocess.CompletedProcess[str]:
+        # `script` gives the CLI a terminal on stdin, as a person at a keyboard has.
+        command = f"{PROVISIONING} server delete web-1 --direct"
+        return subprocess.run(
+            ["script", "-qec", command, "/dev/null"],
+            input=text,
+            env=workspace.cli.env,
+            cwd=workspace.path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    no = answer("no\n")
+    assert no.returncode == 1, no
+    assert "- server web-1" in no.stdout and "not approved" in no.stdout
+    assert "web-1" in workspace.state()["servers"]
+    yes = answer("yes\n")
+    assert yes.returncode == 0, yes
+    assert "web-1" not in workspace.state()["servers"]
