@@ -75,3 +75,27 @@ def test_delete_asks_for_yes(workspace: Workspace) -> None:
     yes = answer("yes\n")
     assert yes.returncode == 0, yes
     assert "web-1" not in workspace.state()["servers"]
+
+
+def test_check_refuses_an_unknown_plan(workspace: Workspace) -> None:
+    workspace.edit_infra('plan = "small"', 'plan = "huge"')
+    refused = workspace.run("server", "create", "--check")
+    assert refused.code == 2, refused
+    assert "plan 'huge' is not a local plan" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_workflow_example_ships_and_checks(tmp_path: Path) -> None:
+    example = ROOT / "examples" / "server-cluster.ncl"
+    body = "\n".join(line for line in example.read_text().splitlines() if not line.startswith("#"))
+    readme = (ROOT / "README.md").read_text()
+    assert body.strip() in readme  # the README shows the very file that ships
+    cli = Cli(tmp_path / "machine")
+    made = cli.run("workspace", "init", "acme", "--infra", "wuji")
+    assert made.code == 0, made
+    checked = cli.run("workflow", "submit", str(example), "--check", cwd=cli.root / "acme")
+    assert checked.code == 0, checked
+    assert "layer 1:" in checked.stdout and "smoke <- servers" in checked.stdout

@@ -28,7 +28,7 @@ WHEN = "2026-12-02T17:20:50.123456+00:00"
 def a_task(n: int, status: str = "completed") -> dict[str, object]:
     return {
         "id": f"{n:08x}" + ID[8:],
-        "name": f"cluster-create-web/taskserv-containerd/runc@web-{n}",
+        "name": f"cluster-create-web/taskserv-kubernetes-control-plane/worker-node-{n}",
         "status": status,
         "priority": "critical",
         "progress": 100,

@@ -4,6 +4,7 @@ exit codes (``exits.py``)."""
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -134,17 +135,25 @@ def print_json(value: Any) -> None:
     output.data(value)
 
 
+def _whole(fmt: Format) -> bool:
+    """Whole values with ``-o wide`` and on a pipe (where nothing is cut); a terminal
+    gets the short forms."""
+    return fmt is Format.WIDE or not output.is_terminal(sys.stdout)
+
+
 def when(timestamp: str | None, fmt: Format = Format.TABLE) -> str:
-    """A timestamp for a table: to the second, without the zone (``-o wide``: whole)."""
+    """A timestamp for a table: to the second, without the zone (whole, see ``_whole``)."""
     if not timestamp:
         return ""
-    if fmt is Format.WIDE:
+    if _whole(fmt):
         return timestamp
     return timestamp.replace("T", " ")[:19]
 
 
 def shown_id(value: str, fmt: Format) -> str:
-    return value if fmt is Format.WIDE else output.short_id(value)
+    """An id for a table: its first 8 characters, any unique prefix being accepted back
+    (whole, see ``_whole``)."""
+    return value if _whole(fmt) else output.short_id(value)
 
 
 # -- ids: full UUIDs or unique prefixes of at least 4 hex digits, like git's ---------------
@@ -202,6 +211,12 @@ class _LazyConsole:
     def __init__(self, stderr: bool) -> None:
         self._stderr = stderr
         self._console: Console | None = None
+
+    def real(self) -> Console:
+        if self._console is None:
+            self.__getattr__("is_terminal")
+        assert self._console is not None
+        return self._console
 
     def __getattr__(self, name: str) -> Any:
         if self._console is None:

@@ -24,6 +24,7 @@ from rich.text import Text
 from ..client import ClientError, OrchestratorClient
 from .common import out, styled_status
 from .output import strip_controls
+from .workflow import task_label
 
 DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
 REFRESH_SECONDS = 0.25
@@ -48,7 +49,7 @@ def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
     done = tasks["completed"]
     header = Text.assemble(
         (workflow["name"], "bold"),
-        f" {workflow['id'][:8]}  ",
+        f" {workflow['id']}  ",
         styled_status(workflow["status"]),
         f"  {done}/{tasks['total']} tasks done, {tasks['failed']} failed",
     )
@@ -69,7 +70,7 @@ def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
             )
             table.add_row(
                 step["id"],
-                task["name"].rsplit("/", 1)[-1],
+                task_label(task, step["id"]),
                 styled_status(task["status"]),
                 bar,
                 str(task["attempt"]),
@@ -119,7 +120,9 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, 
     workflow = client.workflow(workflow_id)
     task_ids = {t["id"] for s in workflow["steps"] for t in s["tasks"]}
     stream_alive = True
-    with Live(render(workflow, logs), console=out, refresh_per_second=8, transient=False) as live:
+    with Live(
+        render(workflow, logs), console=out.real(), refresh_per_second=8, transient=False
+    ) as live:
         last_fetch = time.monotonic()
         dirty = False
         while workflow["status"] not in DONE:

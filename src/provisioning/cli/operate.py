@@ -204,6 +204,35 @@ def show_plan(workflow: dict[str, Any], found: list[dict[str, Any]]) -> None:
         say(("Plan:", "bold"), f" {add} to add, {change_} to change, {destroy} to destroy.")
 
 
+# Providers whose plans are known without asking a cloud (the others check on apply).
+OFFLINE_CATALOG = ("local",)
+
+
+def provider_problems(workspace: Path, infra: Infra, workflow: dict[str, Any]) -> list[str]:
+    """Values a provider would refuse on apply (an unknown plan), found at ``--check``."""
+    from ..providers import ProviderContext, get_provider
+
+    problems = []
+    catalogs: dict[str, set[str]] = {}
+    for op in workflow["operations"]:
+        if op.get("target") != "server" or op.get("type") != "create":
+            continue
+        for hostname in op.get("items", []):
+            server = infra.server(hostname)
+            if server.plan is None or server.provider not in OFFLINE_CATALOG:
+                continue
+            if server.provider not in catalogs:
+                context = ProviderContext(infra.name, workspace, infra.name)
+                known = get_provider(server.provider, context).plans()
+                catalogs[server.provider] = {str(p["plan"]) for p in known}
+            if server.plan not in catalogs[server.provider]:
+                problems.append(
+                    f"server {hostname}: plan {server.plan!r} is not a {server.provider} plan "
+                    f"(known: {', '.join(sorted(catalogs[server.provider]))})"
+                )
+    return problems
+
+
 def show_changes(
     workspace: Path, infra: Infra, workflow: dict[str, Any], opts: RunOptions
 ) -> list[dict[str, Any]]:
@@ -266,6 +295,9 @@ def plan_and_run(
         workflow = build(workspace, infra)
     except (CatalogError, InfraError) as exc:
         fail(str(exc), EXIT_USAGE)
+    problems = provider_problems(workspace, infra, workflow)
+    if problems:
+        fail(f"infra {infra.name}: " + "; ".join(problems), EXIT_USAGE)
     if opts.check:
         show_changes(workspace, infra, workflow, opts)
         return

@@ -237,36 +237,64 @@ def progress_of(workflow: dict[str, Any]) -> str:
     return f"{100 * tasks['completed'] // max(tasks['total'], 1)}%"
 
 
-def task_label(task: dict[str, Any]) -> str:
-    return str(task["name"]).rsplit("/", 1)[-1]
+def task_label(task: dict[str, Any], step_id: str | None = None) -> str:
+    """A task by what it acts on: ``web-1``, ``runc@web-2`` (its name ends with its
+    item: ``<workflow>/<step>/<item>``)."""
+    parts = str(task["name"]).split("/")
+    if step_id and step_id.startswith("taskserv-") and len(parts) >= 3:
+        return f"{step_id.removeprefix('taskserv-')}@{parts[-1]}"
+    return parts[-1]
+
+
+def target_of(task: dict[str, Any], step_id: str) -> str:
+    """The server (or other item) a task acts on, else its step."""
+    parts = str(task["name"]).split("/")
+    return parts[-1] if len(parts) >= 3 else step_id
+
+
+CHANGED_KEYS = ("changed", "created", "deleted")
+
+
+def reports_no_change(task: dict[str, Any]) -> bool:
+    """The task's result says, in so many words, that it changed nothing."""
+    result = task.get("result")
+    return (
+        isinstance(result, dict)
+        and any(k in result for k in CHANGED_KEYS)
+        and not any(result.get(k) for k in CHANGED_KEYS)
+    )
+
+
+def outcome_of(task: dict[str, Any]) -> str:
+    """Ansible's words: ``changed`` when the result says it changed something, else
+    ``ok``; ``failed``; or the task's own status (pending, cancelled, ...)."""
+    status = task["status"]
+    if status == "completed":
+        result = task.get("result")
+        changed = isinstance(result, dict) and any(result.get(k) for k in CHANGED_KEYS)
+        return "changed" if changed else "ok"
+    return "failed" if status in ("failed", "timed_out") else status
 
 
 def recap(workflow: dict[str, Any]) -> None:
-    """The end of a run, like Ansible's: per step ok/failed, how long, the failed
-    task's error tail and the next command."""
-    table = recap_table(workflow)
+    """The end of a run, like Ansible's: ok / changed / failed per target, how long it
+    took, what was already in place, the failed tasks' error tails and the next command."""
+    name, status_ = workflow["name"], workflow["status"]
     say()
-    say(
-        ("RECAP", "bold"),
-        f" {workflow['name']} ",
-        status_part(workflow["status"]),
-        duration(workflow),
-    )
-    table.print()
-    failed = [
-        task
-        for step in workflow.get("steps") or []
-        for task in step["tasks"]
-        if task["status"] in ("failed", "timed_out")
-    ]
-    for task in failed[:3]:
+    say(("RECAP", "bold"), f" {name} ", status_part(status_), duration(workflow))
+    recap_table(workflow).print()
+    tasks = [(step["id"], task) for step in workflow.get("steps") or [] for task in step["tasks"]]
+    unchanged = [t for _, t in tasks if outcome_of(t) == "ok" and t.get("progress_message")]
+    for task in unchanged[:10]:
+        say(("ok: ", "green"), str(task["progress_message"]))
+    for step_id, task in [(s, t) for s, t in tasks if outcome_of(t) == "failed"][:3]:
         tail = (task.get("error") or "").strip().splitlines()[-3:]
-        say((f"{task_label(task)}: ", "red"), " | ".join(tail) or task["status"])
+        say((f"failed: {task_label(task, step_id)}: ", "red"), " | ".join(tail) or task["status"])
     short = workflow["id"][:8]
-    if workflow["status"] in ("failed", "cancelled"):
-        say(f"next: provisioning workflow retry {short}   (or: workflow logs {short})")
-    elif workflow["status"] == "completed" and not workflow["tasks"]["total"]:
-        say("nothing to do: no task was needed")
+    if status_ in ("failed", "cancelled", "rollback_failed"):
+        say(f"next: provisioning workflow retry {short}   (details: workflow logs {short})")
+    elif status_ == "completed" and tasks and all(reports_no_change(t) for _, t in tasks):
+        say("nothing changed: everything was already in place")
 
 
 def duration(workflow: dict[str, Any]) -> str:
@@ -279,29 +307,22 @@ def duration(workflow: dict[str, Any]) -> str:
     return f" in {seconds:.1f}s"
 
 
+RECAP_COLUMNS = ("ok", "changed", "failed", "other")
+
+
 def recap_table(workflow: dict[str, Any]) -> Table:
-    table = Table(
-        [
-            Column("target", wrap=False),
-            Column("step", wrap=False),
-            Column("ok", wrap=False),
-            Column("failed", wrap=False),
-            Column("other", wrap=False),
-        ]
-    )
-    counts: dict[tuple[str, str], list[int]] = {}
+    table = Table([Column("target", wrap=False), *(Column(c, wrap=False) for c in RECAP_COLUMNS)])
+    counts: dict[str, dict[str, int]] = {}
     for step in workflow.get("steps") or []:
         for task in step["tasks"]:
-            row = counts.setdefault((task_label(task), step["id"]), [0, 0, 0])
-            slot = {"completed": 0, "failed": 1, "timed_out": 1}.get(task["status"], 2)
-            row[slot] += 1
-    for (target, step_id), (ok, bad, other) in counts.items():
+            row = counts.setdefault(target_of(task, step["id"]), dict.fromkeys(RECAP_COLUMNS, 0))
+            outcome = outcome_of(task)
+            row[outcome if outcome in row else "other"] += 1
+    styles = {"ok": "green", "changed": "yellow", "failed": "red", "other": ""}
+    for target, row in counts.items():
         table.add_row(
             target,
-            step_id,
-            (str(ok), "green") if ok else "0",
-            (str(bad), "red") if bad else "0",
-            str(other),
+            *((f"{row[c]}", styles[c]) if row[c] else "0" for c in RECAP_COLUMNS),
         )
     return table
 
@@ -312,7 +333,7 @@ def steps_table(workflow: dict[str, Any], fmt: Format = Format.TABLE) -> Table:
             Column("step", wrap=False),
             Column("layer", drop=5, wrap=False),
             Column("status", wrap=False),
-            Column("task", wrap=False),
+            Column("task"),
             Column("task status", wrap=False),
             Column("attempt", drop=4, wrap=False),
             Column("progress", drop=3, wrap=False),
@@ -326,7 +347,7 @@ def steps_table(workflow: dict[str, Any], fmt: Format = Format.TABLE) -> Table:
                 step["id"],
                 str(step["layer"]),
                 status_part(step["status"]),
-                task_label(task) if task else "",
+                task_label(task, step["id"]) if task else "",
                 status_part(task["status"]) if task else "",
                 str(task["attempt"]) if task else "",
                 f"{task['progress']}%" if task else "",
@@ -429,13 +450,13 @@ def logs(
         workflow = client.workflow(resolve_id(client, "workflow", workflow_id))
         for step in workflow["steps"]:
             for task in step["tasks"]:
-                label = f"{step['id']}/{task_label(task)}"
+                label = task_label(task, step["id"])
                 after = 0
                 while True:
                     page = client.logs(task["id"], after)
                     for entry in page["lines"]:
                         if json_out:
-                            record = {"step": step["id"], "task": task_label(task), **entry}
+                            record = {"step": step["id"], "task": label, **entry}
                             sys.stdout.write(json.dumps(record) + "\n")
                         else:
                             style = "red" if entry["stream"] == "stderr" else ""
