@@ -23,8 +23,8 @@ from rich.text import Text
 
 from ..client import ClientError, OrchestratorClient
 from .common import out, styled_status
+from .labels import task_label
 from .output import strip_controls
-from .workflow import task_label
 
 DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
 REFRESH_SECONDS = 0.25

@@ -94,7 +94,7 @@ def migrate_store(
 @app.command()
 def stop(ctx: typer.Context) -> None:
     """Stop the orchestrator of this data dir (SIGTERM, then wait for it to finish)."""
-    from ..orchestrator.executor.procfs import is_zombie_or_gone
+    from ..execution.procfs import is_zombie_or_gone
 
     settings = state(ctx).loaded.settings
     pid = read_pid(settings.data_dir)

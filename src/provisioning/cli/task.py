@@ -195,7 +195,7 @@ def submit(
 def _submit_direct(ctx: typer.Context, body: dict[str, Any], fmt: Format) -> None:
     from pydantic import ValidationError
 
-    from ..orchestrator.models import AttemptStatus, NewTask
+    from ..tasks import AttemptStatus, NewTask
     from .direct import run_direct
 
     json_out = fmt.machine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..orchestrator.models import RunSpec
+from ..tasks import RunSpec
 from ..taskservs import CatalogError, resolve
 
 HANDLERS = "provisioning.operations.handlers"

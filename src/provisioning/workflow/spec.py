@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..orchestrator.models import RetryPolicy, RunSpec
+from ..tasks import RetryPolicy, RunSpec
 
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 PriorityName = Literal["low", "normal", "high", "critical"]
