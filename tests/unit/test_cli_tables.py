@@ -242,3 +242,36 @@ def test_output_formats(given: str | None, json_out: bool, expected: Format) -> 
 def test_bad_output_formats(given: str, json_out: bool) -> None:
     with pytest.raises(ValueError, match="--"):
         choose_format(given, json_out)
+
+
+class FakeTerminal:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.written = ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.written += text
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def test_colours_only_on_a_terminal_and_never_with_no_color(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from provisioning.cli import output
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    for tty, expected in ((True, True), (False, False)):
+        stream = FakeTerminal(tty)
+        output.line(output.status_part("failed"), stream=stream)  # type: ignore[arg-type]
+        assert ("\x1b[31m" in stream.written) is expected
+    monkeypatch.setenv("NO_COLOR", "1")
+    stream = FakeTerminal(True)
+    output.line(output.status_part("failed"), " \x1b]0;title\x07x", stream=stream)  # type: ignore[arg-type]
+    assert stream.written == "failed x\n"  # no colour, and the data's escapes stripped

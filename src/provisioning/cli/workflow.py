@@ -14,7 +14,6 @@ import typer
 from ..client import ClientError, OrchestratorClient
 from .common import (
     EXIT_FAILED,
-    EXIT_UNREACHABLE,
     EXIT_USAGE,
     Format,
     JsonFlag,
@@ -141,15 +140,11 @@ def print_plan(plan: Plan) -> None:
 
 
 def _client(ctx: typer.Context, operation: str) -> OrchestratorClient:
+    """A workflow runs only on the orchestrator: no fallback to direct mode."""
     from . import dispatch
 
-    route = dispatch.route(state(ctx), operation)
-    if route.client is None:
-        fail(
-            f"{operation} needs the orchestrator ({route.decision.reason}); start it with: "
-            "provisioning orchestrator start --daemon",
-            EXIT_UNREACHABLE,
-        )
+    route = dispatch.route(state(ctx), operation, only_orchestrated=True)
+    assert route.client is not None
     return route.client
 
 
