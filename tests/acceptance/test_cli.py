@@ -395,6 +395,11 @@ def test_json_read_commands_print_only_json(running: Cli) -> None:
     assert daemon_log.code == 0, daemon_log
     entries = [json.loads(line) for line in daemon_log.stdout.splitlines()]
     assert entries and any("listening on" in entry["line"] for entry in entries)
+    # Task events are recorded too, without parameters or output.
+    finished = [e["line"] for e in entries if f"task_id={task_id}" in e["line"]]
+    assert any("task started" in line for line in finished), finished
+    assert any("status=completed" in line for line in finished), finished
+    assert not any('"n": 2' in line or "hi" in line.split() for line in finished)
 
     orch = running.run("orchestrator", "status", "--json")
     assert orch.code == 0, orch

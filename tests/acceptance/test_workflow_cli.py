@@ -454,12 +454,12 @@ def test_status_shows_a_nushell_error_verbatim(cli: Cli, daemon: Daemon) -> None
     assert "disk full" in result.stdout, result
 
 
-def _has_socket(pid: int) -> bool:
+def _sockets(pid: int) -> int:
     fds = Path(f"/proc/{pid}/fd")
     try:
-        return any(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+        return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
     except OSError:
-        return False
+        return 0
 
 
 def test_ctrl_c_in_monitor_detaches_and_says_how_to_follow_again(
@@ -478,8 +478,8 @@ def test_ctrl_c_in_monitor_detaches_and_says_how_to_follow_again(
         text=True,
     )
     try:
-        # Following: it holds its connections to the daemon.
-        wait_for(lambda: _has_socket(monitor.pid), message="the monitor to connect")
+        # Following: it holds two connections to the daemon, the event stream and reads.
+        wait_for(lambda: _sockets(monitor.pid) >= 2, message="the monitor to follow")
         monitor.send_signal(signal.SIGINT)
         stdout, stderr = monitor.communicate(timeout=30)
     finally:

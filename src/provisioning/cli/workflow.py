@@ -500,6 +500,8 @@ def monitor(ctx: typer.Context, workflow_id: WorkflowId) -> None:
     try:
         full = resolve_id(client, "workflow", workflow_id)
         final = follow(client, full, quiet=False)
+    except KeyboardInterrupt:
+        detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")
     except ClientError as exc:
         client_failure(exc)
     recap(final)
