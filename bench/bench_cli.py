@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,8 +50,15 @@ def commands() -> dict[str, list[str]]:
     return found
 
 
-def measure(runs: int) -> dict[str, list[float]]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(runs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall time and CPU time (user + system, of the process and its children) per run."""
     timings: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as home:
         env = isolated_env(Path(home))
         # An endpoint where nothing listens: version and task list stop at "not reachable".
@@ -58,12 +67,13 @@ def measure(runs: int) -> dict[str, list[float]]:
         table = commands()
         for _ in range(runs):
             for name, argv in table.items():
-                began = time.perf_counter()
+                began, cpu_before = time.perf_counter(), _children_cpu()
                 subprocess.run(
                     argv, env=env, cwd=home, capture_output=True, check=False, timeout=60
                 )
                 timings.setdefault(name, []).append(time.perf_counter() - began)
-    return timings
+                cpu.setdefault(name, []).append(_children_cpu() - cpu_before)
+    return timings, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--output", type=Path, default=RESULTS / "cli.json")
     args = parser.parse_args(argv)
-    timings = measure(args.runs)
+    timings, cpu = measure(args.runs)
     summary = {
         name: {
             "median_ms": round(statistics.median(values) * 1000, 1),
             "p90_ms": round(sorted(values)[int(len(values) * 0.9) - 1] * 1000, 1),
+            "cpu_median_ms": round(statistics.median(cpu[name]) * 1000, 1),
             "runs": len(values),
         }
         for name, values in timings.items()
@@ -83,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     m = machine_info()
     print(f"Machine: {m['nproc']} CPU ({m['cpu']}), Python {m['python']}; {args.runs} runs each")
     print(f"Command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
-    print("| command | median | p90 |\n|---|---|---|")
+    print(f"Load average at the end: {os.getloadavg()[0]:.2f}\n")
+    print("| command | median wall | p90 wall | median CPU |\n|---|---|---|---|")
     for name, row in summary.items():
-        print(f"| `{name}` | {row['median_ms']:.0f} ms | {row['p90_ms']:.0f} ms |")
+        print(
+            f"| `{name}` | {row['median_ms']:.0f} ms | {row['p90_ms']:.0f} ms "
+            f"| {row['cpu_median_ms']:.0f} ms |"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps({"machine": m, "runs": args.runs, "results": summary}, indent=2) + "\n"
