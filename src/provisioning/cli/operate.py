@@ -295,10 +295,12 @@ def plan_and_run(
         workflow = build(workspace, infra)
     except (CatalogError, InfraError) as exc:
         fail(str(exc), EXIT_USAGE)
-    problems = provider_problems(workspace, infra, workflow)
-    if problems:
-        fail(f"infra {infra.name}: " + "; ".join(problems), EXIT_USAGE)
     if opts.check:
+        # The plan also says what a provider would refuse on apply (the apply itself
+        # leaves that to the provider, whose error the run reports).
+        problems = provider_problems(workspace, infra, workflow)
+        if problems:
+            fail(f"infra {infra.name}: " + "; ".join(problems), EXIT_USAGE)
         show_changes(workspace, infra, workflow, opts)
         return
     if destroys:
