@@ -179,14 +179,14 @@ def resolve_id(client: OrchestratorClient, kind: str, given: str) -> str:
     try:
         while len(matches) < 2:
             if kind == "task":
-                page = client.tasks(limit=PAGE, offset=offset)
-                items = page["tasks"]
+                tasks = client.tasks(limit=PAGE, offset=offset)
+                ids, total = [t["id"] for t in tasks["tasks"]], tasks["total"]
             else:
-                page = client.workflows(limit=PAGE, offset=offset)
-                items = page["workflows"]
-            matches += [item["id"] for item in items if item["id"].startswith(wanted)]
-            offset += len(items)
-            if not items or offset >= page["total"]:
+                workflows = client.workflows(limit=PAGE, offset=offset)
+                ids, total = [w["id"] for w in workflows["workflows"]], workflows["total"]
+            matches += [found for found in ids if found.startswith(wanted)]
+            offset += len(ids)
+            if not ids or offset >= total:
                 break
     except ClientError as exc:
         client_failure(exc)

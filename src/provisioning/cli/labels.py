@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
-def task_label(task: dict[str, Any], step_id: str | None = None) -> str:
+def task_label(task: Mapping[str, Any], step_id: str | None = None) -> str:
     """A task by what it acts on: ``web-1``, ``runc@web-2`` (its name ends with its
     item: ``<workflow>/<step>/<item>``)."""
     parts = str(task["name"]).split("/")
@@ -14,7 +15,7 @@ def task_label(task: dict[str, Any], step_id: str | None = None) -> str:
     return parts[-1]
 
 
-def target_of(task: dict[str, Any], step_id: str) -> str:
+def target_of(task: Mapping[str, Any], step_id: str) -> str:
     """The server (or other item) a task acts on, else its step."""
     parts = str(task["name"]).split("/")
     return parts[-1] if len(parts) >= 3 else step_id
@@ -23,7 +24,7 @@ def target_of(task: dict[str, Any], step_id: str) -> str:
 CHANGED_KEYS = ("changed", "created", "deleted")
 
 
-def reports_no_change(task: dict[str, Any]) -> bool:
+def reports_no_change(task: Mapping[str, Any]) -> bool:
     """The task's result says, in so many words, that it changed nothing."""
     result = task.get("result")
     return (
@@ -33,7 +34,7 @@ def reports_no_change(task: dict[str, Any]) -> bool:
     )
 
 
-def outcome_of(task: dict[str, Any]) -> str:
+def outcome_of(task: Mapping[str, Any]) -> str:
     """Ansible's words: ``changed`` when the result says it changed something, else
     ``ok``; ``failed``; or the task's own status (pending, cancelled, ...)."""
     status = task["status"]

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..client import ClientError, OrchestratorClient
+from ..client import ClientError, OrchestratorClient, WorkflowView
 from .common import out, styled_status
 from .labels import task_label
 from .output import strip_controls
@@ -32,7 +33,7 @@ FALLBACK_POLL_SECONDS = 2.0
 LOG_TAIL = 6
 
 
-def _elapsed(task: dict[str, Any]) -> str:
+def _elapsed(task: Mapping[str, Any]) -> str:
     start = task.get("started_at")
     if not start:
         return ""
@@ -42,7 +43,7 @@ def _elapsed(task: dict[str, Any]) -> str:
     return f"{(finished - began).total_seconds():.1f}s"
 
 
-def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
+def render(workflow: Mapping[str, Any], logs: dict[str, deque[str]]) -> Group:
     """The view of one workflow: an overall bar, a row per task, running tasks' logs."""
     tasks = workflow["tasks"]
     # Completed work only: a cancelled workflow's closed tasks do not fill the bar.
@@ -58,8 +59,8 @@ def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
     for name in ("step", "task", "status", "progress", "attempt", "elapsed"):
         # Never an ellipsis: what does not fit folds onto the next line.
         table.add_column(name, overflow="fold")
-    running: list[dict[str, Any]] = []
-    for step in workflow["steps"]:
+    running: list[Mapping[str, Any]] = []
+    for step in workflow["steps"] or []:
         for task in step["tasks"]:
             if task["status"] == "running":
                 running.append(task)
@@ -108,7 +109,7 @@ def _listen(client: OrchestratorClient, events: queue.Queue[dict[str, Any] | Non
         events.put(None)
 
 
-def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, Any]:
+def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> WorkflowView:
     """Show ``workflow_id`` live until it finishes; return its final state."""
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()
     listener = threading.Thread(target=_listen, args=(client, events), daemon=True)
@@ -118,7 +119,7 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, 
     with contextlib.suppress(queue.Empty):
         events.get(timeout=5)
     workflow = client.workflow(workflow_id)
-    task_ids = {t["id"] for s in workflow["steps"] for t in s["tasks"]}
+    task_ids = {t["id"] for s in workflow["steps"] or [] for t in s["tasks"]}
     stream_alive = True
     with Live(
         render(workflow, logs), console=out.real(), refresh_per_second=8, transient=False
@@ -145,7 +146,7 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, 
             stale = now - last_fetch >= (REFRESH_SECONDS if dirty else FALLBACK_POLL_SECONDS)
             if stale:
                 workflow = client.workflow(workflow_id)
-                task_ids = {t["id"] for s in workflow["steps"] for t in s["tasks"]}
+                task_ids = {t["id"] for s in workflow["steps"] or [] for t in s["tasks"]}
                 last_fetch, dirty = now, False
             live.update(render(workflow, logs))
     if not out.is_terminal:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from ..client import ClientError, OrchestratorClient
+from ..client import ClientError, OrchestratorClient, TaskView
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -76,9 +77,9 @@ def _default_name(
     return f"{module} {function}".strip()
 
 
-def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> dict[str, Any]:
+def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> TaskView:
     """Show a task's progress until it ends; return its final state. Ctrl-C detaches."""
-    last = (None, None)
+    last: tuple[str | None, int | None] = (None, None)
     try:
         while True:
             task = client.task(task_id)
@@ -192,7 +193,7 @@ def submit(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _submit_direct(ctx: typer.Context, body: dict[str, Any], fmt: Format) -> None:
+def _submit_direct(ctx: typer.Context, body: Mapping[str, Any], fmt: Format) -> None:
     from pydantic import ValidationError
 
     from ..tasks import AttemptStatus, NewTask
@@ -229,7 +230,7 @@ def _submit_direct(ctx: typer.Context, body: dict[str, Any], fmt: Format) -> Non
         raise typer.Exit(EXIT_FAILED)
 
 
-def attempts_table(task: dict[str, Any]) -> Table:
+def attempts_table(task: Mapping[str, Any]) -> Table:
     table = Table(
         [
             Column("attempt", wrap=False),
@@ -279,7 +280,7 @@ def status(
         table.print(fmt)
 
 
-def tasks_table(tasks: list[dict[str, Any]], fmt: Format = Format.TABLE) -> Table:
+def tasks_table(tasks: Sequence[Mapping[str, Any]], fmt: Format = Format.TABLE) -> Table:
     table = Table(
         [
             Column("id", wrap=False),

@@ -4,14 +4,14 @@ seed's name for the same commands)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..client import ClientError, OrchestratorClient
+from ..client import ClientError, OrchestratorClient, WorkflowView
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -148,7 +148,7 @@ def _client(ctx: typer.Context, operation: str) -> OrchestratorClient:
     return route.client
 
 
-def finished_exit(workflow: dict[str, Any]) -> None:
+def finished_exit(workflow: Mapping[str, Any]) -> None:
     if workflow["status"] != "completed":
         raise typer.Exit(EXIT_FAILED)
 
@@ -211,7 +211,7 @@ def submit(
         say(f"follow it: provisioning workflow monitor {workflow_id[:8]}")
 
 
-def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> dict[str, Any]:
+def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> WorkflowView:
     """Follow a workflow until it ends (live view unless ``quiet``); Ctrl-C detaches."""
     from .monitor import monitor_workflow
 
@@ -227,13 +227,13 @@ def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> dict
         detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")
 
 
-def progress_of(workflow: dict[str, Any]) -> str:
+def progress_of(workflow: Mapping[str, Any]) -> str:
     """Completed work, in percent: a cancelled or failed workflow never shows 100 %."""
     tasks = workflow["tasks"]
     return f"{100 * tasks['completed'] // max(tasks['total'], 1)}%"
 
 
-def recap(workflow: dict[str, Any]) -> None:
+def recap(workflow: Mapping[str, Any]) -> None:
     """The end of a run, like Ansible's: ok / changed / failed per target, how long it
     took, what was already in place, the failed tasks' error tails and the next command."""
     name, status_ = workflow["name"], workflow["status"]
@@ -254,7 +254,7 @@ def recap(workflow: dict[str, Any]) -> None:
         say("nothing changed: everything was already in place")
 
 
-def duration(workflow: dict[str, Any]) -> str:
+def duration(workflow: Mapping[str, Any]) -> str:
     from datetime import datetime
 
     start, end = workflow.get("started_at"), workflow.get("completed_at")
@@ -267,7 +267,7 @@ def duration(workflow: dict[str, Any]) -> str:
 RECAP_COLUMNS = ("ok", "changed", "failed", "other")
 
 
-def recap_table(workflow: dict[str, Any]) -> Table:
+def recap_table(workflow: Mapping[str, Any]) -> Table:
     table = Table([Column("target", wrap=False), *(Column(c, wrap=False) for c in RECAP_COLUMNS)])
     counts: dict[str, dict[str, int]] = {}
     for step in workflow.get("steps") or []:
@@ -284,7 +284,7 @@ def recap_table(workflow: dict[str, Any]) -> Table:
     return table
 
 
-def steps_table(workflow: dict[str, Any], fmt: Format = Format.TABLE) -> Table:
+def steps_table(workflow: Mapping[str, Any], fmt: Format = Format.TABLE) -> Table:
     table = Table(
         [
             Column("step", wrap=False),
@@ -348,7 +348,7 @@ def status(
     steps_table(workflow, fmt).print(fmt)
 
 
-def workflows_table(workflows: list[dict[str, Any]], fmt: Format = Format.TABLE) -> Table:
+def workflows_table(workflows: Sequence[Mapping[str, Any]], fmt: Format = Format.TABLE) -> Table:
     table = Table(
         [
             Column("id", wrap=False),
@@ -405,7 +405,7 @@ def logs(
     client = state(ctx).client()
     try:
         workflow = client.workflow(resolve_id(client, "workflow", workflow_id))
-        for step in workflow["steps"]:
+        for step in workflow["steps"] or []:
             for task in step["tasks"]:
                 label = task_label(task, step["id"])
                 after = 0

@@ -88,8 +88,8 @@ class OrchestratorService:
             check_runner(new.run, self.settings)
         except RunnerError as exc:
             raise InvalidTask(str(exc)) from None
-        task: Task = await self.db.call(
-            "enqueue",
+        task: Task = await self.db.run(
+            self.db.store.enqueue,
             new,
             default_timeout=self.settings.executor.task_timeout_seconds,
             default_retry=RetryPolicy(),
@@ -101,23 +101,29 @@ class OrchestratorService:
         return task
 
     async def get(self, task_id: str) -> Task | None:
-        result: Task | None = await self.db.call("get", task_id)
+        result: Task | None = await self.db.run(self.db.store.get, task_id)
         return result
 
     async def list_tasks(self, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
-        page: TaskPage = await self.db.call("list_tasks", status=status, limit=limit, offset=offset)
+        page: TaskPage = await self.db.run(
+            self.db.store.list_tasks, status=status, limit=limit, offset=offset
+        )
         return page
 
     async def attempts(self, task_id: str) -> list[Attempt]:
-        found: list[Attempt] = await self.db.call("attempts", task_id)
+        found: list[Attempt] = await self.db.run(self.db.store.attempts, task_id)
         return found
 
     async def logs(self, task_id: str, after: int, limit: int) -> list[LogLine]:
-        lines: list[LogLine] = await self.db.call("logs", task_id, after=after, limit=limit)
+        lines: list[LogLine] = await self.db.run(
+            self.db.store.logs, task_id, after=after, limit=limit
+        )
         return lines
 
     async def cancel(self, task_id: str) -> Task | None:
-        task: Task | None = await self.db.call("request_cancel", task_id, now=time.time())
+        task: Task | None = await self.db.run(
+            self.db.store.request_cancel, task_id, now=time.time()
+        )
         if task is None:
             return None
         if task.status is TaskStatus.CANCELLED:
@@ -151,23 +157,25 @@ class OrchestratorService:
         return workflow
 
     async def workflow(self, workflow_id: str) -> tuple[Workflow, list[Step], list[Task]] | None:
-        found: Workflow | None = await self.db.call("get_workflow", workflow_id)
+        found: Workflow | None = await self.db.run(self.db.store.get_workflow, workflow_id)
         if found is None:
             return None
-        steps: list[Step] = await self.db.call("workflow_steps", workflow_id)
-        tasks: list[Task] = await self.db.call("workflow_tasks", workflow_id)
+        steps: list[Step] = await self.db.run(self.db.store.workflow_steps, workflow_id)
+        tasks: list[Task] = await self.db.run(self.db.store.workflow_tasks, workflow_id)
         return found, steps, tasks
 
     async def workflows(
         self, status: WorkflowStatus | None, limit: int, offset: int
     ) -> tuple[list[Workflow], int]:
-        page: tuple[list[Workflow], int] = await self.db.call(
-            "list_workflows", status=status, limit=limit, offset=offset
+        page: tuple[list[Workflow], int] = await self.db.run(
+            self.db.store.list_workflows, status=status, limit=limit, offset=offset
         )
         return page
 
     async def progress(self, task_id: str, progress: int, message: str | None) -> Task:
-        task: Task | None = await self.db.call("record_progress", task_id, progress, message)
+        task: Task | None = await self.db.run(
+            self.db.store.record_progress, task_id, progress, message
+        )
         if task is None:
             raise NotRunning(task_id)
         self.bus.publish("task", "progress", {**task_summary(task), "message": message})
@@ -183,9 +191,9 @@ class OrchestratorService:
         }
 
     async def status(self) -> dict[str, Any]:
-        counts: dict[str, int] = await self.db.call("counts")
-        meta: dict[str, Any] = await self.db.call("meta")
-        nodes: list[NodeInfo] = await self.db.call("nodes")
+        counts: dict[str, int] = await self.db.run(self.db.store.counts)
+        meta: dict[str, Any] = await self.db.run(self.db.store.meta)
+        nodes: list[NodeInfo] = await self.db.run(self.db.store.nodes)
         return {
             **(await self.health()),
             "storage": meta,

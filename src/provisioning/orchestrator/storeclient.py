@@ -15,9 +15,13 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from .store import Store
+from .store.base import run_each
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MAX_BATCH = 256
 
@@ -44,15 +48,15 @@ class StoreClient:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._batch = getattr(store, "run_batch", None)
         self._thread = threading.Thread(target=self._work, name="store", daemon=True)
         self._thread.start()
 
-    async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
-        method = getattr(self.store, verb)
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` (a verb of :attr:`store`) on the store's thread, in the
+        next group commit; its result once that commit is on disk."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._calls.put(_Call(functools.partial(method, *args, **kwargs), future, loop))
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.put(_Call(functools.partial(fn, *args, **kwargs), future, loop))
         return await future
 
     def _work(self) -> None:
@@ -77,16 +81,9 @@ class StoreClient:
                 return
 
     def _run(self, calls: list[_Call]) -> list[tuple[bool, Any]]:
-        if self._batch is not None and len(calls) > 1:
-            results: list[tuple[bool, Any]] = self._batch([c.fn for c in calls])
-            return results
-        outcomes: list[tuple[bool, Any]] = []
-        for call in calls:
-            try:
-                outcomes.append((True, call.fn()))
-            except Exception as exc:
-                outcomes.append((False, exc))
-        return outcomes
+        if len(calls) > 1:
+            return self.store.run_batch([c.fn for c in calls])
+        return run_each([calls[0].fn])
 
     def close(self) -> None:
         self._calls.put(None)
