@@ -742,3 +742,20 @@ def test_usage_errors_exit_2_without_a_traceback(cli: Cli, args: list[str], mess
     assert message in result.stderr
     assert result.stdout == ""
     clean(result)
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["/nonexistent/program"], "cannot start '/nonexistent/program'"),
+        (["sh", "-c", "echo 'unknown plan' >&2; exit 78"], "unknown plan"),
+    ],
+    ids=["missing-program", "exit-78"],
+)
+def test_permanent_errors_fail_at_once(running: Cli, argv: list[str], error: str) -> None:
+    result = running.run("task", "submit", "--wait", "--json", "--max-attempts", "3", "--", *argv)
+    assert result.code == 1, result
+    task = result.json()
+    assert task["status"] == "failed"
+    assert error in task["error"]
+    assert [a["status"] for a in task["attempts"]] == ["failed"]  # no retry was spent

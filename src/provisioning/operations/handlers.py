@@ -15,8 +15,9 @@ from typing import Any
 
 from ..config import load_config
 from ..infra import InfraError, load_infra, state
-from ..providers import ProviderContext, ProviderError, get_provider
+from ..providers import ProviderContext, ProviderError, ProviderErrorKind, get_provider
 from ..providers.base import HOSTNAME_RE
+from ..tasks import EXIT_PERMANENT
 
 
 def _progress(value: int, message: str) -> None:
@@ -42,10 +43,14 @@ def _hostname(params: dict[str, Any]) -> str:
     return hostname
 
 
+# What no retry can fix: the task fails at once (the contract's EXIT_PERMANENT).
+PERMANENT_KINDS = frozenset({ProviderErrorKind.INVALID, ProviderErrorKind.AUTH})
+
+
 def _fail(error: ProviderError) -> None:
     # The task's error is the stderr tail: say it in one clear line.
     print(f"provider error: {error}", file=sys.stderr, flush=True)
-    raise SystemExit(1)
+    raise SystemExit(EXIT_PERMANENT if error.kind in PERMANENT_KINDS else 1)
 
 
 def server_create(params: dict[str, Any]) -> dict[str, Any]:
