@@ -99,3 +99,17 @@ def test_readme_workflow_example_ships_and_checks(tmp_path: Path) -> None:
     checked = cli.run("workflow", "submit", str(example), "--check", cwd=cli.root / "acme")
     assert checked.code == 0, checked
     assert "layer 1:" in checked.stdout and "smoke <- servers" in checked.stdout
+
+
+def test_check_sees_a_server_gone_at_the_provider(workspace: Workspace) -> None:
+    workspace.ok("server", "create", "web-1", "--no-taskservs", "--direct")
+    assert (
+        "No changes."
+        in workspace.ok("server", "create", "web-1", "--no-taskservs", "--check").stdout
+    )
+    # Removed behind the platform's back: the record says it exists, the provider does not.
+    subprocess.run(["rm", "-rf", str(workspace.server_dir("web-1"))], check=True)
+    drifted = workspace.ok("server", "create", "web-1", "--no-taskservs", "--check")
+    assert "+ server web-1" in drifted.stdout, drifted
+    assert "(drift)" in drifted.stdout
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in drifted.stdout

@@ -27,6 +27,7 @@ from .common import (
     OutputOption,
     client_failure,
     fail,
+    notify,
     output_format,
     say,
     state,
@@ -195,6 +196,8 @@ def show_plan(workflow: dict[str, Any], found: list[dict[str, Any]]) -> None:
             else f"server {change['server']}"
         )
         say("  ", (f"{mark} {what}", style), f"  ({verb})")
+        if change.get("drift"):
+            say(f"      {change['drift']}")
         for field, (old, new) in (change.get("changes") or {}).items():
             say(f"      {field}: {old!r} -> {new!r}")
     add, change_, destroy = plan_summary(found)
@@ -233,10 +236,52 @@ def provider_problems(workspace: Path, infra: Infra, workflow: dict[str, Any]) -
     return problems
 
 
-def show_changes(
-    workspace: Path, infra: Infra, workflow: dict[str, Any], opts: RunOptions
+def refresh(
+    ctx: typer.Context, workspace: Path, infra: Infra, found: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    found = plans.changes(workspace, infra, workflow)
+    """The plan against what each provider reports now, as Terraform refreshes its
+    state: a recorded server the provider no longer has is to be created again (or,
+    for a delete, is already gone)."""
+    from ..providers import ProviderContext, ProviderError, get_provider
+
+    settings = state(ctx).loaded.settings
+    providers: dict[str, Any] = {}
+    refreshed = []
+    for change in found:
+        if change.get("taskserv") or change["action"] not in ("exists", "update", "delete"):
+            refreshed.append(change)
+            continue
+        hostname = change["server"]
+        try:
+            name = infra.server(hostname).provider
+        except InfraError:
+            name = "local"
+        try:
+            if name not in providers:
+                context = ProviderContext(
+                    settings.workspace.name or workspace.name,
+                    workspace,
+                    infra.name,
+                    dict(getattr(settings.providers, name, {})),
+                )
+                providers[name] = get_provider(name, context)
+            live = providers[name].find_server(hostname)
+        except ProviderError as exc:
+            notify(f"{hostname}: cannot ask {name} how it is ({exc}); planned from the record")
+            refreshed.append(change)
+            continue
+        if live is None:
+            gone = "recorded, but the provider has no such server (drift)"
+            action = "absent" if change["action"] == "delete" else "create"
+            change = {"server": hostname, "action": action, "drift": gone}
+        refreshed.append(change)
+    return refreshed
+
+
+def show_changes(
+    ctx: typer.Context, workspace: Path, infra: Infra, workflow: dict[str, Any], opts: RunOptions
+) -> list[dict[str, Any]]:
+    found = refresh(ctx, workspace, infra, plans.changes(workspace, infra, workflow))
     if opts.machine:
         add, change, destroy = plan_summary(found)
         summary = {"add": add, "change": change, "destroy": destroy}
@@ -301,7 +346,7 @@ def plan_and_run(
         problems = provider_problems(workspace, infra, workflow)
         if problems:
             fail(f"infra {infra.name}: " + "; ".join(problems), EXIT_USAGE)
-        show_changes(workspace, infra, workflow, opts)
+        show_changes(ctx, workspace, infra, workflow, opts)
         return
     if destroys:
         confirm_destroy(workflow, plans.changes(workspace, infra, workflow), opts)
