@@ -46,6 +46,12 @@ def test_plan_shows_create_update_and_no_changes(workspace: Workspace) -> None:
     assert as_json["summary"] == {"add": 0, "change": 1, "destroy": 0}
     assert as_json["changes"][0]["changes"] == {"plan": ["small", "large"]}
 
+    applied = workspace.ok("server", "create", "web-1", "--direct")
+    assert "web-1 resized: plan small -> large" in applied.stderr + applied.stdout, applied
+    assert workspace.state()["servers"]["web-1"]["plan"] == "large"
+    after = workspace.ok("server", "create", "web-1", "--check")
+    assert "No changes." in after.stdout, after
+
 
 def test_delete_asks_for_yes(workspace: Workspace) -> None:
     workspace.ok("server", "create", "web-1", "--no-taskservs", "--direct")

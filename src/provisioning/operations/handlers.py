@@ -16,7 +16,7 @@ from typing import Any
 from ..config import load_config
 from ..infra import InfraError, load_infra, state
 from ..providers import ProviderContext, ProviderError, ProviderErrorKind, get_provider
-from ..providers.base import HOSTNAME_RE
+from ..providers.base import HOSTNAME_RE, ServerRecord
 from ..tasks import EXIT_PERMANENT
 
 
@@ -65,9 +65,43 @@ def server_create(params: dict[str, Any]) -> dict[str, Any]:
     except ProviderError as exc:
         _fail(exc)
         raise
+    resized = None
+    if not created and server.plan and record.plan and server.plan != record.plan:
+        resized = [record.plan, server.plan]
+        record = _resize(provider, hostname, record.plan, server.plan)
     state.record_server(workspace_dir, str(params["infra"]), record.as_dict())
-    _progress(100, f"{hostname} {'created' if created else 'already exists'}")
-    return {"hostname": hostname, "created": created, "server": record.as_dict()}
+    if resized:
+        _progress(100, f"{hostname} resized: plan {resized[0]} -> {resized[1]}")
+    else:
+        _progress(100, f"{hostname} {'created' if created else 'already exists'}")
+    return {
+        "hostname": hostname,
+        "created": created,
+        "changed": created or resized is not None,
+        "resized": resized,
+        "server": record.as_dict(),
+    }
+
+
+def _resize(provider: Any, hostname: str, old: str, new: str) -> ServerRecord:
+    """Apply a changed plan (``~ update``) where the provider can resize a server in
+    place; where it cannot, say so (a permanent error: no retry would help)."""
+    resize = getattr(provider, "resize_server", None)
+    if resize is None:
+        print(
+            f"{provider.name} cannot change the plan of {hostname} in place ({old} -> {new}): "
+            f"delete and create it (provisioning server delete {hostname}, then create)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(EXIT_PERMANENT)
+    _progress(50, f"resizing {hostname}: plan {old} -> {new}")
+    try:
+        resized: ServerRecord = resize(hostname, new)
+    except ProviderError as exc:
+        _fail(exc)
+        raise
+    return resized
 
 
 def server_delete(params: dict[str, Any]) -> dict[str, Any]:

@@ -169,6 +169,29 @@ class LocalProvider:
         root = server_dir(self.context, hostname)
         return self._record(root) if (root / "server.json").is_file() else None
 
+    def resize_server(self, hostname: str, plan: str) -> ServerRecord:
+        """Give an existing server another plan (a sandbox has no hardware to change:
+        its description says the new plan)."""
+        root = server_dir(self.context, hostname)
+        if plan not in {p["plan"] for p in PLANS}:
+            raise ProviderError(
+                ProviderErrorKind.INVALID,
+                f"resizing server {hostname}: unknown plan {plan!r} "
+                f"(local plans: {', '.join(p['plan'] for p in PLANS)})",
+            )
+        try:
+            description = json.loads((root / "server.json").read_text(encoding="utf-8"))
+            description["plan"] = plan
+            fd, temp = tempfile.mkstemp(dir=root, prefix=".server.", suffix=".json")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(description, indent=2))
+            os.replace(temp, root / "server.json")
+        except OSError as exc:
+            raise ProviderError(
+                ProviderErrorKind.NOT_FOUND, f"resizing server {hostname} in {root}: {exc}"
+            ) from None
+        return self._record(root)
+
     def list_servers(self) -> list[ServerRecord]:
         base = self.context.runtime_dir / "servers" / self.context.infra
         if not base.is_dir():
