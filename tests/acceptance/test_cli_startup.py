@@ -26,6 +26,7 @@ HEAVY = (
     "psycopg",
     "surrealdb",
     "nickel",
+    "kcl_lib",
     "rich",
     "yaml",
     "provisioning.orchestrator",

@@ -58,7 +58,11 @@ def show_env(ctx: typer.Context, *, json_out: bool, output: str | None) -> None:
     loaded = state(ctx).loaded
     values = loaded.settings.model_dump(mode="json")
     rows = [
-        (f"{section}.{key}", value, loaded.sources.get(f"{section}.{key}", "default"))
+        (
+            f"{section}.{key}",
+            "(hidden)" if key.endswith("password") and value else value,
+            loaded.sources.get(f"{section}.{key}", "default"),
+        )
         for section, body in values.items()
         for key, value in body.items()
     ]

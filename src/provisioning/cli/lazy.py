@@ -43,6 +43,10 @@ GROUPS: dict[str, LazyGroup] = {
         "The seed's batch commands, on the workflow engine.",
         attribute="batch",
     ),
+    "migrate": LazyGroup("provisioning.cli.migrate", "Move from the original platform's inputs."),
+    "provider": LazyGroup(
+        "provisioning.cli.provider", "Providers and their plans, zones and prices."
+    ),
 }
 
 
