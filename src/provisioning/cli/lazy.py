@@ -88,7 +88,8 @@ class LazyCommands(TyperGroup):
         if cmd_name not in self._loaded:
             group = GROUPS[cmd_name]
             module = importlib.import_module(group.module)
-            command = typer.main.get_command(getattr(module, group.attribute))
+            # A group even when it holds one command (as add_typer would keep it).
+            command = typer.main.get_group(getattr(module, group.attribute))
             command.name = cmd_name
             command.help = (
                 group.summary + ("\n\n" + command.help if command.help else "")
