@@ -23,7 +23,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # A previous run's cluster and orchestrator go first (their processes are ours).
 if [ -d "$demo/acme" ]; then
   (cd "$demo/acme" && PROVISIONING_CONFIG="$demo/provisioning.toml" \
-    provisioning cluster delete web --direct >/dev/null 2>&1) || true
+    provisioning cluster delete web --direct --auto-approve >/dev/null 2>&1) || true
 fi
 PROVISIONING_CONFIG="$demo/provisioning.toml" provisioning orchestrator stop >/dev/null 2>&1 || true
 rm -rf "$demo"
@@ -105,5 +105,5 @@ The workspace is $demo/acme; the cluster and the orchestrator are still running.
   provisioning server create --check         # nothing left to do: a no-op
   provisioning server ssh web-1              # a shell on a server
   provisioning taskserv status               # health checks over SSH
-  provisioning cluster delete web --wait && provisioning orchestrator stop   # clean up
+  provisioning cluster delete web --wait --auto-approve && provisioning orchestrator stop   # clean up
 TEXT

@@ -10,11 +10,14 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
+  # Exactly the locked versions, each checked against its hash (scripts/lock.sh
+  # writes requirements.lock); then the package itself, adding nothing.
   # The log keeps pip's chatter out of the way; it is shown when something fails.
-  if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
-         .venv/bin/python -m pip install --quiet -e '.[dev]'; } >.venv/pip.log 2>&1; then
+  if ! { .venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock &&
+         .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .; } \
+       >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2
     echo "setup: installing the Python dependencies failed (log above)" >&2
     exit 1

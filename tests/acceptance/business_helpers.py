@@ -155,7 +155,7 @@ class Workspace:
             if self.infra_file.read_text() != self.template:
                 self.infra_file.write_text(self.template)
             if self.servers_root.exists() and any(self.servers_root.iterdir()):
-                deleted = self.run("server", "delete", "--direct")
+                deleted = self.run("server", "delete", "--direct", "--auto-approve")
                 if deleted.code != 0:
                     problems.append(f"teardown delete failed:\n{deleted}")
             try:

@@ -284,7 +284,7 @@ def test_direct_server_create_serves_http_and_is_idempotent(
     webserver_home(urls["web-1"], "web-1")
 
     host_pids = workspace.remember_services()
-    deleted = workspace.run("server", "delete", "web-1", "--direct")
+    deleted = workspace.run("server", "delete", "web-1", "--direct", "--auto-approve")
 
     assert deleted.code == 0, deleted
     wait_for(lambda: not any(map(pid_alive, host_pids)), timeout=15, message="host gone")
@@ -373,12 +373,16 @@ def test_taskserv_dependencies_install_once_in_order(workspace: Workspace) -> No
     )
 
     # Remove undoes install: the files and the service go, the others stay.
-    removed = workspace.run("taskserv", "delete", "kubernetes", "-s", "node-1", "--direct")
+    removed = workspace.run(
+        "taskserv", "delete", "kubernetes", "-s", "node-1", "--direct", "--auto-approve"
+    )
     assert removed.code == 0, removed
     assert not workspace.on_host("node-1", "/etc/kubernetes/kubelet.yaml").exists()
     assert not (homes / "kubernetes").exists()
     assert set(workspace.installed("node-1")) == {"runc", "containerd", "etcd"}
-    removed = workspace.run("taskserv", "delete", "etcd", "-s", "node-1", "--direct")
+    removed = workspace.run(
+        "taskserv", "delete", "etcd", "-s", "node-1", "--direct", "--auto-approve"
+    )
     assert removed.code == 0, removed
     gone = workspace.remote(
         "node-1", "sh", "-c", "test -e /usr/bin/etcd || pgrep -x etcd || echo gone"
@@ -455,7 +459,7 @@ def test_cluster_on_the_orchestrator(orchestrated: Workspace) -> None:
     assert len(pids) == 3
     assert all(pid_alive(pid) for pid in pids)
 
-    deleted = ws.run("cluster", "delete", "web", "--wait")
+    deleted = ws.run("cluster", "delete", "web", "--wait", "--auto-approve")
 
     assert deleted.code == 0, deleted
     submitted_id(deleted)
@@ -689,7 +693,7 @@ def test_server_delete_of_a_path_deletes_nothing(workspace: Workspace, tmp_path:
     escaping = os.path.relpath(victim, workspace.servers_root)
     assert escaping == "../../../../victim"
 
-    refused = workspace.run("server", "delete", escaping, "--direct")
+    refused = workspace.run("server", "delete", escaping, "--direct", "--auto-approve")
 
     assert (victim / "precious.txt").exists()
     assert refused.code == 2, refused

@@ -96,7 +96,7 @@ def test_sshd_stopped_the_install_cannot_connect_and_records_nothing(
     assert not workspace.on_host("web-1", "/srv/www/index.html").exists()
 
     # Creating it again replaces nothing of a living host: delete, then create.
-    workspace.ok("server", "delete", "web-1", "--direct")
+    workspace.ok("server", "delete", "web-1", "--direct", "--auto-approve")
     assert not folder.exists()
     assert leftovers(workspace.path) == {}
 

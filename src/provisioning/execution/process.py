@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..tasks import AttemptStatus, Outcome, parse_line
+from ..tasks import EXIT_PERMANENT, AttemptStatus, Outcome, parse_line
 from . import procfs
 from .procfs import ProcessInfo
 
@@ -184,7 +184,11 @@ async def run_process(
             start_new_session=True,
         )
     except OSError as exc:
-        return Outcome(AttemptStatus.FAILED, error=f"cannot start {argv[0]!r}: {exc.strerror}")
+        return Outcome(
+            AttemptStatus.FAILED,
+            error=f"cannot start {argv[0]!r}: {exc.strerror}",
+            permanent=True,
+        )
 
     pid = transport.get_pid()
     pgid = pid  # start_new_session: the child leads a new session and group.
@@ -236,7 +240,10 @@ async def run_process(
             has_result=bool(watch.result),
         )
     return Outcome(
-        AttemptStatus.FAILED, exit_code=code, error=_failure_text(code, watch.stderr_tail)
+        AttemptStatus.FAILED,
+        exit_code=code,
+        error=_failure_text(code, watch.stderr_tail),
+        permanent=code == EXIT_PERMANENT,
     )
 
 

@@ -18,11 +18,12 @@ from pydantic import ValidationError
 from ..config import LoadedConfig, load_config
 from ..infra import InfraError, load_infra, state
 from ..infra.models import ServerDef
-from ..providers import ProviderContext, ProviderError, get_provider
-from ..providers.base import HOSTNAME_RE
+from ..providers import ProviderContext, ProviderError, ProviderErrorKind, get_provider
+from ..providers.base import HOSTNAME_RE, ServerRecord
 from ..ssh import EndpointError, SshError, wait_for_ssh
 from ..ssh import known_hosts as host_keys
 from ..ssh.servers import connect, endpoint_of, known_hosts_file
+from ..tasks import EXIT_PERMANENT
 
 
 def _progress(value: int, message: str) -> None:
@@ -80,10 +81,14 @@ def _hostname(params: dict[str, Any]) -> str:
     return hostname
 
 
+# What no retry can fix: the task fails at once (the contract's EXIT_PERMANENT).
+PERMANENT_KINDS = frozenset({ProviderErrorKind.INVALID, ProviderErrorKind.AUTH})
+
+
 def _fail(error: ProviderError) -> None:
     # The task's error is the stderr tail: say it in one clear line.
     print(f"provider error: {error}", file=sys.stderr, flush=True)
-    raise SystemExit(1)
+    raise SystemExit(EXIT_PERMANENT if error.kind in PERMANENT_KINDS else 1)
 
 
 def _definition(params: dict[str, Any], workspace_dir: Path, hostname: str) -> ServerDef:
@@ -112,14 +117,27 @@ def server_create(params: dict[str, Any]) -> dict[str, Any]:
     except ProviderError as exc:
         _fail(exc)
         raise
+    resized = None
+    if not created and server.plan and record.plan and server.plan != record.plan:
+        resized = [record.plan, server.plan]
+        record = _resize(provider, hostname, record.plan, server.plan)
     infra = str(params["infra"])
     recorded = record.as_dict()
     if recorded["extra"].get("note"):
         print(f"notice: server {hostname}: {recorded['extra']['note']}", file=sys.stderr)
     _await_ssh(workspace_dir, infra, recorded, created=created)
     state.record_server(workspace_dir, infra, recorded)
-    _progress(100, f"{hostname} {'created' if created else 'already exists'}")
-    return {"hostname": hostname, "created": created, "server": recorded}
+    if resized:
+        _progress(100, f"{hostname} resized: plan {resized[0]} -> {resized[1]}")
+    else:
+        _progress(100, f"{hostname} {'created' if created else 'already exists'}")
+    return {
+        "hostname": hostname,
+        "created": created,
+        "changed": created or resized is not None,
+        "resized": resized,
+        "server": recorded,
+    }
 
 
 def _await_ssh(workspace_dir: Path, infra: str, record: dict[str, Any], *, created: bool) -> None:
@@ -146,6 +164,27 @@ def _await_ssh(workspace_dir: Path, infra: str, record: dict[str, Any], *, creat
         print(str(exc), file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     _progress(90, f"SSH answers on {endpoint.address}:{endpoint.port} ({waited:.1f}s)")
+
+
+def _resize(provider: Any, hostname: str, old: str, new: str) -> ServerRecord:
+    """Apply a changed plan (``~ update``) where the provider can resize a server in
+    place; where it cannot, say so (a permanent error: no retry would help)."""
+    resize = getattr(provider, "resize_server", None)
+    if resize is None:
+        print(
+            f"{provider.name} cannot change the plan of {hostname} in place ({old} -> {new}): "
+            f"delete and create it (provisioning server delete {hostname}, then create)",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(EXIT_PERMANENT)
+    _progress(50, f"resizing {hostname}: plan {old} -> {new}")
+    try:
+        resized: ServerRecord = resize(hostname, new)
+    except ProviderError as exc:
+        _fail(exc)
+        raise
+    return resized
 
 
 def server_delete(params: dict[str, Any]) -> dict[str, Any]:

@@ -237,7 +237,7 @@ class Scheduler:
                 task.run_spec, task.params, self._settings, task_env=task_env
             )
         except RunnerError as exc:
-            return Outcome(AttemptStatus.FAILED, error=str(exc))
+            return Outcome(AttemptStatus.FAILED, error=str(exc), permanent=True)
 
         def on_spawn(info: ProcessInfo) -> None:
             # Not awaited here: the store's single worker runs it before this attempt's
@@ -276,7 +276,7 @@ class Scheduler:
         now = time.time()
         retry_at: float | None = None
         counts = outcome.status is not AttemptStatus.INTERRUPTED
-        retryable = outcome.status in (
+        retryable = not outcome.permanent and outcome.status in (
             AttemptStatus.FAILED,
             AttemptStatus.TIMED_OUT,
             AttemptStatus.LOST,

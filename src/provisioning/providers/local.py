@@ -127,6 +127,25 @@ class LocalProvider:
         data = hosts.read(root)
         return None if data is None else self._record(root, data)
 
+    def resize_server(self, hostname: str, plan: str) -> ServerRecord:
+        """Give an existing server another plan (a lab host shares this machine's
+        hardware, so its record says the new plan)."""
+        root = server_dir(self.context, hostname)
+        if plan not in {p["plan"] for p in PLANS}:
+            raise ProviderError(
+                ProviderErrorKind.INVALID,
+                f"resizing server {hostname}: unknown plan {plan!r} "
+                f"(local plans: {', '.join(p['plan'] for p in PLANS)})",
+            )
+        data = hosts.read(root)
+        if data is None:
+            raise ProviderError(
+                ProviderErrorKind.NOT_FOUND, f"resizing server {hostname}: no lab host in {root}"
+            )
+        data["plan"] = plan
+        hosts.write(root, data)
+        return self._record(root, data)
+
     def list_servers(self) -> list[ServerRecord]:
         base = self.context.runtime_dir / "servers" / self.context.infra
         if not base.is_dir():

@@ -9,13 +9,14 @@ business logic all build on it.
 
 from __future__ import annotations
 
-from .outcome import Outcome
+from .outcome import EXIT_PERMANENT, Outcome
 from .protocol import OutputLine, parse_line
 from .retry import Backoff, RetryPolicy
 from .spec import MAX_PARAMS_BYTES, NewTask, NushellRun, PythonRun, RunSpec
 from .status import AttemptStatus, Priority, TaskStatus, WorkflowStatus
 
 __all__ = [
+    "EXIT_PERMANENT",
     "MAX_PARAMS_BYTES",
     "AttemptStatus",
     "Backoff",
