@@ -20,8 +20,9 @@ from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
 from .. import flow
 from ..models import Attempt, Task
 from .rows import attempt_of, new_task_values, task_of
+from .sql_queries import one, verb
 from .sql_reads import SqlReads
-from .sql_workflow import SqlWorkflowVerbs, one, verb
+from .sql_workflow import SqlWorkflowVerbs
 
 
 class SqlStore(SqlWorkflowVerbs, SqlReads):
