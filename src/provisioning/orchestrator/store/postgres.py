@@ -134,6 +134,7 @@ class PostgresStore(SqlStore):
     dialect = "postgres"
     marker = "%s"
     shared = True
+    row_locks = True
     # The thread running run_batch, while it does.
     _batch_thread: int | None = None
 
