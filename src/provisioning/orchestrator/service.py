@@ -17,6 +17,7 @@ from .. import API_VERSION, __version__
 from ..config import Settings
 from ..execution import RunnerError, check_runner
 from ..tasks import MAX_PARAMS_BYTES, NewTask, RetryPolicy, TaskStatus, WorkflowStatus
+from . import observe, tracing
 from .engine import WorkflowEngine
 from .events import EventBus
 from .liveness import Liveness
@@ -62,6 +63,7 @@ class OrchestratorService:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        tracing.configure(self.settings)
         await self.liveness.start(socket.gethostname(), os.getpid())
         await self.engine.resume_pending_rollbacks()
         self.scheduler.start()
@@ -69,6 +71,8 @@ class OrchestratorService:
     async def stop(self) -> None:
         await self.scheduler.stop(self.settings.executor.shutdown_grace_seconds)
         await self.liveness.stop()
+        await observe.drain()
+        tracing.shutdown()
         self.bus.close()
         await asyncio.get_running_loop().run_in_executor(None, self.db.close)
 

@@ -13,10 +13,12 @@ import asyncio
 import functools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+from . import metrics
 from .store import Store
 from .store.base import run_each
 
@@ -75,7 +77,10 @@ class StoreClient:
                     stop = True
                     break
                 calls.append(more)
-            for call, (ok, value) in zip(calls, self._run(calls), strict=True):
+            began = time.perf_counter()
+            outcomes = self._run(calls)
+            metrics.store_round(time.perf_counter() - began)
+            for call, (ok, value) in zip(calls, outcomes, strict=True):
                 call.loop.call_soon_threadsafe(_settle, call.future, ok, value)
             if stop:
                 return

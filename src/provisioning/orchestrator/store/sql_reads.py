@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...tasks import TaskStatus, WorkflowStatus
+from ...tasks import Priority, TaskStatus, WorkflowStatus
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, TaskPage, Workflow
 from .rows import attempt_of, log_line_of, node_of, step_of, task_of, workflow_of
 from .sql_queries import SqlDialect
@@ -40,6 +40,13 @@ class SqlReads(SqlDialect):
     def counts(self) -> dict[str, int]:
         found = {row["status"]: row["n"] for row in self._read("counts")}
         return {status.value: found.get(status.value, 0) for status in TaskStatus}
+
+    def pending_by_priority(self) -> dict[str, int]:
+        rows = self._rows(
+            "SELECT priority, COUNT(*) AS n FROM tasks WHERE status = 'pending' GROUP BY priority"
+        )
+        found = {Priority(int(row["priority"])).label: int(row["n"]) for row in rows}
+        return {priority.label: found.get(priority.label, 0) for priority in Priority}
 
     def next_ready_at(self) -> float | None:
         value = self._read("next_ready_at")[0]["t"]
