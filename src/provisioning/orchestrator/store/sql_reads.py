@@ -42,9 +42,7 @@ class SqlReads(SqlDialect):
         return {status.value: found.get(status.value, 0) for status in TaskStatus}
 
     def pending_by_priority(self) -> dict[str, int]:
-        rows = self._rows(
-            "SELECT priority, COUNT(*) AS n FROM tasks WHERE status = 'pending' GROUP BY priority"
-        )
+        rows = self._read("pending_by_priority")
         found = {Priority(int(row["priority"])).label: int(row["n"]) for row in rows}
         return {priority.label: found.get(priority.label, 0) for priority in Priority}
 

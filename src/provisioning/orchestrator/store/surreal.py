@@ -42,7 +42,7 @@ from surrealdb import (
 )
 
 from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, RetryPolicy, TaskStatus
+from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
 from .base import StoreError, run_each

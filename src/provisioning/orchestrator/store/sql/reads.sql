@@ -22,6 +22,9 @@ SELECT * FROM task_logs WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?;
 -- name: counts
 SELECT status, COUNT(*) AS n FROM tasks GROUP BY status;
 
+-- name: pending_by_priority
+SELECT priority, COUNT(*) AS n FROM tasks WHERE status = 'pending' GROUP BY priority;
+
 -- name: next_ready_at
 SELECT MIN(run_after) AS t FROM tasks WHERE status = 'pending';
 
