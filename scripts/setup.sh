@@ -23,6 +23,18 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# Lab hosts (the local provider's servers) run Debian's OpenSSH server, reached with
+# the OpenSSH client; taskserv packages are fetched with `apt-get download`.
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ip >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing openssh-server, openssh-client, iproute2 (apt)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      openssh-server openssh-client iproute2 >/dev/null
+  else
+    echo "setup: lab hosts need sshd: apt-get install openssh-server (as root)" >&2
+  fi
+fi
+
 # Nushell from the npm package, pinned. We link the binary itself: the npm
 # wrapper script leaves its child running when it is stopped.
 nu_bin=.tools/nushell/node_modules/@nushell/linux-x64/bin/nu

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,10 @@ from rich.table import Table
 from ..infra import Infra, InfraError
 from ..infra.state import read_state
 from ..operations import plans
-from .common import out, print_json
+from ..providers.lab import hosts
+from ..ssh import EndpointError, SshError
+from ..ssh.servers import connect, endpoint_of
+from .common import EXIT_USAGE, fail, out, print_json
 from .operate import (
     CheckFlag,
     DirectFlag,
@@ -69,12 +73,17 @@ def list_(ctx: typer.Context, infra: InfraOption = None, json_out: JsonFlag = Fa
     rows: list[dict[str, Any]] = []
     for server in definition.servers:
         record = recorded.get(server.hostname)
+        endpoint = None
+        if record:
+            with contextlib.suppress(EndpointError):
+                endpoint = endpoint_of(workspace, definition.name, server.hostname, record)
         rows.append(
             {
                 "hostname": server.hostname,
                 "provider": server.provider,
-                "state": (record or {}).get("status", "absent") if record else "absent",
+                "state": live_state(workspace, definition.name, record) if record else "absent",
                 "address": (record or {}).get("address"),
+                "ssh": None if endpoint is None else endpoint.as_dict(),
                 "plan": server.plan,
                 "taskservs": sorted((record or {}).get("taskservs", {})),
             }
@@ -93,6 +102,48 @@ def list_(ctx: typer.Context, infra: InfraOption = None, json_out: JsonFlag = Fa
             ", ".join(row["taskservs"]),
         )
     out.print(table)
+
+
+def live_state(workspace: Path, infra: str, record: dict[str, Any]) -> str:
+    """A lab host's state is read from the kernel (its PID 1, its sshd); a cloud
+    server's is what its provider said last."""
+    if record.get("provider") == "local" and record.get("provider_id"):
+        return hosts.state(Path(str(record["provider_id"]))).value
+    return str(record.get("status", "unknown"))
+
+
+@app.command(
+    "ssh",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def ssh_(
+    ctx: typer.Context,
+    hostname: Annotated[str, typer.Argument(help="The server.")],
+    command: Annotated[
+        list[str] | None, typer.Argument(help="A command to run there (after --).")
+    ] = None,
+    infra: InfraOption = None,
+) -> None:
+    """An interactive shell on a server, or one command (after --) whose exit code
+    this returns."""
+    workspace, definition = infra_of(ctx, infra)
+    try:
+        definition.server(hostname)
+        client = connect(workspace, definition.name, hostname)
+    except (InfraError, EndpointError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    argv = [*(command or []), *ctx.args]
+    try:
+        code = client.interactive(argv)
+    except SshError as exc:
+        fail(str(exc))
+    if code == 255:
+        # ssh's own failure (the command's stderr went to the terminal): say which.
+        try:
+            client.run(["true"])
+        except SshError as exc:
+            fail(str(exc))
+    raise typer.Exit(code)
 
 
 def recorded_or_defined(workspace: Path, infra: Infra, given: list[str] | None) -> list[str]:

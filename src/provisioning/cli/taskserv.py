@@ -9,7 +9,10 @@ from rich.table import Table
 
 from ..infra.state import read_state
 from ..operations import plans
-from ..taskservs import available
+from ..ssh import EndpointError, SshError
+from ..taskservs import CatalogError, available
+from ..taskservs.packages import PackageError
+from ..taskservs.tool import Job, TaskservError
 from .common import out, print_json
 from .operate import (
     CheckFlag,
@@ -104,6 +107,63 @@ def list_(
     for row in rows:
         table.add_row(row["server"], row["taskserv"], row.get("version", ""), row.get("url", ""))
     out.print(table)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this taskserv.")] = None,
+    servers: Servers = None,
+    infra: InfraOption = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """The health check of installed taskservs, run on each server over SSH (the
+    process answers, the port listens, the version matches). Exit 1 if one fails."""
+    workspace, definition = infra_of(ctx, infra)
+    recorded = read_state(workspace, definition.name)["servers"]
+    rows: list[dict[str, Any]] = []
+    for hostname, record in sorted(recorded.items()):
+        if servers and hostname not in servers:
+            continue
+        for taskserv in sorted(record.get("taskservs", {})):
+            if name and taskserv != name:
+                continue
+            params = {
+                "workspace_dir": str(workspace),
+                "infra": definition.name,
+                "hostname": hostname,
+                "taskserv": taskserv,
+                # Installed together, a clustered taskserv's members know each other.
+                "peers": [h for h, r in recorded.items() if taskserv in r.get("taskservs", {})],
+            }
+            job = None
+            try:
+                job = Job(params)
+                job.render()
+                found = job.status()
+                rows.append({"server": hostname, **found})
+            except (SshError, EndpointError, CatalogError, TaskservError, PackageError) as exc:
+                rows.append(
+                    {"server": hostname, "taskserv": taskserv, "healthy": False, "reason": str(exc)}
+                )
+            finally:
+                if job is not None:
+                    job.close()
+    if json_out:
+        print_json({"infra": definition.name, "taskservs": rows})
+    else:
+        table = Table("server", "taskserv", "version", "healthy", "reason")
+        for row in rows:
+            table.add_row(
+                row["server"],
+                row["taskserv"],
+                row.get("version", ""),
+                "yes" if row["healthy"] else "NO",
+                row.get("reason", ""),
+            )
+        out.print(table)
+    if not all(row["healthy"] for row in rows):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -137,7 +137,7 @@ def build_invocation(
 ) -> Invocation:
     """The argv and environment of one attempt; raises :class:`RunnerError`."""
     env = {**_base_env(), **settings.nushell.env_vars}
-    libs = [str(settings.nushell_lib)]
+    libs = [str(lib) for lib in settings.nushell_libs]
     if run.nushell is not None and run.nushell.lib:
         libs.insert(0, run.nushell.lib)
     # nu separates the folders of -I / NU_LIB_DIRS with the record separator.

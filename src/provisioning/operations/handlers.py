@@ -13,19 +13,54 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config
+from pydantic import ValidationError
+
+from ..config import LoadedConfig, load_config
 from ..infra import InfraError, load_infra, state
+from ..infra.models import ServerDef
 from ..providers import ProviderContext, ProviderError, get_provider
 from ..providers.base import HOSTNAME_RE
+from ..ssh import EndpointError, SshError, wait_for_ssh
+from ..ssh import known_hosts as host_keys
+from ..ssh.servers import connect, endpoint_of, known_hosts_file
 
 
 def _progress(value: int, message: str) -> None:
     print(f"PROGRESS: {value} {message}", flush=True)
 
 
+SECRET_KEYS = frozenset(
+    {"password", "token", "secret_access_key", "aws_secret_access_key", "api_key"}
+)
+
+
+def _guard_credentials(loaded: LoadedConfig, provider: str) -> None:
+    """Provider credentials come from the environment or from a file only its owner
+    can read: a readable configuration file holding one is refused."""
+    held = SECRET_KEYS & set(getattr(loaded.settings.providers, provider, {}))
+    source = loaded.sources.get(f"providers.{provider}", "").rsplit(":", 1)[0]
+    if not held or not source.startswith("/"):
+        return
+    try:
+        mode = Path(source).stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        print(
+            f"{source}: providers.{provider}.{sorted(held)[0]} is a credential in a file others "
+            f"can read; chmod 600 {source}, or give it through the provider's environment "
+            "variables instead",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(2)
+
+
 def _context(params: dict[str, Any], provider: str) -> ProviderContext:
     workspace_dir = Path(params["workspace_dir"])
-    settings = load_config(cwd=workspace_dir).settings
+    loaded = load_config(cwd=workspace_dir)
+    _guard_credentials(loaded, provider)
+    settings = loaded.settings
     return ProviderContext(
         workspace=settings.workspace.name or workspace_dir.name,
         workspace_dir=workspace_dir,
@@ -35,7 +70,10 @@ def _context(params: dict[str, Any], provider: str) -> ProviderContext:
 
 
 def _hostname(params: dict[str, Any]) -> str:
-    hostname = str(params.get("hostname") or params["item"])
+    item = params.get("item")
+    # An item is a hostname, or (the original's server_configs) a whole server definition.
+    named = item.get("hostname") if isinstance(item, dict) else item
+    hostname = str(params.get("hostname") or named)
     if not HOSTNAME_RE.match(hostname):
         print(f"hostname {hostname!r} is not an RFC 1123 label", file=sys.stderr)
         raise SystemExit(2)
@@ -48,11 +86,25 @@ def _fail(error: ProviderError) -> None:
     raise SystemExit(1)
 
 
+def _definition(params: dict[str, Any], workspace_dir: Path, hostname: str) -> ServerDef:
+    """The server as the task gives it (a batch's server_configs) or as the infra defines it."""
+    item = params.get("item")
+    if isinstance(item, dict):
+        try:
+            return ServerDef.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "server"
+            print(f"server {hostname}: {where}: {first['msg']}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return load_infra(workspace_dir, str(params["infra"])).server(hostname)
+
+
 def server_create(params: dict[str, Any]) -> dict[str, Any]:
     """Create one server of the infra (a no-op, reported, when it exists)."""
     hostname = _hostname(params)
     workspace_dir = Path(params["workspace_dir"])
-    server = load_infra(workspace_dir, str(params["infra"])).server(hostname)
+    server = _definition(params, workspace_dir, hostname)
     provider = get_provider(server.provider, _context(params, server.provider))
     _progress(10, f"creating {hostname} on {server.provider}")
     try:
@@ -60,9 +112,40 @@ def server_create(params: dict[str, Any]) -> dict[str, Any]:
     except ProviderError as exc:
         _fail(exc)
         raise
-    state.record_server(workspace_dir, str(params["infra"]), record.as_dict())
+    infra = str(params["infra"])
+    recorded = record.as_dict()
+    if recorded["extra"].get("note"):
+        print(f"notice: server {hostname}: {recorded['extra']['note']}", file=sys.stderr)
+    _await_ssh(workspace_dir, infra, recorded, created=created)
+    state.record_server(workspace_dir, infra, recorded)
     _progress(100, f"{hostname} {'created' if created else 'already exists'}")
-    return {"hostname": hostname, "created": created, "server": record.as_dict()}
+    return {"hostname": hostname, "created": created, "server": recorded}
+
+
+def _await_ssh(workspace_dir: Path, infra: str, record: dict[str, Any], *, created: bool) -> None:
+    """Record the host key the provider offers, then wait until SSH answers. A server
+    made now has new keys: what was recorded under its name before is forgotten."""
+    ssh = load_config(cwd=workspace_dir).settings.ssh
+    if ssh.wait_seconds == 0:
+        return
+    hostname = str(record["hostname"])
+    try:
+        endpoint = endpoint_of(workspace_dir, infra, hostname, record)
+        offered = (record.get("extra") or {}).get("host_key")
+        if created:
+            host_keys.forget(known_hosts_file(workspace_dir), endpoint.host_key_alias)
+        if offered:
+            host_keys.record(known_hosts_file(workspace_dir), endpoint.host_key_alias, offered)
+        waited = wait_for_ssh(
+            endpoint,
+            known_hosts_file(workspace_dir),
+            timeout=ssh.wait_seconds,
+            progress=lambda message: _progress(60, message),
+        )
+    except (EndpointError, SshError) as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    _progress(90, f"SSH answers on {endpoint.address}:{endpoint.port} ({waited:.1f}s)")
 
 
 def server_delete(params: dict[str, Any]) -> dict[str, Any]:
@@ -79,12 +162,18 @@ def server_delete(params: dict[str, Any]) -> dict[str, Any]:
     provider_name = provider_name or "local"
     provider = get_provider(provider_name, _context(params, provider_name))
     _progress(10, f"deleting {hostname} on {provider_name}")
+    if recorded.get("provider_id"):
+        # The shared SSH connection to it goes first (it would linger until timeout).
+        with contextlib.suppress(EndpointError, SshError, OSError):
+            connect(workspace_dir, infra, hostname).close()
     try:
         deleted = provider.delete_server(hostname)
     except ProviderError as exc:
         _fail(exc)
         raise
     state.forget_server(workspace_dir, infra, hostname)
+    # A server made again under this name has new host keys.
+    host_keys.forget(known_hosts_file(workspace_dir), host_keys.alias(infra, hostname))
     _progress(100, f"{hostname} {'deleted' if deleted else 'did not exist'}")
     return {"hostname": hostname, "deleted": deleted}
 

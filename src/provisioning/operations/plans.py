@@ -47,6 +47,12 @@ def _taskserv_ops(
                     "taskserv": definition.name,
                     "version": definition.version,
                     "settings": definition.settings,
+                    # Every server getting it: a clustered taskserv (etcd) knows its peers.
+                    "peers": needs[definition.name],
+                    "ssh": {
+                        h: infra.server(h).ssh.model_dump(exclude_none=True)
+                        for h in needs[definition.name]
+                    },
                 },
                 "depends_on": [*after, *(f"taskserv-{d}" for d in definition.depends_on)],
             }
@@ -107,7 +113,11 @@ def delete_taskserv(
         "type": "delete",
         "infra": infra.name,
         "items": hostnames,
-        "params": {**_base(workspace_dir), "taskserv": name},
+        "params": {
+            **_base(workspace_dir),
+            "taskserv": name,
+            "ssh": {h: infra.server(h).ssh.model_dump(exclude_none=True) for h in hostnames},
+        },
     }
     return _workflow(f"taskserv-delete-{name}", [op], rollback=False)
 

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ... import API_VERSION, __version__
 from ..service import OrchestratorService
-from . import metrics, seed, stream, system, tasks, ui, workflows
+from . import metrics, original, seed, stream, system, tasks, ui, workflows
 from .auth import require_token
 
 
@@ -135,6 +135,7 @@ def create_app(service: OrchestratorService, token: str, *, manage_service: bool
     app.include_router(tasks.router)
     app.include_router(seed.router)
     app.include_router(workflows.router)
+    app.include_router(original.router)
     app.include_router(stream.router)
     app.include_router(metrics.router)
     app.include_router(ui.router)
