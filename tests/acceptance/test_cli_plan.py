@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioning.providers.lab import hosts
 from tests.acceptance.business_helpers import Workspace, assert_no_leftover, stop_machine
 from tests.acceptance.cli_env import PROVISIONING, Cli
 
@@ -113,8 +114,10 @@ def test_check_sees_a_server_gone_at_the_provider(workspace: Workspace) -> None:
         "No changes."
         in workspace.ok("server", "create", "web-1", "--no-taskservs", "--check").stdout
     )
-    # Removed behind the platform's back: the record says it exists, the provider does not.
-    subprocess.run(["rm", "-rf", str(workspace.server_dir("web-1"))], check=True)
+    # Removed behind the platform's back (at the provider, its state file untouched):
+    # the record says it exists, the provider does not.
+    workspace.remember_services()
+    assert hosts.destroy(workspace.server_dir("web-1"))
     drifted = workspace.ok("server", "create", "web-1", "--no-taskservs", "--check")
     assert "+ server web-1" in drifted.stdout, drifted
     assert "(drift)" in drifted.stdout

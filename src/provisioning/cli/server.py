@@ -160,9 +160,14 @@ def ssh_(
 
 
 def recorded_or_defined(workspace: Path, infra: Infra, given: list[str] | None) -> list[str]:
-    """Servers to delete: defined in the infra, or only recorded (its definition gone)."""
-    names = given or [s.hostname for s in infra.servers]
-    known = {s.hostname for s in infra.servers} | set(read_state(workspace, infra.name)["servers"])
+    """Servers to delete: defined in the infra, or only recorded (its definition gone,
+    or made from a batch's inline ``server_configs``); with no names, all of them."""
+    defined = [s.hostname for s in infra.servers]
+    recorded = [
+        name for name in read_state(workspace, infra.name)["servers"] if name not in defined
+    ]
+    known = {*defined, *recorded}
+    names = given or [*defined, *recorded]
     unknown = [name for name in names if name not in known]
     if unknown:
         raise InfraError(
