@@ -143,7 +143,10 @@ def status(
     )
     if not report["compatible"]:
         notify(f"this CLI cannot use it: {report['compatibility_problem']}", "warning")
-    out.print(f"storage: {report['storage']['backend']} {report['storage'].get('path', '')}")
+    storage = report["storage"]
+    size = storage.get("size_bytes")
+    shown = f", {size / 1_048_576:.1f} MiB" if isinstance(size, int) else ""
+    out.print(f"storage: {storage['backend']} {storage.get('path', '')}{shown}")
     out.print(f"running here: {report['running_here']} of {report['max_concurrent_tasks']}")
     table = Table(*report["tasks"].keys())
     table.add_row(*(str(n) for n in report["tasks"].values()))

@@ -54,7 +54,7 @@ def init(
 ) -> None:
     """Create a workspace: config/, infra/<infra>/, extensions/, runtime/."""
     for label, value in (("workspace name", name), ("--infra", infra)):
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             fail(f"{label} {value!r} is not an RFC 1123 label (a-z, 0-9, '-')", EXIT_USAGE)
     root = (path or Path(name)).resolve()
     if (root / "config" / "provisioning.toml").exists():

@@ -36,7 +36,7 @@ def _context(params: dict[str, Any], provider: str) -> ProviderContext:
 
 def _hostname(params: dict[str, Any]) -> str:
     hostname = str(params.get("hostname") or params["item"])
-    if not HOSTNAME_RE.match(hostname):
+    if not HOSTNAME_RE.fullmatch(hostname):
         print(f"hostname {hostname!r} is not an RFC 1123 label", file=sys.stderr)
         raise SystemExit(2)
     return hostname

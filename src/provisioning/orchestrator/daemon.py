@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -28,6 +29,8 @@ import uvicorn
 from ..config import ConfigError, Settings, load_config
 from ..pidfile import PidFile, PidFileBusy, read_pid
 from .api import create_app
+from .httpguard import guarded_protocol, quiet_accept_errors, raise_file_limit
+from .privacy import PRIVATE_UMASK, secure_data_dir
 from .service import OrchestratorService
 from .store import StoreError, open_store
 
@@ -99,6 +102,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+    quiet_accept_errors(asyncio.get_running_loop())
     if sys.version_info < (3, 12) and hasattr(asyncio, "PidfdChildWatcher"):
         # 3.11's default watcher starts a thread per child; pidfd costs nothing extra
         # (and is the default from 3.12 on).
@@ -108,9 +112,51 @@ async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
     await server.serve(sockets=[sock])
 
 
-def serve(settings: Settings) -> None:
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_files(settings: Settings, insecure_plaintext: bool) -> tuple[str, str] | None:
+    """The certificate and key to serve, or ``None`` for plain HTTP; refuses plain
+    HTTP on anything but loopback unless the operator insists."""
+    server = settings.server
+    if bool(server.tls_cert) != bool(server.tls_key):
+        raise DaemonError("server.tls_cert and server.tls_key go together: set both or neither")
+    files = None
+    if server.tls_cert:
+        cert, key = (str(Path(p).expanduser()) for p in (server.tls_cert, server.tls_key))
+        for name, path in (("server.tls_cert", cert), ("server.tls_key", key)):
+            if not os.access(path, os.R_OK):
+                raise DaemonError(f"{name}: cannot read {path}")
+        files = (cert, key)
+    if is_loopback(server.host):
+        return files
+    if files is None and not insecure_plaintext:
+        raise DaemonError(
+            f"server.host {server.host} is not loopback: the API (and its token) would "
+            "cross the network in plain text; set server.tls_cert and server.tls_key, "
+            "or pass --insecure-plaintext"
+        )
+    log.warning(
+        "listening on %s, reachable from other machines, %s",
+        server.host,
+        "over TLS" if files else "IN PLAIN TEXT (--insecure-plaintext): use TLS",
+    )
+    return files
+
+
+def serve(settings: Settings, *, insecure_plaintext: bool = False) -> None:
     """Run the orchestrator in this process until SIGTERM/SIGINT."""
     data_dir = settings.data_dir
+    os.umask(PRIVATE_UMASK)
+    tls = tls_files(settings, insecure_plaintext)
+    secure_data_dir(data_dir)
+    raise_file_limit()
     pid_file = PidFile(data_dir / PID_FILE)
     try:
         pid_file.acquire()
@@ -128,6 +174,7 @@ def serve(settings: Settings) -> None:
             raise DaemonError(str(exc)) from None
         service = OrchestratorService(settings, store, token)
         app = create_app(service, token)
+        limits = settings.server
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -135,11 +182,19 @@ def serve(settings: Settings) -> None:
             lifespan="on",
             timeout_graceful_shutdown=3,
             ws="auto",
+            http=guarded_protocol(
+                limits.max_connections,
+                limits.header_timeout_seconds,
+                limits.body_timeout_seconds,
+            ),
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
         server = _Server(config)
         log.info(
-            "orchestrator %s listening on http://%s:%d (data %s)",
+            "orchestrator %s listening on %s://%s:%d (data %s)",
             service.node_id,
+            "https" if tls else "http",
             settings.server.host,
             settings.server.port,
             data_dir,
@@ -160,7 +215,7 @@ def detach(argv: list[str], settings: Settings, wait_seconds: float) -> int:
     if running is not None:
         raise DaemonError(f"an orchestrator (pid {running}) is already running on {data_dir}")
     log_path = data_dir / LOG_FILE
-    with open(log_path, "ab") as log_file:
+    with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
         child = subprocess.Popen(
             [sys.executable, "-m", "provisioning.orchestrator.daemon", *argv],
             stdin=subprocess.DEVNULL,
@@ -169,7 +224,8 @@ def detach(argv: list[str], settings: Settings, wait_seconds: float) -> int:
             start_new_session=True,
             close_fds=True,
         )
-    url = f"http://{settings.server.host}:{settings.server.port}/health"
+    scheme = "https" if settings.server.tls_cert else "http"
+    url = f"{scheme}://{settings.server.host}:{settings.server.port}/health"
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -177,7 +233,10 @@ def detach(argv: list[str], settings: Settings, wait_seconds: float) -> int:
                 f"the orchestrator exited with code {child.returncode}:\n{_tail(log_path)}"
             )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200 and read_pid(data_dir) == child.pid:
+            # A readiness probe of our own child (no token sent): the certificate may be
+            # self-signed, and the pid check below says it is the right process.
+            probe = httpx.get(url, timeout=1, verify=False)
+            if probe.status_code == 200 and read_pid(data_dir) == child.pid:
                 return child.pid
         time.sleep(0.05)
     child.terminate()
@@ -208,6 +267,12 @@ def run(
     max_concurrent_tasks: Annotated[
         int | None, typer.Option(help="[executor.max_concurrent_tasks]")
     ] = None,
+    insecure_plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-plaintext", help="Allow plain HTTP on a non-loopback --host (no TLS)."
+        ),
+    ] = False,
 ) -> None:
     """provisioning-orchestrator: the durable task and workflow orchestrator daemon."""
     flags: dict[str, Any] = {
@@ -231,7 +296,7 @@ def run(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        serve(settings)
+        serve(settings, insecure_plaintext=insecure_plaintext)
     except (ConfigError, DaemonError) as exc:
         typer.echo(f"provisioning-orchestrator: {exc}", err=True)
         raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None

@@ -258,6 +258,7 @@ class Scheduler:
             kill_grace=self._settings.executor.kill_grace_seconds,
             hooks=ProcessHooks(on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs),
             stop=running.stop,
+            log_keep_bytes=int(self._settings.executor.log_keep_mib * 1024 * 1024),
         )
 
     async def finish_attempt(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:

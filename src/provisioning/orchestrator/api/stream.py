@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from .auth import check_token, require_token
+from .auth import check_token, presented_token, require_stream_token
 from .tasks import Service
 
 router = APIRouter()
@@ -23,7 +23,7 @@ def _kinds(events: str | None) -> frozenset[str] | None:
     return frozenset(k.strip() for k in events.split(",") if k.strip()) & KINDS
 
 
-@router.get("/events", dependencies=[Depends(require_token)])
+@router.get("/events", dependencies=[Depends(require_stream_token)])
 async def events(
     request: Request,
     svc: Service,
@@ -55,14 +55,10 @@ async def events(
 
 
 @router.websocket("/ws")
-async def websocket(
-    socket: WebSocket, svc: Service, token: str | None = None, events: str | None = None
-) -> None:
+async def websocket(socket: WebSocket, svc: Service, events: str | None = None) -> None:
     """The original platform's ``ws://.../ws?token=...&events=task,system``."""
-    header = socket.headers.get("authorization", "")
-    presented = header[7:].strip() if header.lower().startswith("bearer ") else token
     try:
-        check_token(socket.app.state.token, presented)
+        check_token(socket.app.state.token, presented_token(socket, in_query=True))
     except Exception:
         await socket.close(code=4401, reason="unauthorized")
         return

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from ..models import NewTask, TaskStatus
 from ..service import InvalidTask, NotRunning, OrchestratorService
 from .auth import check_token, presented_token, require_token
+from .params import After, Limit, LogLimit, Offset
 from .schemas import LogLineView, LogsView, ProgressReport, SubmittedView, TaskPageView, TaskView
 
 router = APIRouter()
@@ -46,8 +47,8 @@ async def submit_task(body: NewTask, svc: Service) -> SubmittedView:
 async def list_tasks(
     svc: Service,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> TaskPageView:
     """Tasks, newest first."""
     page = await svc.list_tasks(status_, limit, offset)
@@ -69,8 +70,8 @@ async def get_task(task_id: str, svc: Service) -> TaskView:
 async def task_logs(
     task_id: str,
     svc: Service,
-    after: Annotated[int, Query(ge=0, description="return lines after this seq")] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    after: After = 0,
+    limit: LogLimit = 1000,
 ) -> LogsView:
     """The task's output lines (every attempt), oldest first."""
     if await svc.get(task_id) is None:

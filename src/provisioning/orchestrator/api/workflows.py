@@ -11,6 +11,7 @@ from ...workflow import PlanError
 from ..engine import WorkflowConflict
 from ..models import WorkflowStatus
 from .auth import require_token
+from .params import Limit, Offset
 from .tasks import Service
 from .workflow_views import WorkflowPageView, WorkflowSubmittedView, WorkflowView
 
@@ -54,8 +55,8 @@ async def submit_batch(
 async def list_workflows(
     svc: Service,
     status_: Annotated[WorkflowStatus | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> WorkflowPageView:
     """Workflows, newest first."""
     found, total = await svc.workflows(status_, limit, offset)

@@ -29,13 +29,13 @@ def _reject_constant(name: str) -> Any:
 def parse_line(line: str) -> OutputLine:
     """Classify a line of handler stdout. Malformed protocol lines stay log text."""
     stripped = line.rstrip("\r\n")
-    match = _PROGRESS.match(stripped)
+    match = _PROGRESS.fullmatch(stripped)
     if match:
         value = int(match.group(1))
         if 0 <= value <= 100:
             message = (match.group(2) or "").strip() or None
             return OutputLine("progress", stripped, progress=value, message=message)
-    match = _RESULT.match(stripped)
+    match = _RESULT.fullmatch(stripped)
     if match:
         try:
             value = json.loads(match.group(1), parse_constant=_reject_constant)

@@ -29,6 +29,7 @@ LOG_FLUSH_LINES = 500
 STDERR_TAIL_LINES = 20
 MAX_LINE_BYTES = 1024 * 1024
 DRAIN_SECONDS = 2.0
+MIB = 1024 * 1024
 
 
 class StopReason(StrEnum):
@@ -60,13 +61,60 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
     return True
 
 
+class _LogBudget:
+    """The first ``keep`` bytes of an attempt's output go to the store as they come;
+    after that only the last ``keep`` bytes are held (in memory), written at the end
+    behind a line saying how much was dropped between them."""
+
+    def __init__(self, keep: int) -> None:
+        self.head_left = keep
+        self.keep = keep
+        # Tiny lines cost far more memory than their bytes: bound their count too.
+        self.max_tail_lines = max(1000, keep // 64)
+        self.tail: deque[tuple[tuple[str, str, float], int]] = deque()
+        self.tail_bytes = 0
+        self.dropped_lines = 0
+        self.dropped_bytes = 0
+
+    def admit(self, entry: tuple[str, str, float], size: int) -> bool:
+        """``True`` when the line goes to the store now; otherwise it is in the tail."""
+        if self.head_left and size <= self.head_left:
+            self.head_left -= size
+            return True
+        self.head_left = 0
+        self.tail.append((entry, size))
+        self.tail_bytes += size
+        while self.tail and (self.tail_bytes > self.keep or len(self.tail) > self.max_tail_lines):
+            _, dropped = self.tail.popleft()
+            self.tail_bytes -= dropped
+            self.dropped_lines += 1
+            self.dropped_bytes += dropped
+        return False
+
+    def drain(self) -> list[tuple[str, str, float]]:
+        lines = []
+        if self.dropped_lines:
+            note = (
+                f"[provisioning] {self.dropped_lines} line(s), {self.dropped_bytes} bytes of "
+                f"output dropped here: over the log limit (executor.log_keep_mib: the first "
+                f"and last {self.keep / MIB:g} MiB are kept)"
+            )
+            lines.append(("stderr", note, time.time()))
+        lines += [entry for entry, _ in self.tail]
+        self.tail.clear()
+        return lines
+
+
 class _Watch(asyncio.SubprocessProtocol):
     """Output and exit of one handler, straight from the event loop's callbacks (no
     stream readers or reader tasks: this runs once per task, thousands of times)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, hooks: ProcessHooks) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, hooks: ProcessHooks, log_keep_bytes: int
+    ) -> None:
         self._loop = loop
         self._hooks = hooks
+        self._budget = _LogBudget(log_keep_bytes)
         self._partial = {1: bytearray(), 2: bytearray()}
         self._open_pipes = 2
         self._lines: list[tuple[str, str, float]] = []
@@ -107,7 +155,7 @@ class _Watch(asyncio.SubprocessProtocol):
         text = raw.decode("utf-8", errors="replace").rstrip("\r")
         if fd == 2:
             self.stderr_tail.append(text)
-            self._lines.append(("stderr", text, time.time()))
+            self._keep(("stderr", text, time.time()), len(raw) + 1)
             return
         parsed = parse_line(text)
         if parsed.kind == "progress":
@@ -115,7 +163,16 @@ class _Watch(asyncio.SubprocessProtocol):
             self._spawn(self._hooks.on_progress(parsed.progress, parsed.message))
         elif parsed.kind == "result":
             self.result[:] = [parsed.result]
-        self._lines.append(("stdout", parsed.text, time.time()))
+        self._keep(("stdout", parsed.text, time.time()), len(raw) + 1)
+
+    def _keep(self, entry: tuple[str, str, float], size: int) -> None:
+        if self._budget.admit(entry, size):
+            self._lines.append(entry)
+
+    def finish_logs(self) -> None:
+        """After the process ended: the kept tail of an over-long output, then flush."""
+        self._lines += self._budget.drain()
+        self.flush()
 
     def _maybe_flush(self) -> None:
         now = time.monotonic()
@@ -167,11 +224,12 @@ async def run_process(
     kill_grace: float,
     hooks: ProcessHooks,
     stop: asyncio.Future[StopReason],
+    log_keep_bytes: int = 8 * MIB,
 ) -> Outcome:
     """Run ``argv`` to the end, a timeout, or ``stop`` resolving; never raises for the
     handler's own failures."""
     loop = asyncio.get_running_loop()
-    watch = _Watch(loop, hooks)
+    watch = _Watch(loop, hooks, log_keep_bytes)
     try:
         transport, _ = await loop.subprocess_exec(
             lambda: watch,
@@ -214,7 +272,7 @@ async def run_process(
         await _first(loop, [watch.drained], DRAIN_SECONDS)
         code = transport.get_returncode()
         transport.close()
-        watch.flush()
+        watch.finish_logs()
         if watch.pending:
             await asyncio.gather(*watch.pending)
 

@@ -11,14 +11,24 @@ import importlib
 import json
 import os
 import sys
+import traceback
 
 
 def main(argv: list[str]) -> int:
     module_name, function_name = argv
     params = json.loads(os.environ.get("PROVISIONING_PARAMS", "{}"))
-    module = importlib.import_module(module_name)
-    function = getattr(module, function_name)
-    value = function(params)
+    try:
+        module = importlib.import_module(module_name)
+        function = getattr(module, function_name)
+        value = function(params)
+    except Exception as exc:
+        # The traceback is for the log (stdout); the task's error (the stderr tail)
+        # gets one line a user can read.
+        traceback.print_exc(file=sys.stdout)
+        sys.stdout.flush()
+        where = f"{module_name}.{function_name}"
+        print(f"{where} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
     if value is not None:
         sys.stdout.flush()
         print("RESULT: " + json.dumps(value), flush=True)

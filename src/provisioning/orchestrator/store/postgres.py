@@ -67,6 +67,7 @@ from .postgres_workflow import (
 )
 from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
 from .sql_reads import SqlReads
+from .sql_retention import SqlRetention
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
 
@@ -139,7 +140,7 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
-class PostgresStore(PostgresWorkflowVerbs, SqlReads):
+class PostgresStore(PostgresWorkflowVerbs, SqlReads, SqlRetention):
     """The :class:`~.base.Store` on a PostgreSQL database shared by several nodes."""
 
     backend = "postgres"

@@ -32,6 +32,7 @@ from ..models import (
 from .base import StoreError
 from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
 from .sql_reads import SqlReads
+from .sql_retention import SqlRetention
 from .sqlite_workflow import WorkflowVerbs
 
 _TERMINAL_FOR = {
@@ -53,7 +54,7 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SQLiteStore(WorkflowVerbs, SqlReads):
+class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
