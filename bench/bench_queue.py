@@ -221,8 +221,8 @@ def running_daemon(concurrency: int, preload: int = 0) -> Iterator[Daemon]:
 def preload_queue(data_dir: Path, env: dict[str, str], count: int) -> None:
     """Queue ``count`` tasks straight through the store, as ``POST /tasks`` would."""
     from provisioning.config import load_config
-    from provisioning.orchestrator.models import NewTask, RetryPolicy
     from provisioning.orchestrator.store import open_store
+    from provisioning.tasks import NewTask, RetryPolicy
 
     flags = {"storage.data_dir": str(data_dir)}
     settings = load_config(flags=flags, environ=env, cwd=data_dir).settings

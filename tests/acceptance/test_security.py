@@ -72,9 +72,22 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
         ],
         check=True,
         capture_output=True,
@@ -119,9 +132,17 @@ def test_tls_is_served_with_the_configured_certificate(make_daemon: Any, tmp_pat
     proc_env = daemon.env
     log = open(daemon.log_path, "ab")  # noqa: SIM115
     daemon.proc = subprocess.Popen(
-        [str(BIN / "provisioning-orchestrator"), "--config", str(daemon.config),
-         "--host", "0.0.0.0"],
-        env=proc_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(BIN / "provisioning-orchestrator"),
+            "--config",
+            str(daemon.config),
+            "--host",
+            "0.0.0.0",
+        ],
+        env=proc_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     log.close()
     trust = ssl.create_default_context(cafile=str(cert))

@@ -20,19 +20,17 @@ import psycopg
 import pytest
 from pydantic import BaseModel
 
-from provisioning.orchestrator.models import (
+from provisioning.orchestrator.models import Claim, NewStep, Task
+from provisioning.orchestrator.store.postgres import PostgresStore, mask_dsn
+from provisioning.orchestrator.store.sqlite import SQLiteStore
+from provisioning.tasks import (
     AttemptStatus,
-    Claim,
-    NewStep,
     NewTask,
     Outcome,
     RetryPolicy,
-    Task,
     TaskStatus,
     WorkflowStatus,
 )
-from provisioning.orchestrator.store.postgres import PostgresStore, mask_dsn
-from provisioning.orchestrator.store.sqlite import SQLiteStore
 from tests.integration.pg_server import PostgresServer
 
 T0 = 1_700_000_000.0

@@ -13,19 +13,18 @@ from typing import Any
 
 import pytest
 
-from provisioning.orchestrator.models import (
+from provisioning.execution import ProcessInfo
+from provisioning.orchestrator.models import Claim, Task
+from provisioning.orchestrator.store import Store
+from provisioning.tasks import (
     AttemptStatus,
-    Claim,
     NewTask,
     Outcome,
     Priority,
-    ProcessInfo,
     RetryPolicy,
     RunSpec,
-    Task,
     TaskStatus,
 )
-from provisioning.orchestrator.store import Store
 from tests.integration.conftest import Backend
 
 T0 = 1_700_000_000.0

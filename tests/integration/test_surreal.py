@@ -21,20 +21,19 @@ from typing import Any, ClassVar
 import pytest
 
 from provisioning.config.models import Settings, StorageBackend, StorageSection
-from provisioning.orchestrator.models import (
-    AttemptStatus,
-    Backoff,
-    NewStep,
-    NewTask,
-    Outcome,
-    RetryPolicy,
-    Task,
-    TaskStatus,
-    WorkflowStatus,
-)
+from provisioning.orchestrator.models import NewStep, Task
 from provisioning.orchestrator.store import SQLiteStore, StoreError
 from provisioning.orchestrator.store import surreal as surreal_module
 from provisioning.orchestrator.store.surreal import SurrealStore, Tx, open_surreal
+from provisioning.tasks import (
+    AttemptStatus,
+    Backoff,
+    NewTask,
+    Outcome,
+    RetryPolicy,
+    TaskStatus,
+    WorkflowStatus,
+)
 
 T0 = 1_700_000_000.0
 LEASE = 30.0
@@ -107,7 +106,7 @@ class TestEmbeddedFolder:
         child = run_child(
             f"""
             import os, signal, sys
-            from provisioning.orchestrator.models import NewTask, RetryPolicy
+            from provisioning.tasks import NewTask, RetryPolicy
             from provisioning.orchestrator.store.surreal import SurrealStore
             store = SurrealStore({str(folder)!r})
             store.migrate()

@@ -23,7 +23,7 @@ LAX_SERVER = (
     "BUG: the server-side spec is validated in pydantic's lax mode and coerces values the "
     "Nickel contract rejects (parallel_limit '5' or true -> int, rollback_enabled 'yes' -> "
     "True): workflow/spec.py WorkflowSpec/OperationSpec (and RetryPolicy, RunSpec in "
-    "orchestrator/models.py) need strict numbers and booleans"
+    "tasks/spec.py, tasks/retry.py) need strict numbers and booleans"
 )
 NICKEL_LAX = (
     "BUG: schemas/workflow.ncl lacks a check the server makes (non-empty operations, "

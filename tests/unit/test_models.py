@@ -7,14 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from provisioning.orchestrator.models import (
-    NewTask,
-    Priority,
-    RetryPolicy,
-    RunSpec,
-    Task,
-    TaskStatus,
-)
+from provisioning.orchestrator.models import Task
+from provisioning.tasks import NewTask, Priority, RetryPolicy, RunSpec, TaskStatus
 
 NU_OK = {"module": "examples/hello.nu", "function": "greet"}
 PY_OK = {"module": "provisioning.operations.server", "function": "create"}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from provisioning.orchestrator.executor.output import OutputLine, parse_line
+from provisioning.tasks.protocol import OutputLine, parse_line
 
 
 @pytest.mark.parametrize(

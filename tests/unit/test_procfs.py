@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.orchestrator.executor import procfs
+from provisioning.execution import procfs
 
 
 def stat_line(pid: int, comm: str, state: str, pgrp: int, starttime: int) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from provisioning.orchestrator.models import Backoff, RetryPolicy
+from provisioning.tasks import Backoff, RetryPolicy
 
 
 def test_defaults_are_the_original_platforms() -> None:

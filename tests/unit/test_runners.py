@@ -15,14 +15,9 @@ from typing import Any
 import pytest
 
 from provisioning.config import Settings
-from provisioning.orchestrator.executor import runners
-from provisioning.orchestrator.executor.runners import (
-    PYTHON_ENTRY,
-    RunnerError,
-    build_invocation,
-    check_runner,
-)
-from provisioning.orchestrator.models import RunSpec
+from provisioning.execution import runners
+from provisioning.execution.runners import PYTHON_ENTRY, RunnerError, build_invocation, check_runner
+from provisioning.tasks import RunSpec
 
 HOSTILE: dict[str, Any] = {
     "name": "'; rm -rf ~ #",

@@ -13,10 +13,10 @@ from typing import Any
 from rich.text import Text
 
 from ..config import Settings
-from ..orchestrator.executor import ProcessHooks, RunnerError, build_invocation, check_runner
-from ..orchestrator.executor.process import StopReason, run_process
-from ..orchestrator.executor.runners import ATTEMPT_MARKER
-from ..orchestrator.models import AttemptStatus, Outcome, RunSpec
+from ..execution import ProcessHooks, RunnerError, build_invocation, check_runner
+from ..execution.process import StopReason, run_process
+from ..execution.runners import ATTEMPT_MARKER
+from ..tasks import AttemptStatus, Outcome, RunSpec
 from ..workflow import Plan
 from ..workflow.validate import op_params, resolve_run
 from .common import err

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from .. import compat
 from ..client import ClientError
-from ..orchestrator.executor.procfs import is_zombie_or_gone
+from ..execution.procfs import is_zombie_or_gone
 from ..pidfile import read_pid
 from .common import (
     EXIT_FAILED,

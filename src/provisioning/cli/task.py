@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from ..client import ClientError, OrchestratorClient
-from ..orchestrator.models import AttemptStatus, NewTask
+from ..tasks import AttemptStatus, NewTask
 from . import dispatch
 from .common import (
     EXIT_FAILED,

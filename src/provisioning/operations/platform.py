@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..orchestrator.models import RunSpec
 from ..providers.base import HOSTNAME_RE
+from ..tasks import RunSpec
 from ..taskservs import CatalogError, resolve
 
 HANDLERS = "provisioning.operations.handlers"

@@ -13,20 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..config import Settings
+from ..tasks import NewTask, RetryPolicy, RunSpec, TaskStatus, WorkflowStatus
 from ..workflow import Plan, WorkflowSpec, build_plan
 from ..workflow.spec import OperationSpec
 from ..workflow.validate import check_plan, op_params, parse_spec, resolve_run
 from .events import EventBus
-from .models import (
-    NewStep,
-    NewTask,
-    RetryPolicy,
-    RunSpec,
-    Task,
-    TaskStatus,
-    Workflow,
-    WorkflowStatus,
-)
+from .models import NewStep, Task, Workflow
 from .storeclient import StoreClient
 
 log = logging.getLogger("provisioning.orchestrator.engine")

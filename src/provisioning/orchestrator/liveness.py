@@ -15,10 +15,11 @@ import logging
 import time
 
 from ..config import Settings
-from .executor.process import StopReason, ensure_dead
-from .executor.procfs import boot_id
-from .executor.runners import ATTEMPT_MARKER
-from .models import Attempt, AttemptStatus, Outcome, Task
+from ..execution.process import StopReason, ensure_dead
+from ..execution.procfs import boot_id
+from ..execution.runners import ATTEMPT_MARKER
+from ..tasks import AttemptStatus, Outcome
+from .models import Attempt, Task
 from .scheduler import Scheduler
 from .storeclient import StoreClient
 

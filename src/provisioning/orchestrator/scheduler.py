@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
+from ..execution import ProcessHooks, ProcessInfo, RunnerError, build_invocation, run_process
+from ..execution.process import StopReason
+from ..execution.runners import ATTEMPT_MARKER
+from ..tasks import AttemptStatus, Outcome
 from .events import EventBus
-from .executor import ProcessHooks, RunnerError, build_invocation, run_process
-from .executor.process import StopReason
-from .executor.runners import ATTEMPT_MARKER
-from .models import AttemptStatus, Claim, Outcome, ProcessInfo, Task
+from .models import Claim, Task
 from .storeclient import StoreClient
 
 log = logging.getLogger("provisioning.orchestrator.scheduler")

@@ -16,23 +16,12 @@ from typing import Any
 
 from .. import API_VERSION, __version__
 from ..config import Settings
+from ..execution import RunnerError, check_runner
+from ..tasks import NewTask, RetryPolicy, TaskStatus, WorkflowStatus
 from .engine import WorkflowEngine
 from .events import EventBus
-from .executor import RunnerError, check_runner
 from .liveness import Liveness
-from .models import (
-    Attempt,
-    LogLine,
-    NewTask,
-    NodeInfo,
-    RetryPolicy,
-    Step,
-    Task,
-    TaskPage,
-    TaskStatus,
-    Workflow,
-    WorkflowStatus,
-)
+from .models import Attempt, LogLine, NodeInfo, Step, Task, TaskPage, Workflow
 from .scheduler import Scheduler, task_summary
 from .store import Store
 from .storeclient import StoreClient

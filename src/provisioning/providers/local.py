@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..orchestrator.executor.procfs import start_ticks
+from ..execution.procfs import start_ticks
 from .base import (
     HOSTNAME_RE,
     ProviderContext,

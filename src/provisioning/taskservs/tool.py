@@ -19,8 +19,8 @@ from typing import Any
 
 import jinja2
 
+from ..execution.procfs import start_ticks
 from ..infra import load_infra, state
-from ..orchestrator.executor.procfs import start_ticks
 from ..providers.base import ProviderContext
 from ..providers.local import server_dir, stop_services
 from .catalog import TaskservDef, resolve

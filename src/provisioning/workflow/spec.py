@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..jsonlimits import check_params
-from ..orchestrator.models import RetryPolicy, RunSpec
+from ..tasks import RetryPolicy, RunSpec
+from ..tasks.limits import check_params
 
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 PriorityName = Literal["low", "normal", "high", "critical"]

@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import Settings
+from ..execution.runners import RunnerError, check_runner
 from ..operations.platform import PlatformOpError, platform_runs
-from ..orchestrator.executor.runners import RunnerError, check_runner
-from ..orchestrator.models import RunSpec
+from ..tasks import RunSpec
 from .plan import Plan, PlanError, Problem
 from .spec import OperationSpec, WorkflowSpec
 

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ... import API_VERSION, __version__
-from ...jsonlimits import MAX_BODY_DEPTH, MAX_PARAMS_DEPTH, encoded_depth
+from ...tasks.limits import MAX_BODY_DEPTH, MAX_PARAMS_DEPTH, encoded_depth
 from ..service import OrchestratorService
 from . import seed, stream, system, tasks, workflows
 from .auth import require_token

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from starlette.requests import HTTPConnection
 
-from ..models import NewTask, TaskStatus
+from ...tasks import NewTask, TaskStatus
 from ..service import InvalidTask, NotRunning, OrchestratorService
 from .auth import check_token, presented_token, require_token
 from .params import After, Limit, LogLimit, Offset

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 
+from ...tasks import WorkflowStatus
 from ...workflow import PlanError
 from ..engine import WorkflowConflict
-from ..models import WorkflowStatus
 from .auth import require_token
 from .params import Limit, Offset
 from .tasks import Service

@@ -10,19 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..models import (
-    Attempt,
-    Claim,
-    LogLine,
-    NewTask,
-    NodeInfo,
-    Outcome,
-    ProcessInfo,
-    RetryPolicy,
-    Task,
-    TaskPage,
-    TaskStatus,
-)
+from ...execution import ProcessInfo
+from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
+from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
 
 
 class StoreError(Exception):

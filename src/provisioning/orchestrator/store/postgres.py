@@ -43,17 +43,9 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from ..models import (
-    Attempt,
-    AttemptStatus,
-    Claim,
-    NewTask,
-    Outcome,
-    ProcessInfo,
-    RetryPolicy,
-    Task,
-    TaskStatus,
-)
+from ...execution import ProcessInfo
+from ...tasks import AttemptStatus, NewTask, Outcome, RetryPolicy, TaskStatus
+from ..models import Attempt, Claim, Task
 from .base import StoreError
 from .postgres_workflow import (
     WORK_CHANNEL,

@@ -23,7 +23,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import psycopg
 import psycopg.errors
 
-from ..models import NewStep, Priority, RetryPolicy, Workflow, WorkflowStatus
+from ...tasks import Priority, RetryPolicy, WorkflowStatus
+from ..models import NewStep, Workflow
 from .base import StoreError
 from .rows import NEW_TASK_COLUMNS, markers, new_task_values, workflow_of
 from .sql_reads import WF

@@ -9,21 +9,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from ..models import (
-    Attempt,
-    AttemptStatus,
-    LogLine,
-    NewTask,
-    NodeInfo,
-    Priority,
-    ProcessInfo,
-    RetryPolicy,
-    Step,
-    Task,
-    TaskStatus,
-    Workflow,
-    WorkflowStatus,
-)
+from ...execution import ProcessInfo
+from ...tasks import AttemptStatus, NewTask, Priority, RetryPolicy, TaskStatus, WorkflowStatus
+from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
 
 # The columns a new task is written with, and their values (every SQL backend, every
 # way a task is created: POST /tasks and workflow steps).

@@ -7,17 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..models import (
-    Attempt,
-    LogLine,
-    NodeInfo,
-    Step,
-    Task,
-    TaskPage,
-    TaskStatus,
-    Workflow,
-    WorkflowStatus,
-)
+from ...tasks import TaskStatus, WorkflowStatus
+from ..models import Attempt, LogLine, NodeInfo, Step, Task, TaskPage, Workflow
 from .rows import Row, attempt_of, log_line_of, node_of, step_of, task_of, workflow_of
 
 # Every column of a workflow but its spec, which can be large and is read only to

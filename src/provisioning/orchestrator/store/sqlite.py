@@ -18,17 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..models import (
-    Attempt,
-    AttemptStatus,
-    Claim,
-    NewTask,
-    Outcome,
-    ProcessInfo,
-    RetryPolicy,
-    Task,
-    TaskStatus,
-)
+from ...execution import ProcessInfo
+from ...tasks import AttemptStatus, NewTask, Outcome, RetryPolicy, TaskStatus
+from ..models import Attempt, Claim, Task
 from .base import StoreError
 from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
 from .sql_reads import SqlReads

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..models import NewStep, Priority, RetryPolicy, Workflow, WorkflowStatus
+from ...tasks import Priority, RetryPolicy, WorkflowStatus
+from ..models import NewStep, Workflow
 from .rows import NEW_TASK_COLUMNS, markers, new_task_values, workflow_of
 from .sql_reads import WF
 

@@ -28,7 +28,6 @@ import fcntl
 import functools
 import json
 import os
-import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -43,22 +42,11 @@ from surrealdb import (
     RecordID,
 )
 
-from ..models import (
-    Attempt,
-    AttemptStatus,
-    Claim,
-    LogLine,
-    NewTask,
-    NodeInfo,
-    Outcome,
-    Priority,
-    ProcessInfo,
-    RetryPolicy,
-    Task,
-    TaskPage,
-    TaskStatus,
-)
+from ...execution import ProcessInfo
+from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, TaskStatus
+from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
 from .base import StoreError
+from .surreal_tx import CONFLICT, Tx
 from .surreal_workflow import SurrealWorkflowVerbs
 
 if TYPE_CHECKING:
@@ -84,10 +72,7 @@ _TERMINAL_FOR = {
 _UNLIMITED = 1 << 62
 # How often a verb is run again when the store changed under it before giving up.
 _RETRIES = 50
-_CONFLICT = "provisioning: the store changed during the transaction"
 _NOT_RUN = "The query was not executed due to a failed transaction"
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 # The schema, one SurrealQL script per version. Tables are schemaless (values are
 # checked by the Python models); JSON documents (run, params, retry, result, spec)
@@ -150,66 +135,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, RecordID):
         return RecordID(value.table_name, _clean(value.id))
     return value
-
-
-class Tx:
-    """The writes of one verb, sent as one transaction by :meth:`SurrealStore._transact`.
-
-    Each statement names its bound variables freely (``$id``, ``$now``); they are
-    renamed per statement so that statements never share one by accident.
-    """
-
-    def __init__(self, state: Mapping[str, int]) -> None:
-        self.state = dict(state)
-        self._statements: list[str] = []
-        self._params: dict[str, Any] = {}
-
-    @property
-    def empty(self) -> bool:
-        return not self._statements
-
-    def next_seq(self, counter: str) -> int:
-        """The next value of a sequence (``task_seq``, ``workflow_seq``, ``log_seq``)."""
-        self.state[counter] += 1
-        return self.state[counter]
-
-    def add(self, sql: str, **params: Any) -> None:
-        prefix = f"s{len(self._statements)}_"
-
-        def rename(match: re.Match[str]) -> str:
-            name = match.group(1)
-            return f"${prefix}{name}" if name in params else match.group(0)
-
-        self._statements.append(_PARAM.sub(rename, sql))
-        self._params.update({prefix + name: value for name, value in params.items()})
-
-    def set(self, record: RecordID, changes: Mapping[str, Any]) -> None:
-        """Set fields of one record (``None`` removes a field); nothing if it is gone."""
-        if not changes:
-            return
-        for name in changes:
-            if name == "id" or not _FIELD.fullmatch(name):
-                raise ValueError(f"not a settable field name: {name!r}")
-        assignments = ", ".join(f"{name} = $f_{name}" for name in changes)
-        self.add(
-            f"UPDATE $id SET {assignments} RETURN NONE",
-            id=record,
-            **{f"f_{name}": value for name, value in changes.items()},
-        )
-
-    def script(self) -> tuple[str, dict[str, Any]]:
-        """The transaction: check the revision the verb read under, bump it with the
-        counters, then every write."""
-        rev = self.state["rev"]
-        self.state["rev"] = rev + 1
-        body = "".join(f"{statement};\n" for statement in self._statements)
-        sql = (
-            "BEGIN TRANSACTION;\n"
-            f"IF meta:state.rev != $tx_rev {{ THROW '{_CONFLICT}' }};\n"
-            "UPDATE meta:state MERGE $tx_state RETURN NONE;\n"
-            f"{body}COMMIT TRANSACTION;"
-        )
-        return sql, {**self._params, "tx_rev": rev, "tx_state": self.state}
 
 
 # -- connections ----------------------------------------------------------------------
@@ -318,7 +243,7 @@ class _Engine:
         failures = [str(r.get("result")) for r in results if r.get("status") == "ERR"]
         if failures:
             causes = [f for f in failures if f != _NOT_RUN] or failures
-            if any(_CONFLICT in cause for cause in causes):
+            if any(CONFLICT in cause for cause in causes):
                 raise _Conflict(causes[0])
             raise StoreError(f"SurrealDB ({self.target.display}): {causes[0]}")
         return [r.get("result") for r in results]

@@ -15,14 +15,13 @@ import json
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from surrealdb import RecordID
 
-from ..models import NewStep, NewTask, Priority, RetryPolicy, Step, Workflow, WorkflowStatus
-
-if TYPE_CHECKING:
-    from .surreal import Tx
+from ...tasks import NewTask, Priority, RetryPolicy, WorkflowStatus
+from ..models import NewStep, Step, Workflow
+from .surreal_tx import Tx
 
 T = TypeVar("T")
 

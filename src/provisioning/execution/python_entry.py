@@ -1,4 +1,5 @@
-"""Entry point of a ``python`` task: ``python -m ...python_entry MODULE FUNCTION``.
+"""Entry point of a ``python`` task:
+``python -m provisioning.execution.python_entry MODULE FUNCTION``.
 
 Calls ``MODULE.FUNCTION(params)`` with the parameters from
 ``PROVISIONING_PARAMS``; a return value other than ``None`` becomes the task's

@@ -18,10 +18,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...config import Settings
-from ..models import RunSpec
+from ..config import Settings
+from ..tasks import RunSpec
 
-PYTHON_ENTRY = "provisioning.orchestrator.executor.python_entry"
+PYTHON_ENTRY = "provisioning.execution.python_entry"
 ATTEMPT_MARKER = "PROVISIONING_ATTEMPT"
 
 

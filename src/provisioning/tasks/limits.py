@@ -2,8 +2,7 @@
 
 Deeply nested data is cheap to send and expensive everywhere after: every
 reader of it recurses (pydantic, ``json``, Nushell's ``from json``). So it is
-refused at the door, before anything is queued. Imports nothing of ours: every
-layer may use it.
+refused at the door, before anything is queued.
 """
 
 from __future__ import annotations

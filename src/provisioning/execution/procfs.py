@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """Enough about a spawned process group to tell, later, whether it still lives."""
+
+    pid: int
+    pgid: int
+    start_ticks: int
+    boot_id: str
 
 
 @functools.cache

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..models import AttemptStatus, Outcome, ProcessInfo
+from ..tasks import AttemptStatus, Outcome, parse_line
 from . import procfs
-from .output import parse_line
+from .procfs import ProcessInfo
 
 LOG_FLUSH_SECONDS = 0.2
 LOG_FLUSH_LINES = 500

@@ -1,0 +1,73 @@
+"""The writes of one SurrealDB verb, sent as one SurrealQL transaction."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from surrealdb import RecordID
+
+CONFLICT = "provisioning: the store changed during the transaction"
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class Tx:
+    """The writes of one verb, sent as one transaction by :meth:`SurrealStore._transact`.
+
+    Each statement names its bound variables freely (``$id``, ``$now``); they are
+    renamed per statement so that statements never share one by accident.
+    """
+
+    def __init__(self, state: Mapping[str, int]) -> None:
+        self.state = dict(state)
+        self._statements: list[str] = []
+        self._params: dict[str, Any] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self._statements
+
+    def next_seq(self, counter: str) -> int:
+        """The next value of a sequence (``task_seq``, ``workflow_seq``, ``log_seq``)."""
+        self.state[counter] += 1
+        return self.state[counter]
+
+    def add(self, sql: str, **params: Any) -> None:
+        prefix = f"s{len(self._statements)}_"
+
+        def rename(match: re.Match[str]) -> str:
+            name = match.group(1)
+            return f"${prefix}{name}" if name in params else match.group(0)
+
+        self._statements.append(_PARAM.sub(rename, sql))
+        self._params.update({prefix + name: value for name, value in params.items()})
+
+    def set(self, record: RecordID, changes: Mapping[str, Any]) -> None:
+        """Set fields of one record (``None`` removes a field); nothing if it is gone."""
+        if not changes:
+            return
+        for name in changes:
+            if name == "id" or not _FIELD.fullmatch(name):
+                raise ValueError(f"not a settable field name: {name!r}")
+        assignments = ", ".join(f"{name} = $f_{name}" for name in changes)
+        self.add(
+            f"UPDATE $id SET {assignments} RETURN NONE",
+            id=record,
+            **{f"f_{name}": value for name, value in changes.items()},
+        )
+
+    def script(self) -> tuple[str, dict[str, Any]]:
+        """The transaction: check the revision the verb read under, bump it with the
+        counters, then every write."""
+        rev = self.state["rev"]
+        self.state["rev"] = rev + 1
+        body = "".join(f"{statement};\n" for statement in self._statements)
+        sql = (
+            "BEGIN TRANSACTION;\n"
+            f"IF meta:state.rev != $tx_rev {{ THROW '{CONFLICT}' }};\n"
+            "UPDATE meta:state MERGE $tx_state RETURN NONE;\n"
+            f"{body}COMMIT TRANSACTION;"
+        )
+        return sql, {**self._params, "tx_rev": rev, "tx_state": self.state}
