@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -22,6 +24,9 @@ from typing import Any
 
 from ..tasks import AttemptStatus, Outcome, parse_line
 from . import procfs
+from .cgroups import TaskCgroup
+from .environment import TaskUser
+from .logbudget import MIB, LogBudget
 from .procfs import ProcessInfo
 
 LOG_FLUSH_SECONDS = 0.2
@@ -29,7 +34,26 @@ LOG_FLUSH_LINES = 500
 STDERR_TAIL_LINES = 20
 MAX_LINE_BYTES = 1024 * 1024
 DRAIN_SECONDS = 2.0
-MIB = 1024 * 1024
+# The handler's end of the control pipe: protocol lines there cannot be forged by
+# output that merely echoes data (stdout parsing stays, for compatibility).
+CONTROL_FD_VAR = "PROVISIONING_CONTROL_FD"
+# Enter the attempt's cgroup before the handler starts: the wrapper waits until the
+# daemon has moved it (one line on stdin), then becomes the handler. A constant
+# script; the handler's argv follows as its positional parameters, never spliced in.
+_ENTER_CGROUP = 'read -r _ready; exec "$@" </dev/null'
+
+log = logging.getLogger("provisioning.execution")
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """Where and as whom a handler runs: its attempt's cgroup (when cgroups can be had),
+    an unprivileged user, a control pipe, the umask of the files it creates."""
+
+    cgroup: TaskCgroup | None = None
+    user: TaskUser | None = None
+    control_pipe: bool = True
+    umask: int = -1
 
 
 class StopReason(StrEnum):
@@ -61,50 +85,6 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
     return True
 
 
-class _LogBudget:
-    """The first ``keep`` bytes of an attempt's output go to the store as they come;
-    after that only the last ``keep`` bytes are held (in memory), written at the end
-    behind a line saying how much was dropped between them."""
-
-    def __init__(self, keep: int) -> None:
-        self.head_left = keep
-        self.keep = keep
-        # Tiny lines cost far more memory than their bytes: bound their count too.
-        self.max_tail_lines = max(1000, keep // 64)
-        self.tail: deque[tuple[tuple[str, str, float], int]] = deque()
-        self.tail_bytes = 0
-        self.dropped_lines = 0
-        self.dropped_bytes = 0
-
-    def admit(self, entry: tuple[str, str, float], size: int) -> bool:
-        """``True`` when the line goes to the store now; otherwise it is in the tail."""
-        if self.head_left and size <= self.head_left:
-            self.head_left -= size
-            return True
-        self.head_left = 0
-        self.tail.append((entry, size))
-        self.tail_bytes += size
-        while self.tail and (self.tail_bytes > self.keep or len(self.tail) > self.max_tail_lines):
-            _, dropped = self.tail.popleft()
-            self.tail_bytes -= dropped
-            self.dropped_lines += 1
-            self.dropped_bytes += dropped
-        return False
-
-    def drain(self) -> list[tuple[str, str, float]]:
-        lines = []
-        if self.dropped_lines:
-            note = (
-                f"[provisioning] {self.dropped_lines} line(s), {self.dropped_bytes} bytes of "
-                f"output dropped here: over the log limit (executor.log_keep_mib: the first "
-                f"and last {self.keep / MIB:g} MiB are kept)"
-            )
-            lines.append(("stderr", note, time.time()))
-        lines += [entry for entry, _ in self.tail]
-        self.tail.clear()
-        return lines
-
-
 class _Watch(asyncio.SubprocessProtocol):
     """Output and exit of one handler, straight from the event loop's callbacks (no
     stream readers or reader tasks: this runs once per task, thousands of times)."""
@@ -114,7 +94,7 @@ class _Watch(asyncio.SubprocessProtocol):
     ) -> None:
         self._loop = loop
         self._hooks = hooks
-        self._budget = _LogBudget(log_keep_bytes)
+        self._budget = LogBudget(log_keep_bytes)
         self._partial = {1: bytearray(), 2: bytearray()}
         self._open_pipes = 2
         self._lines: list[tuple[str, str, float]] = []
@@ -123,6 +103,8 @@ class _Watch(asyncio.SubprocessProtocol):
         self.drained: asyncio.Future[None] = loop.create_future()
         self.pending: list[asyncio.Future[None]] = []
         self.result: list[Any] = []
+        self.control_result: list[Any] = []
+        self.control_used = False
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
@@ -140,6 +122,8 @@ class _Watch(asyncio.SubprocessProtocol):
         self._maybe_flush()
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd not in self._partial:
+            return  # stdin (the cgroup handshake)
         if self._partial.get(fd):
             self._line(fd, bytes(self._partial[fd]))
             self._partial[fd].clear()
@@ -158,12 +142,31 @@ class _Watch(asyncio.SubprocessProtocol):
             self._keep(("stderr", text, time.time()), len(raw) + 1)
             return
         parsed = parse_line(text)
+        if not self.control_used:
+            # Once the handler speaks on the control pipe, stdout is only its log.
+            if parsed.kind == "progress":
+                assert parsed.progress is not None
+                self._spawn(self._hooks.on_progress(parsed.progress, parsed.message))
+            elif parsed.kind == "result":
+                self.result[:] = [parsed.result]
+        self._keep(("stdout", parsed.text, time.time()), len(raw) + 1)
+
+    def control_line(self, text: str) -> None:
+        parsed = parse_line(text)
         if parsed.kind == "progress":
             assert parsed.progress is not None
+            self.control_used = True
             self._spawn(self._hooks.on_progress(parsed.progress, parsed.message))
         elif parsed.kind == "result":
-            self.result[:] = [parsed.result]
-        self._keep(("stdout", parsed.text, time.time()), len(raw) + 1)
+            self.control_used = True
+            self.control_result[:] = [parsed.result]
+        elif text.strip():
+            self._keep(("stdout", text, time.time()), len(text) + 1)
+        self._maybe_flush()
+
+    @property
+    def final_result(self) -> list[Any]:
+        return self.control_result if self.control_used else self.result
 
     def _keep(self, entry: tuple[str, str, float], size: int) -> None:
         if self._budget.admit(entry, size):
@@ -173,6 +176,10 @@ class _Watch(asyncio.SubprocessProtocol):
         """After the process ended: the kept tail of an over-long output, then flush."""
         self._lines += self._budget.drain()
         self.flush()
+
+    def note(self, text: str) -> None:
+        """A line of the orchestrator's own in the task's log."""
+        self._lines.append(("stderr", f"[provisioning] {text}", time.time()))
 
     def _maybe_flush(self) -> None:
         now = time.monotonic()
@@ -215,6 +222,109 @@ async def _first(
         timer.cancel()
 
 
+class _Control(asyncio.Protocol):
+    """The daemon's end of the control pipe: protocol lines, one per line."""
+
+    def __init__(self, watch: _Watch) -> None:
+        self._watch = watch
+        self._partial = bytearray()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self._partial += data
+        while (end := self._partial.find(b"\n")) >= 0:
+            self._watch.control_line(bytes(self._partial[:end]).decode("utf-8", "replace"))
+            del self._partial[: end + 1]
+        if len(self._partial) > MAX_LINE_BYTES:
+            self._partial.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._partial:
+            self._watch.control_line(bytes(self._partial).decode("utf-8", "replace"))
+            self._partial.clear()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def _startable(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """Why ``argv[0]`` cannot be executed, or ``None`` (the wrapper shell would
+    otherwise turn a missing binary into its own exit code 127)."""
+    name = argv[0]
+    if os.sep in name:
+        return None if os.access(name, os.X_OK) else "No such file or directory"
+    return None if shutil.which(name, path=env.get("PATH", os.defpath)) else "not found on PATH"
+
+
+async def _spawn(
+    loop: asyncio.AbstractEventLoop,
+    watch: _Watch,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    confine: Confinement,
+) -> tuple[asyncio.SubprocessTransport, asyncio.BaseTransport | None, _Control | None]:
+    """Start the handler; raises ``OSError``."""
+    extra: dict[str, Any] = {"umask": confine.umask}
+    if confine.user is not None:
+        extra.update(user=confine.user.uid, group=confine.user.gid, extra_groups=[])
+    spawn_env = dict(env)
+    read_end = write_end = -1
+    if confine.control_pipe:
+        read_end, write_end = os.pipe()
+        spawn_env[CONTROL_FD_VAR] = str(write_end)
+        extra["pass_fds"] = (write_end,)
+    command = list(argv)
+    stdin: int = subprocess.DEVNULL
+    if confine.cgroup is not None:
+        command = ["/bin/sh", "-c", _ENTER_CGROUP, "provisioning-task", *argv]
+        stdin = subprocess.PIPE
+    try:
+        transport, _ = await loop.subprocess_exec(
+            lambda: watch,
+            *command,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=spawn_env,
+            cwd=cwd,
+            start_new_session=True,
+            **extra,
+        )
+    except BaseException:
+        if read_end >= 0:
+            os.close(read_end)
+        raise
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+    if confine.cgroup is not None:
+        try:
+            confine.cgroup.add(transport.get_pid())
+        except OSError as exc:
+            log.warning(
+                "cannot move pid %d into %s: %s", transport.get_pid(), confine.cgroup.path, exc
+            )
+        ready = transport.get_pipe_transport(0)
+        assert isinstance(ready, asyncio.WriteTransport)
+        ready.write(b"\n")
+        ready.close()
+    control: _Control | None = None
+    pipe: asyncio.BaseTransport | None = None
+    if read_end >= 0:
+        control = _Control(watch)
+        pipe, _ = await loop.connect_read_pipe(lambda: control, os.fdopen(read_end, "rb", 0))
+    return transport, pipe, control
+
+
+def _signal_all(pgid: int, cgroup: TaskCgroup | None, sig: int) -> None:
+    kill_group(pgid, sig)
+    if cgroup is not None:
+        if sig == signal.SIGKILL:
+            cgroup.kill()
+        else:
+            cgroup.signal(sig)
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -225,22 +335,18 @@ async def run_process(
     hooks: ProcessHooks,
     stop: asyncio.Future[StopReason],
     log_keep_bytes: int = 8 * MIB,
+    confine: Confinement = Confinement(),
 ) -> Outcome:
     """Run ``argv`` to the end, a timeout, or ``stop`` resolving; never raises for the
     handler's own failures."""
     loop = asyncio.get_running_loop()
     watch = _Watch(loop, hooks, log_keep_bytes)
+    cgroup = confine.cgroup
+    problem = _startable(argv, env) if cgroup is not None else None
+    if problem is not None:
+        return Outcome(AttemptStatus.FAILED, error=f"cannot start {argv[0]!r}: {problem}")
     try:
-        transport, _ = await loop.subprocess_exec(
-            lambda: watch,
-            *argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
+        transport, pipe, control = await _spawn(loop, watch, argv, env, cwd, confine)
     except OSError as exc:
         return Outcome(AttemptStatus.FAILED, error=f"cannot start {argv[0]!r}: {exc.strerror}")
 
@@ -260,18 +366,30 @@ async def run_process(
                 stopped = stop.result()
             else:
                 timed_out = True
-            kill_group(pgid, signal.SIGTERM)
+            _signal_all(pgid, cgroup, signal.SIGTERM)
             if await _first(loop, [watch.exited], kill_grace) is None:
-                kill_group(pgid, signal.SIGKILL)
+                _signal_all(pgid, cgroup, signal.SIGKILL)
             await watch.exited
     finally:
-        # Grandchildren may still hold the pipes or run on: end the whole group.
-        kill_group(pgid)
+        # Descendants may still hold the pipes or run on (setsid, double forks): end the
+        # whole tree, the cgroup when there is one, the group in any case.
+        _signal_all(pgid, cgroup, signal.SIGKILL)
         if not watch.exited.done():
             await watch.exited
-        await _first(loop, [watch.drained], DRAIN_SECONDS)
+        drains: list[asyncio.Future[Any]] = [watch.drained]
+        if control is not None:
+            drains.append(control.closed)
+        await _first(loop, [asyncio.gather(*drains)], DRAIN_SECONDS)
+        if cgroup is not None:
+            usage = cgroup.usage()
+            if not await loop.run_in_executor(None, cgroup.end):
+                watch.note(f"processes of {cgroup.path} did not end in time")
+            if usage.cpu_seconds is not None:
+                watch.note(usage.describe())
         code = transport.get_returncode()
         transport.close()
+        if pipe is not None:
+            pipe.close()
         watch.finish_logs()
         if watch.pending:
             await asyncio.gather(*watch.pending)
@@ -290,8 +408,8 @@ async def run_process(
         return Outcome(
             AttemptStatus.COMPLETED,
             exit_code=0,
-            result=watch.result[0] if watch.result else None,
-            has_result=bool(watch.result),
+            result=watch.final_result[0] if watch.final_result else None,
+            has_result=bool(watch.final_result),
         )
     return Outcome(
         AttemptStatus.FAILED, exit_code=code, error=_failure_text(code, watch.stderr_tail)
@@ -308,16 +426,24 @@ def _failure_text(code: int | None, tail: deque[str]) -> str:
 
 
 def ensure_dead(
-    process: ProcessInfo | None, marker: tuple[str, str], *, wait_seconds: float = 10.0
+    process: ProcessInfo | None,
+    marker: tuple[str, str],
+    *,
+    wait_seconds: float = 10.0,
+    cgroup: TaskCgroup | None = None,
 ) -> list[int]:
     """Kill what is left of an orphaned attempt and return only once it is gone.
 
     Blocking (used at recovery). Finds the attempt by its process group when
     that group is still the one we spawned (same boot, leader not reused), and
     by the attempt marker in the environment, which also catches processes that
-    left the group or were spawned before their group was recorded.
+    left the group or were spawned before their group was recorded, and by the
+    attempt's cgroup, which holds every descendant whatever it did.
     """
     victims = set(procfs.pids_with_env(*marker))
+    if cgroup is not None:
+        victims |= set(cgroup.pids())
+        cgroup.kill()
     groups: set[int] = set()
     if process is not None and process.boot_id == procfs.boot_id():
         leader_ticks = procfs.start_ticks(process.pid)
@@ -337,4 +463,6 @@ def ensure_dead(
         if not alive:
             break
         time.sleep(0.02)
+    if cgroup is not None:
+        cgroup.end(max(deadline - time.monotonic(), 0.1))
     return sorted(victims | groups)

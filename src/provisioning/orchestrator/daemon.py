@@ -27,6 +27,7 @@ import typer
 import uvicorn
 
 from ..config import ConfigError, Settings, load_config
+from ..execution.sandbox import SandboxError
 from ..pidfile import PidFile, PidFileBusy, read_pid
 from .api import create_app
 from .httpguard import guarded_protocol, quiet_accept_errors, raise_file_limit
@@ -172,7 +173,11 @@ def serve(settings: Settings, *, insecure_plaintext: bool = False) -> None:
             store = open_store(settings)
         except StoreError as exc:
             raise DaemonError(str(exc)) from None
-        service = OrchestratorService(settings, store, token)
+        try:
+            service = OrchestratorService(settings, store, token)
+        except SandboxError as exc:
+            store.close()
+            raise DaemonError(str(exc)) from None
         app = create_app(service, token)
         limits = settings.server
         config = uvicorn.Config(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 
@@ -20,7 +21,7 @@ from ..execution.procfs import boot_id
 from ..execution.runners import ATTEMPT_MARKER
 from ..tasks import AttemptStatus, Outcome
 from .models import Attempt, Task
-from .scheduler import Scheduler
+from .scheduler import Scheduler, attempt_key
 from .storeclient import StoreClient
 
 log = logging.getLogger("provisioning.orchestrator.liveness")
@@ -41,7 +42,9 @@ async def settle_orphans(
         killed: list[int] = []
         if attempt.process is None or attempt.process.boot_id == here:
             marker = (ATTEMPT_MARKER, f"{task.id}/{attempt.number}")
-            killed = await loop.run_in_executor(None, ensure_dead, attempt.process, marker)
+            cgroup = scheduler.sandbox.cgroup_of(attempt_key(task.id, attempt.number))
+            end = functools.partial(ensure_dead, attempt.process, marker, cgroup=cgroup)
+            killed = await loop.run_in_executor(None, end)
         detail = f"; killed what was left of it ({len(killed)} process(es)/group(s))"
         outcome = Outcome(AttemptStatus.LOST, error=reason + (detail if killed else ""))
         if await scheduler.finish_attempt(task, attempt.number, outcome) is not None:

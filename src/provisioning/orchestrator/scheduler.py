@@ -21,6 +21,7 @@ from ..config import Settings
 from ..execution import ProcessHooks, ProcessInfo, RunnerError, build_invocation, run_process
 from ..execution.process import StopReason
 from ..execution.runners import ATTEMPT_MARKER
+from ..execution.sandbox import Sandbox
 from ..tasks import AttemptStatus, Outcome
 from .events import EventBus
 from .models import Claim, Task
@@ -29,6 +30,11 @@ from .storeclient import StoreClient
 log = logging.getLogger("provisioning.orchestrator.scheduler")
 
 IDLE_POLL_SECONDS = 1.0
+
+
+def attempt_key(task_id: str, attempt: int) -> str:
+    """The name of an attempt's cgroup: a restarted node finds it from the store."""
+    return f"{task_id}.{attempt}"
 
 
 def task_summary(task: Task) -> dict[str, object]:
@@ -80,6 +86,7 @@ class Scheduler:
         self._loops: list[asyncio.Task[None]] = []
         self._retry_times: list[float] = []
         self._finishing: set[asyncio.Future[Task | None]] = set()
+        self.sandbox = Sandbox.from_settings(settings)
 
     @property
     def running_count(self) -> int:
@@ -224,8 +231,13 @@ class Scheduler:
             ATTEMPT_MARKER: f"{task.id}/{attempt}",
         }
         try:
+            run = task.run_spec
             invocation = build_invocation(
-                task.run_spec, task.params, self._settings, task_env=task_env
+                run,
+                task.params,
+                self._settings,
+                task_env=task_env,
+                base_env=self.sandbox.environment(run),
             )
         except RunnerError as exc:
             return Outcome(AttemptStatus.FAILED, error=str(exc))
@@ -254,12 +266,13 @@ class Scheduler:
         return await run_process(
             invocation.argv,
             env=invocation.env,
-            cwd=None,
+            cwd=self.sandbox.cwd,
             timeout=task.timeout_seconds,
             kill_grace=self._settings.executor.kill_grace_seconds,
             hooks=ProcessHooks(on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs),
             stop=running.stop,
             log_keep_bytes=int(self._settings.executor.log_keep_mib * 1024 * 1024),
+            confine=self.sandbox.confinement(attempt_key(task.id, attempt)),
         )
 
     async def finish_attempt(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
