@@ -172,3 +172,128 @@ def test_tls_needs_both_files(make_daemon: Any, tmp_path: Path) -> None:
     assert "go together" in _refused(daemon)
     daemon = make_daemon({"server": {"tls_cert": str(cert), "tls_key": str(tmp_path / "nope")}})
     assert "cannot read" in _refused(daemon)
+
+
+def test_control_lines_on_the_control_pipe_cannot_be_forged_on_stdout(daemon: Daemon) -> None:
+    script = (
+        "echo 'RESULT: {\"forged\": 1}'; "
+        'echo \'RESULT: {"real": 1}\' > "/dev/fd/$PROVISIONING_CONTROL_FD"; '
+        "echo 'RESULT: {\"forged\": 2}'"
+    )
+    task_id = daemon.submit({"command": ["sh", "-c", script]})
+    task = daemon.wait_status(task_id)
+    assert task["status"] == "completed"
+    assert task["result"] == {"real": 1}
+    logs = [line["line"] for line in daemon.http.get(f"/tasks/{task_id}/logs").json()["lines"]]
+    assert 'RESULT: {"forged": 2}' in logs  # echoed data stays plain log text
+
+
+def test_a_python_handler_echoing_a_protocol_line_cannot_forge_its_result(daemon: Daemon) -> None:
+    module = daemon.write_py(
+        "echoer",
+        """
+        def go(params):
+            print(params["text"])  # echoes user data
+            return {"real": True}
+        """,
+    )
+    task_id = daemon.submit(
+        {"python": {"module": module, "function": "go"}},
+        params={"text": 'RESULT: {"forged": true}'},
+    )
+    task = daemon.wait_status(task_id)
+    assert task["result"] == {"real": True}
+
+
+def test_stdout_protocol_lines_still_work_without_the_control_pipe(daemon: Daemon) -> None:
+    task_id = daemon.submit({"command": ["sh", "-c", "echo 'RESULT: {\"old\": true}'"]})
+    assert daemon.wait_status(task_id)["result"] == {"old": True}
+
+
+def test_tasks_get_an_explicit_environment_not_the_daemons(make_daemon: Any) -> None:
+    daemon = make_daemon(env={"DEPLOY_STAGE": "blue"})
+    daemon.env.update(
+        {
+            "DATABASE_URL": "postgres://admin:hunter2@db/prod",
+            "AWS_SECRET_ACCESS_KEY": "abc123",
+            "PROVISIONING_STORAGE_DSN": "postgresql://admin:hunter2@db/queue",
+            "LC_ALL": "C.UTF-8",
+        }
+    )
+    daemon.start()
+    task_id = daemon.submit({"command": ["env"]})
+    assert daemon.wait_status(task_id)["status"] == "completed"
+    lines = [line["line"] for line in daemon.http.get(f"/tasks/{task_id}/logs").json()["lines"]]
+    names = {line.split("=", 1)[0] for line in lines if "=" in line}
+    assert "DEPLOY_STAGE=blue" in lines
+    assert "LC_ALL=C.UTF-8" in lines
+    assert {
+        "PATH",
+        "PROVISIONING_TASK_ID",
+        "PROVISIONING_PARAMS",
+        "PROVISIONING_CONTROL_FD",
+    } <= names
+    assert not {"DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "PROVISIONING_STORAGE_DSN"} & names
+    assert "hunter2" not in "\n".join(lines)
+
+
+@pytest.fixture
+def task_user() -> Any:
+    if os.geteuid() != 0:
+        pytest.skip("run_as needs the daemon to run as root")
+    name = f"pvf{os.getpid() % 100000}"
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def test_tasks_run_as_an_unprivileged_user_who_cannot_read_the_token_or_database(
+    make_daemon: Any, task_user: str, tmp_path_factory: Any
+) -> None:
+    import pwd
+    import tempfile
+
+    # A data dir other users may traverse to, so only its own modes protect it.
+    shared = Path(tempfile.mkdtemp(prefix="pvf-"))
+    try:
+        shared.chmod(0o755)
+        public = shared / "public.txt"
+        public.write_text("anyone may read this\n")
+        public.chmod(0o644)
+        daemon = make_daemon({"storage": {"data_dir": str(shared / "data")}}, run_as=task_user)
+        daemon.data_dir = shared / "data"
+        daemon.start()
+        uid = pwd.getpwnam(task_user).pw_uid
+
+        def run(script: str) -> dict[str, Any]:
+            task_id = daemon.submit(
+                {"command": ["sh", "-c", script, "sh"]}, retry={"max_attempts": 1}
+            )
+            task = daemon.wait_status(task_id)
+            lines = daemon.http.get(f"/tasks/{task_id}/logs").json()["lines"]
+            return {**task, "out": [line["line"] for line in lines if line["stream"] == "stdout"]}
+
+        who = run(f'id -u; cat "{public}"')
+        assert who["status"] == "completed", who
+        assert who["out"][:2] == [str(uid), "anyone may read this"]
+        for secret in ("api-token", "orchestrator.db"):
+            denied = run(f'cat "{shared / "data" / secret}"')
+            assert denied["status"] == "failed"
+            assert "Permission denied" in denied["error"]
+        listing = run(f'ls "{shared / "data"}"')
+        assert listing["status"] == "failed"
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)], check=False)
+
+
+def test_run_as_an_unknown_user_refuses_to_start(make_daemon: Any) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("run_as applies only when the daemon runs as root")
+    daemon = make_daemon(run_as="no-such-user-pvf")
+    assert "executor.run_as: no user 'no-such-user-pvf'" in _refused(daemon)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..tasks import AttemptStatus, Outcome, parse_line
+from ..tasks import CONTROL_FD_VAR, AttemptStatus, Outcome, parse_line
 from . import procfs
 from .cgroups import TaskCgroup
 from .environment import TaskUser
@@ -36,7 +36,6 @@ MAX_LINE_BYTES = 1024 * 1024
 DRAIN_SECONDS = 2.0
 # The handler's end of the control pipe: protocol lines there cannot be forged by
 # output that merely echoes data (stdout parsing stays, for compatibility).
-CONTROL_FD_VAR = "PROVISIONING_CONTROL_FD"
 # Enter the attempt's cgroup before the handler starts: the wrapper waits until the
 # daemon has moved it (one line on stdin), then becomes the handler. A constant
 # script; the handler's argv follows as its positional parameters, never spliced in.

@@ -17,10 +17,11 @@ from ..config import load_config
 from ..infra import InfraError, load_infra, state
 from ..providers import ProviderContext, ProviderError, get_provider
 from ..providers.base import HOSTNAME_RE
+from ..tasks import emit
 
 
 def _progress(value: int, message: str) -> None:
-    print(f"PROGRESS: {value} {message}", flush=True)
+    emit(f"PROGRESS: {value} {message}")
 
 
 def _context(params: dict[str, Any], provider: str) -> ProviderContext:
