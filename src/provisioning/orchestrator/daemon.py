@@ -44,6 +44,24 @@ log = logging.getLogger("provisioning.orchestrator")
 class DaemonError(Exception):
     """The daemon cannot start; the message says why and what to do."""
 
+    exit_code = 1
+
+
+class DataError(DaemonError):
+    """Its data cannot be used (not a database, damaged, not writable): exit 2, as
+    for a bad configuration: retrying will not help, the operator must act."""
+
+    exit_code = 2
+
+
+def _data_dir_error(data_dir: Path, exc: OSError) -> DataError:
+    where = exc.filename or data_dir
+    return DataError(
+        f"{where}: {exc.strerror}: the orchestrator must be able to write its data dir "
+        f"{data_dir} (check its owner and permissions, and that its filesystem is not "
+        "read-only or full)"
+    )
+
 
 def _existing_token(path: Path) -> str:
     mode = path.stat().st_mode & 0o777
@@ -156,23 +174,30 @@ def serve(settings: Settings, *, insecure_plaintext: bool = False) -> None:
     data_dir = settings.data_dir
     os.umask(PRIVATE_UMASK)
     tls = tls_files(settings, insecure_plaintext)
-    secure_data_dir(data_dir)
     raise_file_limit()
     pid_file = PidFile(data_dir / PID_FILE)
     try:
+        secure_data_dir(data_dir)
         pid_file.acquire()
     except PidFileBusy as exc:
         raise DaemonError(
             f"another orchestrator (pid {exc.pid}) is running on {data_dir}; "
             "stop it first (provisioning orchestrator stop)"
         ) from None
+    except OSError as exc:
+        raise _data_dir_error(data_dir, exc) from None
     try:
-        token = ensure_token(settings.token_path)
+        try:
+            token = ensure_token(settings.token_path)
+        except OSError as exc:
+            raise _data_dir_error(data_dir, exc) from None
         sock = _bind(settings.server.host, settings.server.port)
         try:
             store = open_store(settings)
         except StoreError as exc:
-            raise DaemonError(str(exc)) from None
+            raise DataError(str(exc)) from None
+        except OSError as exc:
+            raise _data_dir_error(data_dir, exc) from None
         try:
             service = OrchestratorService(settings, store, token)
         except SandboxError as exc:
@@ -304,7 +329,8 @@ def run(
         serve(settings, insecure_plaintext=insecure_plaintext)
     except (ConfigError, DaemonError) as exc:
         typer.echo(f"provisioning-orchestrator: {exc}", err=True)
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+        code = 2 if isinstance(exc, ConfigError) else exc.exit_code
+        raise typer.Exit(code) from None
 
 
 def main() -> None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .ratelog import RateLimitedLog
 
 log = logging.getLogger("provisioning.orchestrator.http")
 
@@ -26,7 +27,6 @@ _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
     b"retry-after: 1\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
 ) % (len(_BUSY_BODY), _BUSY_BODY)
-ACCEPT_ERROR_LOG_INTERVAL = 10.0
 
 
 class GuardedHttp(HttpToolsProtocol):
@@ -91,27 +91,9 @@ class GuardedHttp(HttpToolsProtocol):
             self.transport.close()
 
 
-class _RateLimitedNote:
-    """Counts an event; logs the count at most once per interval."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.count = 0
-        self.logged_at = 0.0
-
-    def note(self, detail: str = "") -> None:
-        self.count += 1
-        now = time.monotonic()
-        if now - self.logged_at >= ACCEPT_ERROR_LOG_INTERVAL:
-            suffix = f" ({detail})" if detail else ""
-            log.warning("%s: %d since the last report%s", self.what, self.count, suffix)
-            self.count = 0
-            self.logged_at = now
-
-
-_refusals = _RateLimitedNote("connections refused: over server.max_connections")
-_slow = _RateLimitedNote("connections dropped: request not read within its deadline")
-_accept = _RateLimitedNote("accepting connections failed")
+_refusals = RateLimitedLog(log, "connections refused: over server.max_connections")
+_slow = RateLimitedLog(log, "connections dropped: request not read within its deadline")
+_accept = RateLimitedLog(log, "accepting connections failed")
 
 
 def guarded_protocol(

@@ -22,6 +22,7 @@ from ..execution.runners import ATTEMPT_MARKER
 from ..tasks import AttemptStatus, Outcome
 from .models import Attempt, Task
 from .scheduler import Scheduler, attempt_key
+from .store import StoreError
 from .storeclient import StoreClient
 
 log = logging.getLogger("provisioning.orchestrator.liveness")
@@ -98,6 +99,8 @@ class Liveness:
                 await self._loop_task
         try:
             await self._store.call("deregister_node", self.node_id)
+        except StoreError as exc:
+            log.warning("could not deregister node %s (%s)", self.node_id, exc)
         except Exception:
             log.exception("could not deregister node %s", self.node_id)
 
@@ -119,6 +122,10 @@ class Liveness:
                 cancels = await self._store.call(
                     "heartbeat", self.node_id, now=time.time(), lease_seconds=self._lease
                 )
+            except StoreError as exc:
+                log.warning("heartbeat failed (%s)", exc)
+                self._fence_if_late()
+                continue
             except Exception:
                 log.exception("heartbeat failed")
                 self._fence_if_late()

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import Settings
 from ..execution import ProcessHooks, ProcessInfo, RunnerError, build_invocation, run_process
@@ -25,11 +25,28 @@ from ..execution.sandbox import Sandbox
 from ..tasks import AttemptStatus, Outcome
 from .events import EventBus
 from .models import Claim, Task
+from .ratelog import RateLimitedLog
+from .store import StoreError
 from .storeclient import StoreClient
+
+T = TypeVar("T")
 
 log = logging.getLogger("provisioning.orchestrator.scheduler")
 
 IDLE_POLL_SECONDS = 1.0
+RECORD_RETRY_MAX_SECONDS = 2.0
+_dropped = RateLimitedLog(log, "store writes for running tasks dropped (store failing)")
+_claims = RateLimitedLog(log, "claiming work failed (store failing)")
+
+
+async def _tolerated(call: Awaitable[T], task_id: str) -> T | None:
+    """A write that may be lost without harm (a log line, progress, the process record:
+    recovery also finds processes by their marker) when the store cannot take it."""
+    try:
+        return await call
+    except StoreError as exc:
+        _dropped.note(f"task {task_id}: {exc}")
+        return None
 
 
 def attempt_key(task_id: str, attempt: int) -> str:
@@ -169,6 +186,8 @@ class Scheduler:
                     claims = await self._store.call(
                         "claim", self.node_id, free, now=time.time(), lease_seconds=lease
                     )
+                except StoreError as exc:
+                    _claims.note(exc)
                 except Exception:
                     log.exception("claim failed; retrying shortly")
             for claim in claims:
@@ -212,7 +231,7 @@ class Scheduler:
         # The process is gone, so its slot is free: the claim that refills it queues
         # behind this finish in the store (one commit for both, usually) instead of
         # waiting for the finish's answer first.
-        finishing = asyncio.ensure_future(self.finish_attempt(task, claim.attempt, outcome))
+        finishing = asyncio.ensure_future(self._record_end(task, claim.attempt, outcome))
         self._finishing.add(finishing)
         finishing.add_done_callback(self._finishing.discard)
         self._running.pop(task.id, None)
@@ -247,18 +266,19 @@ class Scheduler:
             # finish, and a crash before it commits is covered by the environment marker.
             running.process = info
             running.recording = asyncio.ensure_future(
-                self._store.call("record_process", task.id, attempt, info)
+                _tolerated(self._store.call("record_process", task.id, attempt, info), task.id)
             )
 
         async def on_progress(progress: int, message: str | None) -> None:
-            updated = await self._store.call(
-                "record_progress", task.id, progress, message, attempt=attempt
+            updated = await _tolerated(
+                self._store.call("record_progress", task.id, progress, message, attempt=attempt),
+                task.id,
             )
             if updated is not None:
                 self._bus.publish("task", "progress", {**task_summary(updated), "message": message})
 
         async def on_logs(lines: list[tuple[str, str, float]]) -> None:
-            await self._store.call("append_logs", task.id, attempt, lines)
+            await _tolerated(self._store.call("append_logs", task.id, attempt, lines), task.id)
             self._bus.publish(
                 "task", "log", {"task_id": task.id, "lines": [line for _, line, _ in lines[-50:]]}
             )
@@ -274,6 +294,24 @@ class Scheduler:
             log_keep_bytes=int(self._settings.executor.log_keep_mib * 1024 * 1024),
             confine=self.sandbox.confinement(attempt_key(task.id, attempt)),
         )
+
+    async def _record_end(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
+        """:meth:`finish_attempt`, tried again while the store cannot take the write (a
+        full disk): the outcome lands once there is room. At shutdown it gives up; the
+        attempt is then settled as an orphan at the next start."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.finish_attempt(task, attempt, outcome)
+            except StoreError as exc:
+                if self._stopping:
+                    log.error("outcome of %s/%d not recorded (%s)", task.id, attempt, exc)
+                    return None
+                log.warning(
+                    "recording the outcome of %s/%d failed (%s); retrying", task.id, attempt, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECORD_RETRY_MAX_SECONDS)
 
     async def finish_attempt(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
         """Record how an attempt ended and decide on a retry (also used by recovery)."""

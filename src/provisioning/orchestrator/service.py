@@ -225,8 +225,10 @@ class OrchestratorService:
         return task
 
     async def health(self) -> dict[str, Any]:
+        store_full = self.db.full
         return {
-            "status": "healthy",
+            "status": "degraded" if store_full else "healthy",
+            **({"store": "full: writes fail for lack of space"} if store_full else {}),
             "version": __version__,
             "api_version": API_VERSION,
             "node_id": self.node_id,

@@ -13,13 +13,29 @@ import asyncio
 import functools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .store import Store
+from .store.faults import StoreFull, classify
 
 MAX_BATCH = 256
+# Verbs that write: one of them succeeding means the store takes writes again.
+_WRITES = frozenset(
+    {
+        "enqueue",
+        "claim",
+        "finish",
+        "append_logs",
+        "heartbeat",
+        "record_progress",
+        "record_process",
+        "register_node",
+        "request_cancel",
+    }
+)
 
 
 @dataclass
@@ -27,6 +43,7 @@ class _Call:
     fn: Callable[[], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    verb: str = ""
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -46,13 +63,21 @@ class StoreClient:
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._batch = getattr(store, "run_batch", None)
         self._thread = threading.Thread(target=self._work, name="store", daemon=True)
+        # When a write last failed for lack of space, and when one last succeeded.
+        self.full_at = 0.0
+        self.write_ok_at = 0.0
         self._thread.start()
+
+    @property
+    def full(self) -> bool:
+        """The last write that was tried failed for lack of space."""
+        return self.full_at > self.write_ok_at
 
     async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self.store, verb)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._calls.put(_Call(functools.partial(method, *args, **kwargs), future, loop))
+        self._calls.put(_Call(functools.partial(method, *args, **kwargs), future, loop, verb))
         return await future
 
     def _work(self) -> None:
@@ -71,7 +96,17 @@ class StoreClient:
                     stop = True
                     break
                 calls.append(more)
-            for call, (ok, value) in zip(calls, self._run(calls), strict=True):
+            try:
+                outcomes = self._run(calls)
+            except Exception as exc:  # The worker must outlive any failure of a round.
+                outcomes = [(False, exc)] * len(calls)
+            for call, (ok, value) in zip(calls, outcomes, strict=True):
+                if not ok:
+                    value = classify(value)
+                    if isinstance(value, StoreFull):
+                        self.full_at = time.monotonic()
+                elif call.verb in _WRITES:
+                    self.write_ok_at = time.monotonic()
                 call.loop.call_soon_threadsafe(_settle, call.future, ok, value)
             if stop:
                 return

@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ... import API_VERSION, __version__
 from ...tasks.limits import MAX_BODY_DEPTH, MAX_PARAMS_DEPTH, encoded_depth
 from ..service import OrchestratorService
+from ..store import StoreError
+from ..store.faults import StoreFull
 from . import seed, stream, system, tasks, workflows
 from .auth import require_token
 
@@ -123,6 +125,23 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+async def _store_error(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreFull):
+        return JSONResponse(
+            status_code=507,
+            content={
+                "error": "store full: no space left for the orchestrator's data; "
+                "free some and retry (nothing was changed)",
+                "detail": str(exc),
+            },
+        )
+    return JSONResponse(
+        status_code=503,
+        content={"error": "store unavailable; retry shortly", "detail": str(exc)},
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse(
@@ -164,6 +183,7 @@ def create_app(service: OrchestratorService, token: str, *, manage_service: bool
     app.state.token = token
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StoreError, _store_error)
     app.include_router(system.router)
     app.include_router(tasks.router)
     app.include_router(seed.router)

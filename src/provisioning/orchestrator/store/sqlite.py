@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -22,6 +22,7 @@ from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, RetryPolicy, TaskStatus
 from ..models import Attempt, Claim, Task
 from .base import StoreError
+from .faults import classify
 from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
 from .sql_reads import SqlReads
 from .sql_retention import SqlRetention
@@ -44,6 +45,33 @@ def _migrations() -> list[tuple[int, str]]:
         if entry.name.endswith(".sql"):
             found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def open_sqlite(path: Path) -> SQLiteStore:
+    """Open, check and migrate the database; a file that is not one, a damaged one or
+    one that cannot be written is a :class:`StoreError` saying which and what to do."""
+    try:
+        store = SQLiteStore(path)
+        problems = [row[0] for row in store._query("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            store.close()
+            raise StoreError(
+                f"{path} is damaged ({'; '.join(problems[:3])}): restore it from a backup, "
+                "or move it (and its -wal file) aside to start with an empty queue"
+            )
+        store.migrate()
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        if "readonly" in text or "unable to open" in text or "read-only" in text:
+            raise StoreError(
+                f"{path}: cannot write it ({text}): the data dir must be writable by the "
+                "orchestrator (check its permissions and that its filesystem is not read-only)"
+            ) from None
+        raise StoreError(
+            f"{path} is not a usable orchestrator database ({text}): restore it from a "
+            "backup, or move it (and its -wal file) aside to start with an empty queue"
+        ) from None
+    return store
 
 
 class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
@@ -80,8 +108,9 @@ class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
                 try:
                     yield self._db
                 except BaseException:
-                    self._db.execute("ROLLBACK TO verb")
-                    self._db.execute("RELEASE verb")
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK TO verb")
+                        self._db.execute("RELEASE verb")
                     raise
                 self._db.execute("RELEASE verb")
                 return
@@ -89,10 +118,17 @@ class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (a full disk does): then there is
+        # nothing to undo, and ROLLBACK itself would fail.
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _sync(self, durable: bool) -> None:
         if durable != self._durable:
@@ -114,13 +150,19 @@ class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
                         outcomes.append((True, call()))
                     except Exception as exc:
                         outcomes.append((False, exc))
+                        if not self._db.in_transaction:
+                            # SQLite rolled the whole batch back (disk full, I/O error):
+                            # nothing of it stands, so every verb fails.
+                            return [(False, classify(exc))] * len(calls)
             finally:
                 self._batching = False
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                error = StoreError(f"commit failed: {exc}")
+                self._rollback()
+                error = classify(exc)
+                if not isinstance(error, StoreError):
+                    error = StoreError(f"commit failed: {exc}")
                 return [(False, error) for _ in calls]
         return outcomes
 
