@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -23,6 +23,125 @@ class ClientError(Exception):
 
 class Unreachable(ClientError):
     """Nothing answers at the endpoint."""
+
+
+# The answers of the API, as the client returns them: one shape per response model of
+# ``orchestrator/api`` (a unit test keeps their keys equal). Times are ISO 8601 text.
+
+
+class AttemptView(TypedDict):
+    number: int
+    node_id: str
+    status: str
+    started_at: str | None
+    finished_at: str | None
+    exit_code: int | None
+    error: str | None
+    pid: int | None
+
+
+class TaskView(TypedDict):
+    id: str
+    name: str
+    status: str
+    priority: str
+    progress: int
+    progress_message: str | None
+    result: Any
+    error: str | None
+    run: dict[str, Any]
+    params: dict[str, Any]
+    workflow_id: str | None
+    attempt: int
+    retry: dict[str, Any]
+    timeout_seconds: float
+    cancel_requested: bool
+    next_attempt_at: str | None
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    attempts: list[AttemptView] | None
+
+
+class TaskPageView(TypedDict):
+    tasks: list[TaskView]
+    total: int
+    limit: int
+    offset: int
+
+
+class LogLineView(TypedDict):
+    seq: int
+    attempt: int
+    stream: str
+    line: str
+    ts: str | None
+
+
+class LogsView(TypedDict):
+    task_id: str
+    lines: list[LogLineView]
+    next_after: int
+
+
+class WorkflowTaskView(TypedDict):
+    id: str
+    name: str
+    status: str
+    progress: int
+    progress_message: str | None
+    attempt: int
+    item: int | None
+    error: str | None
+    result: Any
+    started_at: str | None
+    completed_at: str | None
+
+
+class StepView(TypedDict):
+    id: str
+    kind: str
+    layer: int
+    status: str
+    on_failure: str
+    depends_on: list[str]
+    total: int
+    completed: int
+    failed: int
+    finished_at: str | None
+    tasks: list[WorkflowTaskView]
+
+
+class WorkflowView(TypedDict):
+    id: str
+    name: str
+    version: str
+    status: str
+    phase: str
+    error: str | None
+    priority: str
+    parallel_limit: int
+    rollback_enabled: bool
+    progress: int
+    tasks: dict[str, int]
+    checkpoint: dict[str, Any]
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    steps: list[StepView] | None
+
+
+class WorkflowPageView(TypedDict):
+    workflows: list[WorkflowView]
+    total: int
+    limit: int
+    offset: int
+
+
+class WorkflowSubmittedView(TypedDict):
+    workflow_id: str
+    status: str
+    tasks: int
 
 
 def read_token(path: Path) -> str:
@@ -86,46 +205,46 @@ class OrchestratorClient:
     def submit_task(self, body: dict[str, Any]) -> str:
         return str(self._request("POST", "/tasks", json=body)["task_id"])
 
-    def task(self, task_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("GET", f"/tasks/{task_id}")
+    def task(self, task_id: str) -> TaskView:
+        result: TaskView = self._request("GET", f"/tasks/{task_id}")
         return result
 
-    def tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    def tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> TaskPageView:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
-        result: dict[str, Any] = self._request("GET", "/tasks", params=params)
+        result: TaskPageView = self._request("GET", "/tasks", params=params)
         return result
 
-    def logs(self, task_id: str, after: int = 0) -> dict[str, Any]:
-        result: dict[str, Any] = self._request(
-            "GET", f"/tasks/{task_id}/logs", params={"after": after}
+    def logs(self, task_id: str, after: int = 0) -> LogsView:
+        result: LogsView = self._request("GET", f"/tasks/{task_id}/logs", params={"after": after})
+        return result
+
+    def cancel(self, task_id: str) -> TaskView:
+        result: TaskView = self._request("POST", f"/tasks/{task_id}/cancel")
+        return result
+
+    def submit_workflow(self, workflow: dict[str, Any]) -> WorkflowSubmittedView:
+        result: WorkflowSubmittedView = self._request(
+            "POST", "/workflows/batch/submit", json=workflow
         )
         return result
 
-    def cancel(self, task_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("POST", f"/tasks/{task_id}/cancel")
-        return result
-
-    def submit_workflow(self, workflow: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("POST", "/workflows/batch/submit", json=workflow)
-        return result
-
-    def workflow(self, workflow_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("GET", f"/workflows/{workflow_id}")
+    def workflow(self, workflow_id: str) -> WorkflowView:
+        result: WorkflowView = self._request("GET", f"/workflows/{workflow_id}")
         return result
 
     def workflows(
         self, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> dict[str, Any]:
+    ) -> WorkflowPageView:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
-        result: dict[str, Any] = self._request("GET", "/workflows", params=params)
+        result: WorkflowPageView = self._request("GET", "/workflows", params=params)
         return result
 
-    def workflow_command(self, workflow_id: str, verb: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._request("POST", f"/workflows/{workflow_id}/{verb}")
+    def workflow_command(self, workflow_id: str, verb: str) -> WorkflowView:
+        result: WorkflowView = self._request("POST", f"/workflows/{workflow_id}/{verb}")
         return result
 
     def events(

@@ -1,19 +1,7 @@
-"""Integration fixtures: every Store backend behind one parametrised ``store`` fixture.
-
-To run the conformance suite against another backend (PostgreSQL, ...), add one
-param to :func:`backend` that knows how to open a fresh, empty database and how
-to open another handle on it; nothing in the tests names a backend.
-"""
+"""Integration fixtures: the throwaway PostgreSQL server of the session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import pytest
-
-from provisioning.orchestrator.store import SQLiteStore, Store
 from tests.integration.pg_server import (  # noqa: F401  (fixtures)
     _recycle_postgres_databases,
     _stop_postgres_at_the_end,
@@ -21,82 +9,3 @@ from tests.integration.pg_server import (  # noqa: F401  (fixtures)
     pg_server,
     running_server,
 )
-
-
-@dataclass
-class Backend:
-    """One storage backend under test, opened on a database of its own."""
-
-    name: str
-    connect: Callable[[], Store]
-    # A second handle sees what the first wrote (a file, a server): reopening and
-    # several orchestrators sharing the queue can be tested.
-    shared: bool
-    handles: list[Store] = field(default_factory=list)
-
-    def open(self) -> Store:
-        """A new, migrated handle on this backend's database (closed at teardown)."""
-        handle = self.connect()
-        self.handles.append(handle)
-        handle.migrate()
-        return handle
-
-    def close(self, handle: Store) -> None:
-        """Close one handle now (as a stopping orchestrator would)."""
-        handle.close()
-        self.handles.remove(handle)
-
-    def close_all(self) -> None:
-        for handle in self.handles:
-            handle.close()
-        self.handles.clear()
-
-
-def _sqlite_file(tmp_path: Path) -> Backend:
-    path = tmp_path / "db.sqlite"
-    return Backend("sqlite-file", lambda: SQLiteStore(path), shared=True)
-
-
-def _sqlite_memory(tmp_path: Path) -> Backend:
-    return Backend("sqlite-memory", lambda: SQLiteStore(":memory:"), shared=False)
-
-
-def _postgres(tmp_path: Path) -> Backend:
-    # A database of its own on the session's throwaway server (skipped without one).
-    dsn = running_server().new_database()
-
-    def connect() -> Store:
-        from provisioning.orchestrator.store.postgres import PostgresStore
-
-        return PostgresStore(dsn)
-
-    return Backend("postgres", connect, shared=True)
-
-
-def _surrealdb(tmp_path: Path) -> Backend:
-    # The embedded engine on a surrealkv folder; handles of one process share it.
-    from provisioning.orchestrator.store.surreal import SurrealStore
-
-    folder = tmp_path / "surreal"
-    return Backend("surrealdb", lambda: SurrealStore(folder), shared=True)
-
-
-BACKENDS: dict[str, Callable[[Path], Backend]] = {
-    "postgres": _postgres,
-    "sqlite-file": _sqlite_file,
-    "sqlite-memory": _sqlite_memory,
-    "surrealdb": _surrealdb,
-}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    chosen = BACKENDS[request.param](tmp_path)
-    yield chosen
-    chosen.close_all()
-
-
-@pytest.fixture
-def store(backend: Backend) -> Store:
-    """A migrated, empty store of the backend under test."""
-    return backend.open()

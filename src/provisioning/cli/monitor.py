@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..client import ClientError, OrchestratorClient
+from ..client import ClientError, OrchestratorClient, WorkflowTaskView, WorkflowView
 from .common import out, styled_status
 
 DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
@@ -30,7 +31,7 @@ FALLBACK_POLL_SECONDS = 2.0
 LOG_TAIL = 6
 
 
-def _elapsed(task: dict[str, Any]) -> str:
+def _elapsed(task: Mapping[str, Any]) -> str:
     start = task.get("started_at")
     if not start:
         return ""
@@ -40,7 +41,7 @@ def _elapsed(task: dict[str, Any]) -> str:
     return f"{(finished - began).total_seconds():.1f}s"
 
 
-def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
+def render(workflow: WorkflowView, logs: dict[str, deque[str]]) -> Group:
     """The view of one workflow: an overall bar, a row per task, running tasks' logs."""
     tasks = workflow["tasks"]
     done = tasks["total"] - tasks["open"]
@@ -52,8 +53,8 @@ def render(workflow: dict[str, Any], logs: dict[str, deque[str]]) -> Group:
     )
     overall = ProgressBar(total=max(tasks["total"], 1), completed=done, width=60)
     table = Table("step", "task", "status", "progress", "attempt", "elapsed", expand=False)
-    running: list[dict[str, Any]] = []
-    for step in workflow["steps"]:
+    running: list[WorkflowTaskView] = []
+    for step in workflow["steps"] or []:
         for task in step["tasks"]:
             if task["status"] == "running":
                 running.append(task)
@@ -87,7 +88,7 @@ def _listen(client: OrchestratorClient, events: queue.Queue[dict[str, Any] | Non
         events.put(None)
 
 
-def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, Any]:
+def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> WorkflowView:
     """Show ``workflow_id`` live until it finishes; return its final state."""
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()
     listener = threading.Thread(target=_listen, args=(client, events), daemon=True)
@@ -97,7 +98,7 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, 
     with contextlib.suppress(queue.Empty):
         events.get(timeout=5)
     workflow = client.workflow(workflow_id)
-    task_ids = {t["id"] for s in workflow["steps"] for t in s["tasks"]}
+    task_ids = {t["id"] for s in workflow["steps"] or [] for t in s["tasks"]}
     stream_alive = True
     with Live(render(workflow, logs), console=out, refresh_per_second=8, transient=False) as live:
         last_fetch = time.monotonic()
@@ -122,7 +123,7 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> dict[str, 
             stale = now - last_fetch >= (REFRESH_SECONDS if dirty else FALLBACK_POLL_SECONDS)
             if stale:
                 workflow = client.workflow(workflow_id)
-                task_ids = {t["id"] for s in workflow["steps"] for t in s["tasks"]}
+                task_ids = {t["id"] for s in workflow["steps"] or [] for t in s["tasks"]}
                 last_fetch, dirty = now, False
             live.update(render(workflow, logs))
     if not out.is_terminal:

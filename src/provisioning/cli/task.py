@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from ..client import ClientError, OrchestratorClient
+from ..client import ClientError, OrchestratorClient, TaskView
 from ..tasks import AttemptStatus, NewTask
 from . import dispatch
 from .common import (
@@ -64,9 +64,9 @@ def _default_name(
     return f"{module} {function}".strip()
 
 
-def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> dict[str, Any]:
+def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> TaskView:
     """Show a task's progress until it ends; return its final state."""
-    last = (None, None)
+    last: tuple[str | None, int | None] = (None, None)
     while True:
         task = client.task(task_id)
         key = (task["status"], task["progress"])

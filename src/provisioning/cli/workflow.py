@@ -4,7 +4,7 @@ seed's name for the same commands)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..client import ClientError, OrchestratorClient
+from ..client import ClientError, OrchestratorClient, WorkflowTaskView, WorkflowView
 from ..schemas import LoadError, load_workflow_file
 from ..schemas.loader import line_of_operation
 from ..workflow import Plan, PlanError, build_plan
@@ -129,7 +129,7 @@ def _client(ctx: typer.Context, operation: str) -> OrchestratorClient:
     return route.client
 
 
-def finished_exit(workflow: dict[str, Any]) -> None:
+def finished_exit(workflow: Mapping[str, Any]) -> None:
     if workflow["status"] != "completed":
         raise typer.Exit(EXIT_FAILED)
 
@@ -184,7 +184,7 @@ def submit(
         finished_exit(final)
 
 
-def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> dict[str, Any]:
+def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> WorkflowView:
     if quiet:
         while True:
             workflow = client.workflow(workflow_id)
@@ -222,8 +222,9 @@ def status(ctx: typer.Context, workflow_id: str, json_out: JsonFlag = False) -> 
         f" at {checkpoint['updated_at'] or '-'}"
     )
     table = Table("step", "layer", "status", "task", "task status", "attempt", "progress", "error")
-    for step in workflow["steps"]:
-        for task in step["tasks"] or [None]:
+    for step in workflow["steps"] or []:
+        step_tasks: list[WorkflowTaskView | None] = [*step["tasks"]] or [None]
+        for task in step_tasks:
             table.add_row(
                 step["id"],
                 str(step["layer"]),

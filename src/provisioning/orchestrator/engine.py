@@ -18,6 +18,7 @@ from ..workflow import Plan, WorkflowSpec, build_plan
 from ..workflow.spec import OperationSpec
 from ..workflow.validate import check_plan, op_params, parse_spec, resolve_run
 from .events import EventBus
+from .flow import OperationNode, can_request_rollback, can_retry, undo_order
 from .models import NewStep, Task, Workflow
 from .storeclient import StoreClient
 
@@ -71,59 +72,32 @@ def expand(plan: Plan) -> list[NewStep]:
 
 
 def plan_undo(spec: WorkflowSpec, done_steps: set[str], tasks: Iterable[Task]) -> list[NewStep]:
-    """Undo steps for the completed operations that have an undo, in reverse
-    dependency order: an operation is undone only after everything that depended on it."""
+    """Undo steps for the completed operations that have an undo, in the order of
+    :func:`~.flow.undo_order`; each undoes the completed items of its operation."""
     ops = {op.id: op for op in spec.operations}
-    undoable = {op_id for op_id in done_steps if ops[op_id].undo is not None}
-    dependents: dict[str, set[str]] = {op_id: set() for op_id in ops}
-    for op in spec.operations:
-        for dep in op.depends_on:
-            dependents[dep].add(op.id)
-
-    def nearest_undoable(op_id: str) -> set[str]:
-        found: set[str] = set()
-        stack = list(dependents[op_id])
-        seen: set[str] = set()
-        while stack:
-            current = stack.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            if current in undoable:
-                found.add(current)
-            else:
-                stack.extend(dependents[current])
-        return found
-
-    waits_for = {op_id: nearest_undoable(op_id) for op_id in undoable}
-    layer: dict[str, int] = {}
-
-    def depth(op_id: str) -> int:
-        if op_id not in layer:
-            layer[op_id] = 1 + max((depth(d) for d in waits_for[op_id]), default=-1)
-        return layer[op_id]
-
+    nodes = [
+        OperationNode(op.id, tuple(op.depends_on), op.undo is not None) for op in spec.operations
+    ]
     by_step: dict[str, list[Task]] = {}
     for task in tasks:
-        if task.step_id in undoable and task.status is TaskStatus.COMPLETED:
+        if task.step_id is not None and task.status is TaskStatus.COMPLETED:
             by_step.setdefault(task.step_id, []).append(task)
-    order = sorted(undoable, key=lambda op_id: (depth(op_id), -spec.operations.index(ops[op_id])))
     steps = []
-    for position, op_id in enumerate(order):
-        op = ops[op_id]
+    for undo in undo_order(nodes, done_steps):
+        op = ops[undo.op_id]
         assert op.undo is not None
-        done_tasks = sorted(by_step.get(op_id, []), key=lambda t: t.item or 0)
+        done_tasks = sorted(by_step.get(undo.op_id, []), key=lambda t: t.item or 0)
         steps.append(
             NewStep(
-                step_id=UNDO_PREFIX + op_id,
+                step_id=UNDO_PREFIX + undo.op_id,
                 kind="undo",
-                position=position,
-                layer=depth(op_id),
+                position=undo.position,
+                layer=undo.layer,
                 on_failure="fail",
-                depends_on=tuple(sorted(UNDO_PREFIX + d for d in waits_for[op_id])),
+                depends_on=tuple(UNDO_PREFIX + d for d in undo.waits_for),
                 tasks=tuple(
                     NewTask(
-                        name=f"{spec.name}/{UNDO_PREFIX}{op_id}"
+                        name=f"{spec.name}/{UNDO_PREFIX}{undo.op_id}"
                         + (f"[{t.item}]" if len(done_tasks) > 1 else ""),
                         run=op.undo,
                         params={**t.params, "undo": {"task_id": t.id, "result": t.result}},
@@ -158,8 +132,8 @@ class WorkflowEngine:
         spec = parse_spec(data)
         plan = build_plan(spec)
         check_plan(plan, self._settings)
-        workflow: Workflow = await self._store.call(
-            "create_workflow",
+        workflow: Workflow = await self._store.run(
+            self._store.store.create_workflow,
             name=spec.name,
             version=spec.version,
             spec=spec.model_dump(mode="json", exclude_none=True),
@@ -180,7 +154,9 @@ class WorkflowEngine:
         the rollback when one is due. (Per-task progress reaches watchers as task events.)"""
         if task.workflow_id is None or task.workflow_status is None:
             return
-        workflow: Workflow | None = await self._store.call("get_workflow", task.workflow_id)
+        workflow: Workflow | None = await self._store.run(
+            self._store.store.get_workflow, task.workflow_id
+        )
         if workflow is None:
             return
         self.publish(workflow, "finished" if workflow.status.finished else "changed")
@@ -188,17 +164,21 @@ class WorkflowEngine:
             await self.start_rollback(workflow.id)
 
     async def start_rollback(self, workflow_id: str) -> Workflow | None:
-        workflow: Workflow | None = await self._store.call("get_workflow", workflow_id)
+        workflow: Workflow | None = await self._store.run(
+            self._store.store.get_workflow, workflow_id
+        )
         if workflow is None or workflow.status is not WorkflowStatus.ROLLBACK_PENDING:
             return workflow
-        spec = WorkflowSpec.model_validate(await self._store.call("workflow_spec", workflow_id))
-        steps = await self._store.call("workflow_steps", workflow_id)
+        spec = WorkflowSpec.model_validate(
+            await self._store.run(self._store.store.workflow_spec, workflow_id)
+        )
+        steps = await self._store.run(self._store.store.workflow_steps, workflow_id)
         # A fan-out step that partly failed still has completed items to undo.
         done = {s.step_id for s in steps if s.kind == "run" and s.completed > 0}
-        tasks = await self._store.call("workflow_tasks", workflow_id)
+        tasks = await self._store.run(self._store.store.workflow_tasks, workflow_id)
         undo = plan_undo(spec, done, tasks)
-        started: Workflow | None = await self._store.call(
-            "begin_undo", workflow_id, undo, **self._defaults()
+        started: Workflow | None = await self._store.run(
+            self._store.store.begin_undo, workflow_id, undo, **self._defaults()
         )
         if started is not None:
             log.info("workflow %s: rolling back %d step(s)", workflow_id, len(undo))
@@ -207,21 +187,23 @@ class WorkflowEngine:
 
     async def resume_pending_rollbacks(self) -> None:
         """At start: a rollback decided before a crash but not yet planned."""
-        for workflow in await self._store.call("workflows_in", WorkflowStatus.ROLLBACK_PENDING):
+        for workflow in await self._store.run(
+            self._store.store.workflows_in, WorkflowStatus.ROLLBACK_PENDING
+        ):
             await self.start_rollback(workflow.id)
 
     async def retry(self, workflow_id: str) -> Workflow:
         workflow = await self._get(workflow_id)
-        if workflow.status not in (
-            WorkflowStatus.FAILED,
-            WorkflowStatus.CANCELLED,
-            WorkflowStatus.ROLLBACK_FAILED,
-        ):
+        if not can_retry(workflow.status):
             raise WorkflowConflict(
                 f"workflow {workflow_id} is {workflow.status}; only a failed or cancelled "
                 "workflow can be retried"
             )
-        reset: Workflow = await self._store.call("reset_workflow", workflow_id, now=time.time())
+        reset = await self._store.run(
+            self._store.store.reset_workflow, workflow_id, now=time.time()
+        )
+        if reset is None:
+            raise KeyError(workflow_id)
         self.publish(reset, "retried")
         return reset
 
@@ -229,21 +211,19 @@ class WorkflowEngine:
         workflow = await self._get(workflow_id)
         if not workflow.rollback_enabled:
             raise WorkflowConflict(f"workflow {workflow_id} has rollback_enabled = false")
-        if workflow.phase != "run" or workflow.status not in (
-            WorkflowStatus.COMPLETED,
-            WorkflowStatus.FAILED,
-            WorkflowStatus.CANCELLED,
-        ):
+        if not can_request_rollback(workflow.status, workflow.phase):
             raise WorkflowConflict(
                 f"workflow {workflow_id} is {workflow.status}; only a finished workflow "
                 "that was not rolled back can be rolled back"
             )
-        await self._store.call("request_rollback", workflow_id)
+        await self._store.run(self._store.store.request_rollback, workflow_id)
         started = await self.start_rollback(workflow_id)
         return started or await self._get(workflow_id)
 
     async def cancel(self, workflow_id: str) -> tuple[Workflow, list[str]]:
-        found = await self._store.call("cancel_workflow", workflow_id, now=time.time())
+        found = await self._store.run(
+            self._store.store.cancel_workflow, workflow_id, now=time.time()
+        )
         if found is None:
             raise KeyError(workflow_id)
         workflow, running = found
@@ -251,7 +231,9 @@ class WorkflowEngine:
         return workflow, running
 
     async def _get(self, workflow_id: str) -> Workflow:
-        workflow: Workflow | None = await self._store.call("get_workflow", workflow_id)
+        workflow: Workflow | None = await self._store.run(
+            self._store.store.get_workflow, workflow_id
+        )
         if workflow is None:
             raise KeyError(workflow_id)
         return workflow

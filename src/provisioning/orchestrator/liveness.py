@@ -70,11 +70,11 @@ class Liveness:
 
     @property
     def shared(self) -> bool:
-        return bool(getattr(self._store.store, "shared", False))
+        return self._store.store.shared
 
     async def start(self, host: str, pid: int) -> None:
-        await self._store.call(
-            "register_node",
+        await self._store.run(
+            self._store.store.register_node,
             self.node_id,
             host=host,
             pid=pid,
@@ -85,7 +85,7 @@ class Liveness:
             await self.take_over_expired()
         else:
             # One node at a time on this store: whatever still runs is from a previous life.
-            orphans = await self._store.call("running_attempts")
+            orphans = await self._store.run(self._store.store.running_attempts)
             await settle_orphans(
                 self._scheduler, orphans, "the orchestrator stopped while this attempt ran"
             )
@@ -98,14 +98,14 @@ class Liveness:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         try:
-            await self._store.call("deregister_node", self.node_id)
+            await self._store.run(self._store.store.deregister_node, self.node_id)
         except StoreError as exc:
             log.warning("could not deregister node %s (%s)", self.node_id, exc)
         except Exception:
             log.exception("could not deregister node %s", self.node_id)
 
     async def take_over_expired(self) -> int:
-        expired = await self._store.call("expired_leases", now=time.time())
+        expired = await self._store.run(self._store.store.expired_leases, now=time.time())
         mine = [pair for pair in expired if pair[1].node_id != self.node_id]
         if not mine:
             return 0
@@ -119,8 +119,11 @@ class Liveness:
         while True:
             await asyncio.sleep(self._lease / 3)
             try:
-                cancels = await self._store.call(
-                    "heartbeat", self.node_id, now=time.time(), lease_seconds=self._lease
+                cancels = await self._store.run(
+                    self._store.store.heartbeat,
+                    self.node_id,
+                    now=time.time(),
+                    lease_seconds=self._lease,
                 )
             except StoreError as exc:
                 log.warning("heartbeat failed (%s)", exc)

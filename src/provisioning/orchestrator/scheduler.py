@@ -116,13 +116,15 @@ class Scheduler:
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="claim-loop"),
         ]
-        waiter = getattr(self._store.store, "wait_for_work", None)
-        if waiter is not None:
+        if self._store.store.shared:
             # A shared store tells idle nodes at once when another node queued work
             # (PostgreSQL LISTEN/NOTIFY); the idle poll stays as the fallback.
             loop = asyncio.get_running_loop()
             threading.Thread(
-                target=self._listen, args=(waiter, loop), name="listen", daemon=True
+                target=self._listen,
+                args=(self._store.store.wait_for_work, loop),
+                name="listen",
+                daemon=True,
             ).start()
 
     def _listen(self, waiter: Callable[[float], bool], loop: asyncio.AbstractEventLoop) -> None:
@@ -183,8 +185,12 @@ class Scheduler:
             claims: list[Claim] = []
             if free > 0:
                 try:
-                    claims = await self._store.call(
-                        "claim", self.node_id, free, now=time.time(), lease_seconds=lease
+                    claims = await self._store.run(
+                        self._store.store.claim,
+                        self.node_id,
+                        free,
+                        now=time.time(),
+                        lease_seconds=lease,
                     )
                 except StoreError as exc:
                     _claims.note(exc)
@@ -266,19 +272,26 @@ class Scheduler:
             # finish, and a crash before it commits is covered by the environment marker.
             running.process = info
             running.recording = asyncio.ensure_future(
-                _tolerated(self._store.call("record_process", task.id, attempt, info), task.id)
+                _tolerated(
+                    self._store.run(self._store.store.record_process, task.id, attempt, info),
+                    task.id,
+                )
             )
 
         async def on_progress(progress: int, message: str | None) -> None:
             updated = await _tolerated(
-                self._store.call("record_progress", task.id, progress, message, attempt=attempt),
+                self._store.run(
+                    self._store.store.record_progress, task.id, progress, message, attempt=attempt
+                ),
                 task.id,
             )
             if updated is not None:
                 self._bus.publish("task", "progress", {**task_summary(updated), "message": message})
 
         async def on_logs(lines: list[tuple[str, str, float]]) -> None:
-            await _tolerated(self._store.call("append_logs", task.id, attempt, lines), task.id)
+            await _tolerated(
+                self._store.run(self._store.store.append_logs, task.id, attempt, lines), task.id
+            )
             self._bus.publish(
                 "task", "log", {"task_id": task.id, "lines": [line for _, line, _ in lines[-50:]]}
             )
@@ -328,8 +341,14 @@ class Scheduler:
             retry_at = now
         elif retryable and tries_used < task.retry.max_attempts:
             retry_at = now + task.retry.delay_before(tries_used + 1)
-        updated: Task | None = await self._store.call(
-            "finish", task.id, attempt, outcome, now=now, retry_at=retry_at, counts=counts
+        updated: Task | None = await self._store.run(
+            self._store.store.finish,
+            task.id,
+            attempt,
+            outcome,
+            now=now,
+            retry_at=retry_at,
+            counts=counts,
         )
         if updated is None:
             log.warning("attempt %s/%d was taken over; its outcome is dropped", task.id, attempt)

@@ -99,7 +99,8 @@ class OrchestratorService:
         keep = self.settings.storage.retention_days * 86_400
         if not keep:
             return
-        if not hasattr(self.db.store, "purge_finished"):
+        purge = getattr(self.db.store, "purge_finished", None)
+        if purge is None:
             log.warning(
                 "storage.retention_days: the %s store keeps everything (no retention yet)",
                 getattr(self.db.store, "backend", "configured"),
@@ -108,9 +109,7 @@ class OrchestratorService:
         every = min(max(keep / 4, 1.0), RETENTION_INTERVAL_SECONDS)
         while True:
             try:
-                removed: dict[str, int] = await self.db.call(
-                    "purge_finished", before=time.time() - keep
-                )
+                removed: dict[str, int] = await self.db.run(purge, before=time.time() - keep)
             except Exception as exc:
                 log.warning("retention: deleting old finished work failed (%s)", exc)
             else:
@@ -139,8 +138,8 @@ class OrchestratorService:
             check_runner(new.run, self.settings)
         except RunnerError as exc:
             raise InvalidTask(str(exc)) from None
-        task: Task = await self.db.call(
-            "enqueue",
+        task: Task = await self.db.run(
+            self.db.store.enqueue,
             new,
             default_timeout=self.settings.executor.task_timeout_seconds,
             default_retry=RetryPolicy(),
@@ -152,23 +151,29 @@ class OrchestratorService:
         return task
 
     async def get(self, task_id: str) -> Task | None:
-        result: Task | None = await self.db.call("get", task_id)
+        result: Task | None = await self.db.run(self.db.store.get, task_id)
         return result
 
     async def list_tasks(self, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
-        page: TaskPage = await self.db.call("list_tasks", status=status, limit=limit, offset=offset)
+        page: TaskPage = await self.db.run(
+            self.db.store.list_tasks, status=status, limit=limit, offset=offset
+        )
         return page
 
     async def attempts(self, task_id: str) -> list[Attempt]:
-        found: list[Attempt] = await self.db.call("attempts", task_id)
+        found: list[Attempt] = await self.db.run(self.db.store.attempts, task_id)
         return found
 
     async def logs(self, task_id: str, after: int, limit: int) -> list[LogLine]:
-        lines: list[LogLine] = await self.db.call("logs", task_id, after=after, limit=limit)
+        lines: list[LogLine] = await self.db.run(
+            self.db.store.logs, task_id, after=after, limit=limit
+        )
         return lines
 
     async def cancel(self, task_id: str) -> Task | None:
-        task: Task | None = await self.db.call("request_cancel", task_id, now=time.time())
+        task: Task | None = await self.db.run(
+            self.db.store.request_cancel, task_id, now=time.time()
+        )
         if task is None:
             return None
         if task.status is TaskStatus.CANCELLED:
@@ -202,23 +207,25 @@ class OrchestratorService:
         return workflow
 
     async def workflow(self, workflow_id: str) -> tuple[Workflow, list[Step], list[Task]] | None:
-        found: Workflow | None = await self.db.call("get_workflow", workflow_id)
+        found: Workflow | None = await self.db.run(self.db.store.get_workflow, workflow_id)
         if found is None:
             return None
-        steps: list[Step] = await self.db.call("workflow_steps", workflow_id)
-        tasks: list[Task] = await self.db.call("workflow_tasks", workflow_id)
+        steps: list[Step] = await self.db.run(self.db.store.workflow_steps, workflow_id)
+        tasks: list[Task] = await self.db.run(self.db.store.workflow_tasks, workflow_id)
         return found, steps, tasks
 
     async def workflows(
         self, status: WorkflowStatus | None, limit: int, offset: int
     ) -> tuple[list[Workflow], int]:
-        page: tuple[list[Workflow], int] = await self.db.call(
-            "list_workflows", status=status, limit=limit, offset=offset
+        page: tuple[list[Workflow], int] = await self.db.run(
+            self.db.store.list_workflows, status=status, limit=limit, offset=offset
         )
         return page
 
     async def progress(self, task_id: str, progress: int, message: str | None) -> Task:
-        task: Task | None = await self.db.call("record_progress", task_id, progress, message)
+        task: Task | None = await self.db.run(
+            self.db.store.record_progress, task_id, progress, message
+        )
         if task is None:
             raise NotRunning(task_id)
         self.bus.publish("task", "progress", {**task_summary(task), "message": message})
@@ -236,9 +243,9 @@ class OrchestratorService:
         }
 
     async def status(self) -> dict[str, Any]:
-        counts: dict[str, int] = await self.db.call("counts")
-        meta: dict[str, Any] = await self.db.call("meta")
-        nodes: list[NodeInfo] = await self.db.call("nodes")
+        counts: dict[str, int] = await self.db.run(self.db.store.counts)
+        meta: dict[str, Any] = await self.db.run(self.db.store.meta)
+        nodes: list[NodeInfo] = await self.db.run(self.db.store.nodes)
         size = await asyncio.to_thread(storage_size, meta.get("path"))
         return {
             **(await self.health()),

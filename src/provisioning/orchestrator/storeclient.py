@@ -16,10 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from .store import Store
+from .store.base import run_each
 from .store.faults import StoreFull, classify
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MAX_BATCH = 256
 # Verbs that write: one of them succeeding means the store takes writes again.
@@ -61,7 +65,6 @@ class StoreClient:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._batch = getattr(store, "run_batch", None)
         self._thread = threading.Thread(target=self._work, name="store", daemon=True)
         # When a write last failed for lack of space, and when one last succeeded.
         self.full_at = 0.0
@@ -73,11 +76,12 @@ class StoreClient:
         """The last write that was tried failed for lack of space."""
         return self.full_at > self.write_ok_at
 
-    async def call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
-        method = getattr(self.store, verb)
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` (a verb of :attr:`store`) on the store's thread, in the
+        next group commit; its result once that commit is on disk."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._calls.put(_Call(functools.partial(method, *args, **kwargs), future, loop, verb))
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.put(_Call(functools.partial(fn, *args, **kwargs), future, loop, fn.__name__))
         return await future
 
     def _work(self) -> None:
@@ -112,16 +116,9 @@ class StoreClient:
                 return
 
     def _run(self, calls: list[_Call]) -> list[tuple[bool, Any]]:
-        if self._batch is not None and len(calls) > 1:
-            results: list[tuple[bool, Any]] = self._batch([c.fn for c in calls])
-            return results
-        outcomes: list[tuple[bool, Any]] = []
-        for call in calls:
-            try:
-                outcomes.append((True, call.fn()))
-            except Exception as exc:
-                outcomes.append((False, exc))
-        return outcomes
+        if len(calls) > 1:
+            return self.store.run_batch([c.fn for c in calls])
+        return run_each([calls[0].fn])
 
     def close(self) -> None:
         self._calls.put(None)

@@ -7,16 +7,28 @@ answer from an attempt that was taken over changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ...execution import ProcessInfo
-from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
-from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
+from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus, WorkflowStatus
+from ..models import Attempt, Claim, LogLine, NewStep, NodeInfo, Step, Task, TaskPage, Workflow
 
 
 class StoreError(Exception):
     """The backend failed; the message says how."""
+
+
+def run_each(calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+    """Run verbs one after the other, each its own transaction: ``(True, value)`` or
+    ``(False, exception)`` each (a store without group commit batches so)."""
+    outcomes: list[tuple[bool, Any]] = []
+    for call in calls:
+        try:
+            outcomes.append((True, call()))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    return outcomes
 
 
 class Store(Protocol):
@@ -117,3 +129,69 @@ class Store(Protocol):
 
     def meta(self) -> dict[str, Any]:
         """Backend name and schema version, for health and status output."""
+
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Run several verbs, in one durable transaction where the backend can (group
+        commit); each result is ``(True, value)`` or ``(False, exception)``."""
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until another node made tasks claimable (``True``) or ``timeout``
+        passed (``False``). Only a ``shared`` store is asked."""
+
+    # -- workflows ----------------------------------------------------------------------
+
+    def create_workflow(
+        self,
+        *,
+        name: str,
+        version: str,
+        spec: dict[str, Any],
+        priority: str,
+        parallel_limit: int,
+        rollback_enabled: bool,
+        steps: Sequence[NewStep],
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+    ) -> Workflow:
+        """Persist a workflow with all its steps and tasks in one transaction."""
+
+    def cancel_workflow(self, workflow_id: str, *, now: float) -> tuple[Workflow, list[str]] | None:
+        """Cancel what has not started and flag running tasks (returned, oldest first, for
+        a local stop); ``None`` if unknown. A finished workflow is left as it is."""
+
+    def reset_workflow(self, workflow_id: str, *, now: float) -> Workflow | None:
+        """Resume from the checkpoint: tasks of the current phase that did not complete
+        start again; completed ones are kept."""
+
+    def request_rollback(self, workflow_id: str) -> Workflow | None:
+        """Mark a finished workflow ``rollback_pending`` (the engine plans the undo)."""
+
+    def begin_undo(
+        self,
+        workflow_id: str,
+        steps: Sequence[NewStep],
+        *,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+    ) -> Workflow | None:
+        """Add the undo steps and start the rollback; ``None`` unless the workflow was
+        ``rollback_pending`` (a repeated call changes nothing)."""
+
+    def get_workflow(self, workflow_id: str) -> Workflow | None: ...
+
+    def workflow_spec(self, workflow_id: str) -> dict[str, Any] | None: ...
+
+    def list_workflows(
+        self, *, status: WorkflowStatus | None, limit: int, offset: int
+    ) -> tuple[list[Workflow], int]:
+        """A page of workflows, newest first, and how many there are in all."""
+
+    def workflow_steps(self, workflow_id: str) -> list[Step]:
+        """Run steps by position, then undo steps by position."""
+
+    def workflow_tasks(self, workflow_id: str) -> list[Task]:
+        """Every task of the workflow, oldest first."""
+
+    def workflows_in(self, status: WorkflowStatus) -> list[Workflow]: ...

@@ -27,15 +27,14 @@ PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite 
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from importlib import resources
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -43,25 +42,51 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, RetryPolicy, TaskStatus
-from ..models import Attempt, Claim, Task
+from ..models import Claim
 from .base import StoreError
-from .postgres_workflow import (
-    WORK_CHANNEL,
-    Conn,
-    PostgresWorkflowVerbs,
-    Row,
-    lock_workflow,
-    notify_work,
-    one,
-    retry_deadlocks,
-)
-from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
-from .sql_reads import SqlReads
+from .rows import task_of
+from .sql_reads import WF
 from .sql_retention import SqlRetention
+from .sql_store import SqlStore
+from .sql_workflow import one
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
+
+Row = dict[str, Any]
+Conn = psycopg.Connection[Row]
+
+# The channel a transaction that makes tasks claimable notifies (delivered at commit).
+WORK_CHANNEL = "provisioning_work"
+# A verb that lost a deadlock (PostgreSQL aborts one of the transactions) runs again.
+DEADLOCK_RETRIES = 3
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="PostgresStore")
+
+
+def retry_deadlocks(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """A verb run through :meth:`PostgresStore._run_verb`."""
+
+    @functools.wraps(method)
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._run_verb(method.__name__, functools.partial(method, self, *args, **kwargs))
+
+    return wrapper
+
+
+def notify_work(db: Conn) -> None:
+    """Tell idle nodes that tasks became claimable (sent when the transaction commits;
+    several in one transaction are folded into one)."""
+    db.execute(f"NOTIFY {WORK_CHANNEL}")
+
+
+def lock_workflow(db: Conn, workflow_id: str) -> Row | None:
+    """Lock a workflow's row for the rest of the transaction (and read it)."""
+    return db.execute(
+        f"SELECT {WF} FROM workflows WHERE id = %s FOR UPDATE", (workflow_id,)
+    ).fetchone()
+
 
 log = logging.getLogger("provisioning.orchestrator.store.postgres")
 
@@ -75,14 +100,6 @@ BATCH_LOCK_TIMEOUT_MS = 100
 # wait_for_work notices close() within this many seconds.
 LISTEN_SLICE_SECONDS = 0.5
 
-_TERMINAL_FOR = {
-    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
-    AttemptStatus.FAILED: TaskStatus.FAILED,
-    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
-    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
-    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
-    AttemptStatus.LOST: TaskStatus.FAILED,
-}
 
 # load(): parents before children (foreign keys); the columns SQLite keeps as 0/1.
 _LOAD_ORDER = ("workflows", "workflow_steps", "workflow_edges", "tasks", "attempts", "task_logs")
@@ -132,12 +149,15 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
-class PostgresStore(PostgresWorkflowVerbs, SqlReads, SqlRetention):
+class PostgresStore(SqlStore, SqlRetention):
     """The :class:`~.base.Store` on a PostgreSQL database shared by several nodes."""
 
     backend = "postgres"
-    P = "%s"
+    dialect = "postgres"
+    P = marker = "%s"
     shared = True
+    # The thread running run_batch, while it does.
+    _batch_thread: int | None = None
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -152,6 +172,30 @@ class PostgresStore(PostgresWorkflowVerbs, SqlReads, SqlRetention):
         self._gone = threading.Event()
 
     # -- connection and transactions ------------------------------------------------------
+
+    def _run_verb(self, name: str, call: Callable[[], R]) -> R:
+        """Run a verb again when PostgreSQL aborted its transaction to break a deadlock
+        (nothing of it was kept). Inside run_batch the error goes up instead: the batch
+        rolls the verb back to its savepoint and runs it on its own after the commit."""
+        for _ in range(DEADLOCK_RETRIES):
+            try:
+                return call()
+            except psycopg.errors.DeadlockDetected:
+                if self._batch_thread == threading.get_ident():
+                    raise
+                log.warning("%s lost a deadlock; running it again", name)
+        return call()
+
+    def _work_released(self, db: Conn) -> None:
+        notify_work(db)
+
+    def _slot_freed(self, db: object, workflow_id: str) -> None:
+        assert isinstance(db, psycopg.Connection)
+        if one(self._q(db, "workflow_has_pending", workflow_id).fetchone())["waiting"]:
+            notify_work(db)
+
+    def _text(self, value: str | None) -> str | None:
+        return _clean(value)
 
     def _named(self, name: str) -> str:
         """The DSN with an ``application_name`` (seen in pg_stat_activity), unless it
@@ -450,32 +494,6 @@ class PostgresStore(PostgresWorkflowVerbs, SqlReads, SqlRetention):
     # -- queue --------------------------------------------------------------------------
 
     @retry_deadlocks
-    def enqueue(
-        self,
-        task: NewTask,
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None = None,
-    ) -> Task:
-        values = new_task_values(
-            task,
-            status=TaskStatus.PENDING.value,
-            default_timeout=default_timeout,
-            default_retry=default_retry,
-            now=now,
-            workflow_id=workflow_id,
-        )
-        with self._tx() as db:
-            row = db.execute(
-                f"INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ({markers('%s')}) RETURNING *",
-                values,
-            ).fetchone()
-            notify_work(db)
-        return task_of(one(row))
-
-    @retry_deadlocks
     def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
         if limit <= 0:
             return []
@@ -627,184 +645,3 @@ class PostgresStore(PostgresWorkflowVerbs, SqlReads, SqlRetention):
             else:
                 # A task naming a workflow that does not exist: no limit applies.
                 room[workflow_id] = None
-
-    @retry_deadlocks
-    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE attempts SET pid = %s, pgid = %s, start_ticks = %s, boot_id = %s"
-                " WHERE task_id = %s AND number = %s",
-                (process.pid, process.pgid, process.start_ticks, process.boot_id, task_id, attempt),
-            )
-
-    @retry_deadlocks
-    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
-        with self._tx() as db:
-            db.execute("UPDATE nodes SET last_seen = %s WHERE id = %s", (now, node_id))
-            rows = db.execute(
-                "UPDATE tasks SET lease_expires_at = %s WHERE status = 'running' AND owner = %s"
-                " RETURNING id, cancel_requested",
-                (now + lease_seconds, node_id),
-            ).fetchall()
-        return {row["id"] for row in rows if row["cancel_requested"]}
-
-    @retry_deadlocks
-    def register_node(
-        self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
-    ) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO nodes (id, host, pid, max_concurrent, started_at, last_seen)"
-                " VALUES (%s,%s,%s,%s,%s,%s)",
-                (node_id, host, pid, max_concurrent, now, now),
-            )
-
-    @retry_deadlocks
-    def deregister_node(self, node_id: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM nodes WHERE id = %s", (node_id,))
-
-    @retry_deadlocks
-    def record_progress(
-        self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
-    ) -> Task | None:
-        fence = "" if attempt is None else " AND attempt = %s"
-        args: tuple[Any, ...] = (progress, _clean(message), task_id)
-        with self._tx(durable=False) as db:
-            row = db.execute(
-                "UPDATE tasks SET progress = %s, progress_message = COALESCE(%s, progress_message)"
-                f" WHERE id = %s AND status = 'running'{fence} RETURNING *",
-                args if attempt is None else (*args, attempt),
-            ).fetchone()
-        return None if row is None else task_of(row)
-
-    @retry_deadlocks
-    def append_logs(
-        self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
-    ) -> None:
-        if not lines:
-            return
-        with self._tx(durable=False) as db, db.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO task_logs (task_id, attempt, stream, line, ts)"
-                " VALUES (%s,%s,%s,%s,%s)",
-                [(task_id, attempt, stream, _clean(line), ts) for stream, line, ts in lines],
-            )
-
-    def _lock_task_workflow(self, db: Conn, task_id: str) -> None:
-        """Lock the row of the task's workflow, if it has one (a task never changes
-        workflow, so reading which one needs no lock)."""
-        row = db.execute("SELECT workflow_id FROM tasks WHERE id = %s", (task_id,)).fetchone()
-        if row is not None and row["workflow_id"] is not None:
-            lock_workflow(db, row["workflow_id"])
-
-    @retry_deadlocks
-    def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: Outcome,
-        *,
-        now: float,
-        retry_at: float | None = None,
-        counts: bool = True,
-    ) -> Task | None:
-        result_json = json.dumps(outcome.result) if outcome.has_result else None
-        error = _clean(outcome.error)
-        with self._tx() as db:
-            # The workflow first (every transaction changing a workflow locks it first),
-            # then the task: a finish of the same attempt on another node waits here and
-            # then finds it no longer running.
-            self._lock_task_workflow(db, task_id)
-            current = db.execute(
-                "SELECT status, attempt FROM tasks WHERE id = %s FOR UPDATE", (task_id,)
-            ).fetchone()
-            if current is None or current["status"] != "running" or current["attempt"] != attempt:
-                return None
-            fenced = db.execute(
-                "UPDATE attempts SET status = %s, finished_at = %s, exit_code = %s, error = %s"
-                " WHERE task_id = %s AND number = %s AND status = 'running'",
-                (outcome.status.value, now, outcome.exit_code, error, task_id, attempt),
-            ).rowcount
-            if not fenced:
-                return None
-            if retry_at is not None:
-                row = one(
-                    db.execute(
-                        "UPDATE tasks SET status = 'pending', run_after = %s, owner = NULL,"
-                        " lease_expires_at = NULL, error = %s, tries = tries - %s"
-                        " WHERE id = %s RETURNING *",
-                        (retry_at, error, 0 if counts else 1, task_id),
-                    ).fetchone()
-                )
-                notify_work(db)
-                return task_of(row)
-            status = _TERMINAL_FOR[outcome.status]
-            row = one(
-                db.execute(
-                    "UPDATE tasks SET status = %s, completed_at = %s, owner = NULL,"
-                    " lease_expires_at = NULL, error = %s,"
-                    " result = COALESCE(%s, result),"
-                    " progress = CASE WHEN %s = 'completed' THEN 100 ELSE progress END"
-                    " WHERE id = %s RETURNING *",
-                    (status.value, now, error, result_json, status.value, task_id),
-                ).fetchone()
-            )
-            if row["workflow_id"] is None:
-                return task_of(row)
-            moved = self._advance(db, row, now)
-            # A slot of the workflow's parallel_limit is free again.
-            waiting = one(
-                db.execute(
-                    "SELECT EXISTS (SELECT 1 FROM tasks WHERE workflow_id = %s"
-                    " AND status = 'pending') AS waiting",
-                    (row["workflow_id"],),
-                ).fetchone()
-            )
-            if waiting["waiting"]:
-                notify_work(db)
-        return replace(task_of(row), workflow_status=moved)
-
-    @retry_deadlocks
-    def request_cancel(self, task_id: str, *, now: float) -> Task | None:
-        with self._tx() as db:
-            self._lock_task_workflow(db, task_id)
-            row = db.execute(
-                "UPDATE tasks SET status = 'cancelled', completed_at = %s,"
-                " error = 'cancelled before it started'"
-                " WHERE id = %s AND status IN ('pending', 'blocked') RETURNING *",
-                (now, task_id),
-            ).fetchone()
-            if row is not None and row["workflow_id"] is not None:
-                moved = self._advance(db, row, now)
-                return replace(task_of(row), workflow_status=moved)
-            if row is None:
-                row = db.execute(
-                    "UPDATE tasks SET cancel_requested = TRUE WHERE id = %s AND status = 'running'"
-                    " RETURNING *",
-                    (task_id,),
-                ).fetchone()
-            if row is None:
-                row = db.execute("SELECT * FROM tasks WHERE id = %s", (task_id,)).fetchone()
-        return None if row is None else task_of(row)
-
-    # -- recovery -----------------------------------------------------------------------
-
-    def _running_with_attempts(self, where: str, args: Sequence[Any]) -> list[tuple[Task, Attempt]]:
-        rows = self._query(
-            "SELECT t.*, a.task_id, a.number, a.node_id, a.status AS a_status,"
-            " a.started_at AS a_started_at, a.finished_at, a.exit_code, a.error AS a_error,"
-            " a.pid, a.pgid, a.start_ticks, a.boot_id"
-            " FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.number = t.attempt"
-            f" WHERE t.status = 'running' AND {where} ORDER BY t.seq",
-            args,
-        )
-        return [(task_of(row), attempt_of(row, prefix="a_")) for row in rows]
-
-    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
-        if owner is None:
-            return self._running_with_attempts("TRUE", ())
-        return self._running_with_attempts("t.owner = %s", (owner,))
-
-    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
-        return self._running_with_attempts("t.lease_expires_at < %s", (now,))

@@ -4,6 +4,7 @@ drivers' parameter markers differ (``?`` and ``%s``), so one class serves both."
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,13 +21,13 @@ WF = (
 )
 
 
-class SqlReads:
-    """Mixed into a SQL store that provides ``_query`` and its parameter marker ``P``."""
+class SqlReads(ABC):
+    """The read verbs of a SQL store that provides ``_query`` and its parameter marker."""
 
     P = "?"
 
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]: ...
 
     def _rows(self, sql: str, *args: Any) -> list[Row]:
         """``sql`` with ``{p}`` standing for each parameter marker."""

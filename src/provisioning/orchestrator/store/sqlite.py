@@ -8,34 +8,21 @@ that returned is on disk.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, RetryPolicy, TaskStatus
-from ..models import Attempt, Claim, Task
+from ..models import Claim
 from .base import StoreError
 from .faults import classify
-from .rows import NEW_TASK_COLUMNS, attempt_of, markers, new_task_values, task_of
-from .sql_reads import SqlReads
+from .rows import task_of
 from .sql_retention import SqlRetention
-from .sqlite_workflow import WorkflowVerbs
-
-_TERMINAL_FOR = {
-    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
-    AttemptStatus.FAILED: TaskStatus.FAILED,
-    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
-    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
-    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
-    AttemptStatus.LOST: TaskStatus.FAILED,
-}
+from .sql_store import SqlStore
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -74,7 +61,7 @@ def open_sqlite(path: Path) -> SQLiteStore:
     return store
 
 
-class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
+class SQLiteStore(SqlStore, SqlRetention):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
@@ -166,6 +153,11 @@ class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
                 return [(False, error) for _ in calls]
         return outcomes
 
+    def wait_for_work(self, timeout: float) -> bool:
+        """One node at a time uses this file: no other node queues work to wait for."""
+        time.sleep(timeout)
+        return False
+
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
@@ -208,30 +200,6 @@ class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
         return {"backend": self.backend, "path": self.path, "schema_version": self._version}
 
     # -- queue --------------------------------------------------------------------------
-
-    def enqueue(
-        self,
-        task: NewTask,
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None = None,
-    ) -> Task:
-        values = new_task_values(
-            task,
-            status=TaskStatus.PENDING.value,
-            default_timeout=default_timeout,
-            default_retry=default_retry,
-            now=now,
-            workflow_id=workflow_id,
-        )
-        with self._tx() as db:
-            row = db.execute(
-                f"INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ({markers('?')}) RETURNING *",
-                values,
-            ).fetchone()
-        return task_of(row)
 
     def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
         if limit <= 0:
@@ -305,152 +273,3 @@ class SQLiteStore(WorkflowVerbs, SqlReads, SqlRetention):
             if len(candidates) < scan:
                 break
         return picked
-
-    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
-        with self._tx(durable=False) as db:
-            db.execute(
-                "UPDATE attempts SET pid = ?, pgid = ?, start_ticks = ?, boot_id = ?"
-                " WHERE task_id = ? AND number = ?",
-                (process.pid, process.pgid, process.start_ticks, process.boot_id, task_id, attempt),
-            )
-
-    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
-        with self._tx(durable=False) as db:
-            db.execute("UPDATE nodes SET last_seen = ? WHERE id = ?", (now, node_id))
-            rows = db.execute(
-                "UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND owner = ?"
-                " RETURNING id, cancel_requested",
-                (now + lease_seconds, node_id),
-            ).fetchall()
-        return {row["id"] for row in rows if row["cancel_requested"]}
-
-    def register_node(
-        self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
-    ) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO nodes (id, host, pid, max_concurrent, started_at, last_seen)"
-                " VALUES (?,?,?,?,?,?)",
-                (node_id, host, pid, max_concurrent, now, now),
-            )
-
-    def deregister_node(self, node_id: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM nodes WHERE id = ?", (node_id,))
-
-    def record_progress(
-        self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
-    ) -> Task | None:
-        with self._tx(durable=False) as db:
-            row = db.execute(
-                "UPDATE tasks SET progress = ?, progress_message = COALESCE(?, progress_message)"
-                " WHERE id = ? AND status = 'running' AND (? IS NULL OR attempt = ?) RETURNING *",
-                (progress, message, task_id, attempt, attempt),
-            ).fetchone()
-        return None if row is None else task_of(row)
-
-    def append_logs(
-        self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
-    ) -> None:
-        if not lines:
-            return
-        with self._tx(durable=False) as db:
-            db.executemany(
-                "INSERT INTO task_logs (task_id, attempt, stream, line, ts) VALUES (?,?,?,?,?)",
-                [(task_id, attempt, stream, line, ts) for stream, line, ts in lines],
-            )
-
-    def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: Outcome,
-        *,
-        now: float,
-        retry_at: float | None = None,
-        counts: bool = True,
-    ) -> Task | None:
-        result_json = json.dumps(outcome.result) if outcome.has_result else None
-        with self._tx() as db:
-            fenced = db.execute(
-                "UPDATE attempts SET status = ?, finished_at = ?, exit_code = ?, error = ?"
-                " WHERE task_id = ? AND number = ? AND status = 'running'"
-                " AND EXISTS (SELECT 1 FROM tasks WHERE id = ? AND attempt = ?"
-                "   AND status = 'running')",
-                (
-                    outcome.status.value,
-                    now,
-                    outcome.exit_code,
-                    outcome.error,
-                    task_id,
-                    attempt,
-                    task_id,
-                    attempt,
-                ),
-            ).rowcount
-            if not fenced:
-                return None
-            if retry_at is not None:
-                row = db.execute(
-                    "UPDATE tasks SET status = 'pending', run_after = ?, owner = NULL,"
-                    " lease_expires_at = NULL, error = ?, tries = tries - ?"
-                    " WHERE id = ? RETURNING *",
-                    (retry_at, outcome.error, 0 if counts else 1, task_id),
-                ).fetchone()
-            else:
-                status = _TERMINAL_FOR[outcome.status]
-                row = db.execute(
-                    "UPDATE tasks SET status = ?, completed_at = ?, owner = NULL,"
-                    " lease_expires_at = NULL, error = ?,"
-                    " result = COALESCE(?, result),"
-                    " progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END"
-                    " WHERE id = ? RETURNING *",
-                    (status.value, now, outcome.error, result_json, status.value, task_id),
-                ).fetchone()
-                if row["workflow_id"] is not None:
-                    moved = self._advance(db, row, now)
-                    return replace(task_of(row), workflow_status=moved)
-        return task_of(row)
-
-    def request_cancel(self, task_id: str, *, now: float) -> Task | None:
-        with self._tx() as db:
-            row = db.execute(
-                "UPDATE tasks SET status = 'cancelled', completed_at = ?,"
-                " error = 'cancelled before it started'"
-                " WHERE id = ? AND status IN ('pending', 'blocked') RETURNING *",
-                (now, task_id),
-            ).fetchone()
-            if row is not None and row["workflow_id"] is not None:
-                moved = self._advance(db, row, now)
-                return replace(task_of(row), workflow_status=moved)
-            if row is None:
-                row = db.execute(
-                    "UPDATE tasks SET cancel_requested = 1 WHERE id = ? AND status = 'running'"
-                    " RETURNING *",
-                    (task_id,),
-                ).fetchone()
-            if row is None:
-                row = db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return None if row is None else task_of(row)
-
-    # -- recovery -----------------------------------------------------------------------
-
-    def _running_with_attempts(self, where: str, args: Sequence[Any]) -> list[tuple[Task, Attempt]]:
-        rows = self._query(
-            "SELECT t.*, a.task_id, a.number, a.node_id, a.status AS a_status,"
-            " a.started_at AS a_started_at, a.finished_at, a.exit_code, a.error AS a_error,"
-            " a.pid, a.pgid, a.start_ticks, a.boot_id"
-            " FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.number = t.attempt"
-            f" WHERE t.status = 'running' AND {where} ORDER BY t.seq",
-            args,
-        )
-        pairs = [(task_of(row), attempt_of(row, prefix="a_")) for row in rows]
-        return pairs
-
-    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
-        if owner is None:
-            return self._running_with_attempts("1 = 1", ())
-        return self._running_with_attempts("t.owner = ?", (owner,))
-
-    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
-        return self._running_with_attempts("t.lease_expires_at < ?", (now,))

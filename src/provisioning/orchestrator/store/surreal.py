@@ -29,6 +29,7 @@ import functools
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -44,8 +45,9 @@ from surrealdb import (
 
 from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, TaskStatus
+from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
-from .base import StoreError
+from .base import StoreError, run_each
 from .surreal_tx import CONFLICT, Tx
 from .surreal_workflow import SurrealWorkflowVerbs
 
@@ -59,14 +61,6 @@ DATABASE = "orchestrator"
 # The folder of the embedded engine inside data_dir.
 EMBEDDED_FOLDER = "surreal"
 
-_TERMINAL_FOR = {
-    AttemptStatus.COMPLETED: TaskStatus.COMPLETED,
-    AttemptStatus.FAILED: TaskStatus.FAILED,
-    AttemptStatus.CANCELLED: TaskStatus.CANCELLED,
-    AttemptStatus.TIMED_OUT: TaskStatus.TIMED_OUT,
-    AttemptStatus.INTERRUPTED: TaskStatus.FAILED,
-    AttemptStatus.LOST: TaskStatus.FAILED,
-}
 
 # A workflow with no record (a task enqueued with a made-up workflow id) has no limit.
 _UNLIMITED = 1 << 62
@@ -545,6 +539,15 @@ class SurrealStore(SurrealWorkflowVerbs):
         if engine is not None:
             _release(engine)
 
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Each verb is its own SurrealQL transaction (no group commit)."""
+        return run_each(calls)
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """One node at a time uses this store: no other node queues work to wait for."""
+        time.sleep(timeout)
+        return False
+
     def meta(self) -> dict[str, Any]:
         found: dict[str, Any] = {
             "backend": self.backend,
@@ -854,7 +857,7 @@ class SurrealStore(SurrealWorkflowVerbs):
                 )
                 tx.set(row["id"], changes)
                 return task_of({**row, **changes})
-            status = _TERMINAL_FOR[outcome.status]
+            status = flow.terminal_status(outcome.status)
             changes.update(status=status.value, completed_at=now)
             if outcome.has_result:
                 changes["result"] = json.dumps(outcome.result)

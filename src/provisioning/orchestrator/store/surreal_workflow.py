@@ -1,6 +1,6 @@
 """Workflow verbs of the SurrealDB backend: creation, progression, cancel, retry, undo.
 
-The same rules as the SQLite backend (:mod:`.sqlite_workflow`), step for step.
+The rules are :mod:`..flow`'s, exactly as the SQL stores apply them.
 Progression runs inside the transaction that ends a task, so a finished step
 releases its dependents atomically with its own completion. A verb loads the
 workflow it touches (its record, steps and edges; the status of each of its tasks
@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from surrealdb import RecordID
 
-from ...tasks import NewTask, Priority, RetryPolicy, WorkflowStatus
+from ...tasks import NewTask, Priority, RetryPolicy, TaskStatus, WorkflowStatus
+from .. import flow as rules
 from ..models import NewStep, Step, Workflow
 from .surreal_tx import Tx
 
 T = TypeVar("T")
 
-OPEN_TASK = ("blocked", "pending")
+OPEN_TASK = rules.OPEN_TASK
 
 
 def _rid(table: str, key: Any) -> RecordID:
@@ -249,6 +249,7 @@ class SurrealWorkflowVerbs:
         task_rows: list[dict[str, Any]] = []
         for step in steps:
             waiting = len(step.depends_on)
+            step_status, task_status = rules.initial_status(waiting)
             row: dict[str, Any] = {
                 "id": _rid("wf_step", [workflow_id, step.step_id]),
                 "workflow_id": workflow_id,
@@ -257,7 +258,7 @@ class SurrealWorkflowVerbs:
                 "position": step.position,
                 "layer": step.layer,
                 "on_failure": step.on_failure,
-                "status": "ready" if waiting == 0 else "blocked",
+                "status": step_status.value,
                 "waiting_on": waiting,
                 "total": len(step.tasks),
                 "completed": 0,
@@ -273,13 +274,12 @@ class SurrealWorkflowVerbs:
                 }
                 for dep in step.depends_on
             )
-            task_status = "pending" if waiting == 0 else "blocked"
             for item, task in enumerate(step.tasks):
                 task_rows.append(
                     self._new_task_row(
                         tx,
                         task,
-                        status=task_status,
+                        status=task_status.value,
                         default_timeout=default_timeout,
                         default_retry=default_retry,
                         now=now,
@@ -363,17 +363,17 @@ class SurrealWorkflowVerbs:
             flow.task_moved(task["id"], step_id, status)
         wf = flow.wf
         failure_before = wf.get("failure")
-        ok = status == "completed"
+        completed, failed = rules.counted(TaskStatus(status))
         wf["tasks_open"] -= 1
-        wf["tasks_completed"] += int(ok)
-        wf["tasks_failed"] += int(status in ("failed", "timed_out", "cancelled"))
+        wf["tasks_completed"] += completed
+        wf["tasks_failed"] += failed
         step = flow.steps.get(step_id) if step_id is not None else None
         if step is not None:
-            if ok:
+            if status == TaskStatus.COMPLETED:
                 step["completed"] += 1
-                if step["completed"] == step["total"] and step["failed"] == 0:
+                if rules.step_completes(step["completed"], step["total"], step["failed"]):
                     self._step_completed(flow, step["step_id"], failure_before, now)
-            elif status != "skipped":
+            elif status != TaskStatus.SKIPPED:
                 step["failed"] += 1
                 step["status"] = "failed"
                 step["finished_at"] = now
@@ -392,51 +392,45 @@ class SurrealWorkflowVerbs:
         dependents = [d for s, d in flow.edges if s == step_id and d in flow.steps]
         for dependent in dependents:
             flow.steps[dependent]["waiting_on"] -= 1
-        if failure is not None:
-            return
         for dependent in dependents:
             dep = flow.steps[dependent]
-            if dep["waiting_on"] == 0 and dep["status"] == "blocked":
+            if rules.ready_after_release(dep["waiting_on"], dep["status"], failure):
                 dep["status"] = "ready"
                 flow.move_tasks([dependent], ["blocked"], "pending", {"run_after": now})
 
     def _step_failed(self, flow: Flow, step: dict[str, Any], task: Mapping[str, Any]) -> None:
         step_id = step["step_id"]
-        policy = step["on_failure"]
         wf = flow.wf
-        error = f"step {step_id} {task['status']}: {task.get('error') or ''}".strip()
-        if policy == "continue":
+        change = rules.on_step_failed(
+            step_id=step_id,
+            on_failure=step["on_failure"],
+            phase=wf["phase"],
+            task_status=task["status"],
+            task_error=task.get("error"),
+        )
+        if change.failure is None:
             if wf.get("error") is None:
-                wf["error"] = error
-            self._skip_dependents(flow, step_id)
+                wf["error"] = change.error
+            assert change.skip_reason is not None
+            self._skip_dependents(flow, step_id, change.skip_reason)
             return
-        failure = "rollback" if policy == "rollback" and wf["phase"] == "run" else "fail"
         if wf.get("failure") is None:
-            wf["failure"] = failure
-            wf["error"] = error
-        self._close_open(flow, "skipped", f"not started: step {step_id} failed")
+            wf["failure"] = change.failure.value
+            wf["error"] = change.error
+        assert change.close_reason is not None
+        self._close_open(flow, "skipped", change.close_reason)
 
-    def _skip_dependents(self, flow: Flow, step_id: str) -> None:
-        queue = deque([step_id])
-        seen = {step_id}
-        while queue:
-            current = queue.popleft()
-            for source, dependent in flow.edges:
-                if source != current or dependent in seen:
-                    continue
-                seen.add(dependent)
-                queue.append(dependent)
-                step = flow.steps.get(dependent)
-                if step is not None:
-                    step["status"] = "skipped"
-                    step["finished_at"] = None
-                skipped = flow.move_tasks(
-                    [dependent],
-                    OPEN_TASK,
-                    "skipped",
-                    {"error": f"skipped: it depends on failed step {step_id}"},
-                )
-                flow.wf["tasks_open"] -= skipped
+    def _skip_dependents(self, flow: Flow, step_id: str, reason: str) -> None:
+        def dependents_of(current: str) -> list[str]:
+            return [dependent for source, dependent in flow.edges if source == current]
+
+        for dependent in rules.dependents_to_skip(step_id, dependents_of):
+            step = flow.steps.get(dependent)
+            if step is not None:
+                step["status"] = "skipped"
+                step["finished_at"] = None
+            skipped = flow.move_tasks([dependent], OPEN_TASK, "skipped", {"error": reason})
+            flow.wf["tasks_open"] -= skipped
 
     def _close_open(self, flow: Flow, status: str, reason: str) -> int:
         """End every task of the workflow that has not started; running ones go on."""
@@ -455,20 +449,11 @@ class SurrealWorkflowVerbs:
         failed = sum(
             1
             for step in flow.steps.values()
-            if step["kind"] == wf["phase"] and step["status"] in ("failed", "skipped", "cancelled")
+            if step["kind"] == wf["phase"] and step["status"] in rules.FAILED_STEP
         )
-        if wf["phase"] == "undo":
-            status = WorkflowStatus.ROLLBACK_FAILED if failed else WorkflowStatus.ROLLED_BACK
-        elif wf.get("failure") == "cancel":
-            status = WorkflowStatus.CANCELLED
-        elif wf.get("failure") == "rollback":
-            status = WorkflowStatus.ROLLBACK_PENDING
-        elif failed or wf.get("failure") == "fail":
-            status = WorkflowStatus.FAILED
-        else:
-            status = WorkflowStatus.COMPLETED
+        status = rules.phase_end(wf["phase"], wf.get("failure"), failed)
         wf["status"] = status.value
-        wf["completed_at"] = None if status is WorkflowStatus.ROLLBACK_PENDING else now
+        wf["completed_at"] = rules.completed_at(status, now)
         return status
 
     # -- commands -----------------------------------------------------------------------
@@ -483,8 +468,8 @@ class SurrealWorkflowVerbs:
             wf = flow.wf
             if WorkflowStatus(wf["status"]).finished:
                 return workflow_of(wf), []
-            status_before = wf["status"]
-            wf["failure"] = "cancel"
+            status_before = WorkflowStatus(wf["status"])
+            wf["failure"] = rules.Failure.CANCEL.value
             wf["error"] = "cancelled"
             self._close_open(flow, "cancelled", "cancelled with its workflow")
             running = self._select(
@@ -497,7 +482,7 @@ class SurrealWorkflowVerbs:
                     "UPDATE $ids SET cancel_requested = true RETURN NONE",
                     ids=[row["id"] for row in running],
                 )
-            if status_before == WorkflowStatus.ROLLBACK_PENDING.value:
+            if rules.cancel_ends_at_once(status_before):
                 wf["status"] = WorkflowStatus.CANCELLED.value
                 wf["completed_at"] = now
             else:
@@ -537,14 +522,14 @@ class SurrealWorkflowVerbs:
                 if step["step_id"] in done:
                     continue
                 deps = [s for s, d in flow.edges if d == step["step_id"]]
-                waiting = sum(1 for d in deps if d not in done)
-                step["status"] = "ready" if waiting == 0 else "blocked"
-                step["waiting_on"] = waiting
+                reset = rules.reset_step(deps, done)
+                step["status"] = reset.status.value
+                step["waiting_on"] = reset.waiting_on
                 step["failed"] = 0
                 step["finished_at"] = None
-                if waiting == 0:
+                if reset.waiting_on == 0:
                     flow.move_tasks([step["step_id"]], ["blocked"], "pending", {"run_after": now})
-            wf["status"] = "running" if phase == "run" else WorkflowStatus.ROLLING_BACK.value
+            wf["status"] = rules.running_status(phase).value
             wf["failure"] = None
             wf["error"] = None
             wf["completed_at"] = None
@@ -568,7 +553,7 @@ class SurrealWorkflowVerbs:
             if row is None:
                 return None
             wf = dict(row)
-            if wf["status"] in ("completed", "failed", "cancelled") and wf["phase"] == "run":
+            if rules.can_request_rollback(WorkflowStatus(wf["status"]), wf["phase"]):
                 wf["status"] = WorkflowStatus.ROLLBACK_PENDING.value
                 tx.set(wf["id"], {"status": wf["status"]})
             return workflow_of(wf)

@@ -1,0 +1,200 @@
+"""The task queue verbs of both SQL stores (SQLite, PostgreSQL), over the named queries
+of ``sql/queue.sql``; with the workflow verbs and the reads, one implementation.
+
+Every verb is one transaction; a verb that changes an attempt is fenced by
+``(task_id, attempt)``: the task's row is read (PostgreSQL locks it) and must still be
+running that attempt, so a late answer from an attempt that was taken over changes
+nothing. What differs per dialect is the claim (SQLite picks under its single writer,
+PostgreSQL with ``FOR UPDATE SKIP LOCKED``), the connection and the hooks of
+:class:`~.sql_workflow.SqlWorkflowVerbs`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ...execution import ProcessInfo
+from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
+from .. import flow
+from ..models import Attempt, Task
+from .rows import attempt_of, new_task_values, task_of
+from .sql_reads import SqlReads
+from .sql_workflow import SqlWorkflowVerbs, one, verb
+
+
+class SqlStore(SqlWorkflowVerbs, SqlReads):
+    """The verbs both SQL stores share; a subclass gives the connection and the claim."""
+
+    shared: bool
+
+    def _text(self, value: str | None) -> str | None:
+        """Text as the database can keep it."""
+        return value
+
+    def _slot_freed(self, db: object, workflow_id: str) -> None:
+        """A task of ``workflow_id`` ended: one of its ``parallel_limit`` slots is free."""
+
+    @verb
+    def enqueue(
+        self,
+        task: NewTask,
+        *,
+        default_timeout: float,
+        default_retry: RetryPolicy,
+        now: float,
+        workflow_id: str | None = None,
+    ) -> Task:
+        values = new_task_values(
+            task,
+            status=TaskStatus.PENDING.value,
+            default_timeout=default_timeout,
+            default_retry=default_retry,
+            now=now,
+            workflow_id=workflow_id,
+        )
+        with self._tx() as db:
+            row = self._q(db, "insert_task", *values).fetchone()
+            self._work_released(db)
+        return task_of(one(row))
+
+    @verb
+    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
+        # Lost in an OS crash only when no process of ours survived it either.
+        with self._tx(durable=self.shared) as db:
+            self._q(
+                db,
+                "record_process",
+                process.pid,
+                process.pgid,
+                process.start_ticks,
+                process.boot_id,
+                task_id,
+                attempt,
+            )
+
+    @verb
+    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
+        with self._tx(durable=self.shared) as db:
+            self._q(db, "touch_node", now, node_id)
+            rows = self._q(db, "extend_leases", now + lease_seconds, node_id).fetchall()
+        return {row["id"] for row in rows if row["cancel_requested"]}
+
+    @verb
+    def register_node(
+        self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
+    ) -> None:
+        with self._tx() as db:
+            self._q(db, "register_node", node_id, host, pid, max_concurrent, now, now)
+
+    @verb
+    def deregister_node(self, node_id: str) -> None:
+        with self._tx() as db:
+            self._q(db, "deregister_node", node_id)
+
+    @verb
+    def record_progress(
+        self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
+    ) -> Task | None:
+        text = self._text(message)
+        with self._tx(durable=False) as db:
+            if attempt is None:
+                row = self._q(db, "record_progress", progress, text, task_id).fetchone()
+            else:
+                cursor = self._q(db, "record_progress_of_attempt", progress, text, task_id, attempt)
+                row = cursor.fetchone()
+        return None if row is None else task_of(row)
+
+    @verb
+    def append_logs(
+        self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
+    ) -> None:
+        if not lines:
+            return
+        rows = [(task_id, attempt, stream, self._text(line), ts) for stream, line, ts in lines]
+        with self._tx(durable=False) as db:
+            self._many(db, self._queries["append_log"], rows)
+
+    def _lock_task_workflow(self, db: object, task_id: str) -> None:
+        """Lock the row of the task's workflow, if it has one, before the task's own:
+        every transaction changing a workflow locks it first (a task never changes
+        workflow, so reading which one needs no lock)."""
+        row = self._q(db, "task_workflow", task_id).fetchone()
+        if row is not None and row["workflow_id"] is not None:
+            self._q(db, "lock_workflow", row["workflow_id"])
+
+    @verb
+    def finish(
+        self,
+        task_id: str,
+        attempt: int,
+        outcome: Outcome,
+        *,
+        now: float,
+        retry_at: float | None = None,
+        counts: bool = True,
+    ) -> Task | None:
+        result_json = json.dumps(outcome.result) if outcome.has_result else None
+        error = self._text(outcome.error)
+        with self._tx() as db:
+            self._lock_task_workflow(db, task_id)
+            current = self._q(db, "lock_task", task_id).fetchone()
+            if current is None or current["status"] != "running" or current["attempt"] != attempt:
+                return None
+            ended = self._q(
+                db,
+                "end_attempt",
+                outcome.status.value,
+                now,
+                outcome.exit_code,
+                error,
+                task_id,
+                attempt,
+            )
+            if not ended.rowcount:
+                return None
+            if retry_at is not None:
+                cursor = self._q(db, "retry_task", retry_at, error, 0 if counts else 1, task_id)
+                row = one(cursor.fetchone())
+                self._work_released(db)
+                return task_of(row)
+            status = flow.terminal_status(outcome.status).value
+            cursor = self._q(db, "end_task", status, now, error, result_json, status, task_id)
+            row = one(cursor.fetchone())
+            if row["workflow_id"] is None:
+                return task_of(row)
+            moved = self._advance(db, row, now)
+            self._slot_freed(db, row["workflow_id"])
+        return replace(task_of(row), workflow_status=moved)
+
+    @verb
+    def request_cancel(self, task_id: str, *, now: float) -> Task | None:
+        with self._tx() as db:
+            self._lock_task_workflow(db, task_id)
+            row = self._q(db, "cancel_unstarted", now, task_id).fetchone()
+            if row is not None and row["workflow_id"] is not None:
+                moved = self._advance(db, row, now)
+                return replace(task_of(row), workflow_status=moved)
+            if row is None:
+                row = self._q(db, "flag_cancel", task_id).fetchone()
+            if row is None:
+                row = self._q(db, "task", task_id).fetchone()
+        return None if row is None else task_of(row)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def _running_with_attempts(
+        self, owner: str | None, expired_before: float | None
+    ) -> list[tuple[Task, Attempt]]:
+        rows = self._query(
+            self._queries["running_with_attempts"],
+            (owner is None, owner, expired_before is None, expired_before),
+        )
+        return [(task_of(row), attempt_of(row, prefix="a_")) for row in rows]
+
+    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
+        return self._running_with_attempts(owner, None)
+
+    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
+        return self._running_with_attempts(None, now)
