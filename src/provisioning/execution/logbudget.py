@@ -6,6 +6,9 @@ import time
 from collections import deque
 
 MIB = 1024 * 1024
+# What a stored line costs besides its text (its row and index entry, roughly): the
+# budget is of the store's bytes, so a flood of tiny lines is bounded as well.
+LINE_OVERHEAD_BYTES = 128
 
 
 class LogBudget:
@@ -16,8 +19,6 @@ class LogBudget:
     def __init__(self, keep: int) -> None:
         self.head_left = keep
         self.keep = keep
-        # Tiny lines cost far more memory than their bytes: bound their count too.
-        self.max_tail_lines = max(1000, keep // 64)
         self.tail: deque[tuple[tuple[str, str, float], int]] = deque()
         self.tail_bytes = 0
         self.dropped_lines = 0
@@ -25,13 +26,14 @@ class LogBudget:
 
     def admit(self, entry: tuple[str, str, float], size: int) -> bool:
         """``True`` when the line goes to the store now; otherwise it is in the tail."""
+        size += LINE_OVERHEAD_BYTES
         if self.head_left and size <= self.head_left:
             self.head_left -= size
             return True
         self.head_left = 0
         self.tail.append((entry, size))
         self.tail_bytes += size
-        while self.tail and (self.tail_bytes > self.keep or len(self.tail) > self.max_tail_lines):
+        while self.tail and self.tail_bytes > self.keep:
             _, dropped = self.tail.popleft()
             self.tail_bytes -= dropped
             self.dropped_lines += 1
@@ -42,7 +44,8 @@ class LogBudget:
         lines = []
         if self.dropped_lines:
             note = (
-                f"[provisioning] {self.dropped_lines} line(s), {self.dropped_bytes} bytes of "
+                f"[provisioning] {self.dropped_lines} line(s), "
+                f"{self.dropped_bytes - self.dropped_lines * LINE_OVERHEAD_BYTES} bytes of "
                 f"output dropped here: over the log limit (executor.log_keep_mib: the first "
                 f"and last {self.keep / MIB:g} MiB are kept)"
             )
