@@ -112,3 +112,36 @@ def test_kill9_and_restart_ends_a_setsid_grandchild(make_daemon: Any, tmp_path: 
     [first, *_] = daemon.task(task_id)["attempts"]
     assert first["status"] == "lost"
     assert daemon.http.post(f"/tasks/{task_id}/cancel").status_code == 200
+
+
+@needs_cgroup2
+def test_a_running_tasks_cpu_is_read_from_its_cgroup(daemon: Daemon) -> None:
+    task_id = daemon.submit({"command": ["sh", "-c", "while :; do :; done"]})
+    daemon.wait_status(task_id, {"running"})
+    usage = wait_for(
+        lambda: (u := daemon.task(task_id)["usage"]) and u["cpu_seconds"] > 0.2 and u,
+        timeout=30,
+        message="CPU time used",
+    )
+    assert usage["cpu_seconds"] > 0.2
+    assert daemon.http.post(f"/tasks/{task_id}/cancel").status_code == 200
+    assert daemon.wait_status(task_id)["usage"] is None  # only while it runs
+
+
+def _memory_controller() -> bool:
+    mount = _cgroup2()
+    return mount is not None and "memory" in (mount / "cgroup.controllers").read_text().split()
+
+
+@needs_cgroup2
+def test_memory_max_caps_the_tree_or_says_it_cannot(make_daemon: Any) -> None:
+    daemon: Daemon = make_daemon(memory_max="64M").start()
+    if not _memory_controller():
+        # This machine's memory controller is bound to a cgroup v1 hierarchy.
+        assert "the cgroup v2 memory controller is not available" in daemon.log()
+        return
+    hog = "import time; b = bytearray(512 * 1024 * 1024); time.sleep(30)"
+    task_id = daemon.submit({"command": ["python3", "-c", hog]}, retry={"max_attempts": 1})
+    task = daemon.wait_status(task_id, timeout=60)
+    assert task["status"] == "failed"
+    assert "SIGKILL" in task["error"]

@@ -137,6 +137,15 @@ class Scheduler:
             if notified and not self._stopping:
                 loop.call_soon_threadsafe(self.wake)
 
+    def usage(self, task_id: str) -> dict[str, float | int | None] | None:
+        """CPU and memory of a task running here, read from its cgroup (``None``: not
+        running here, or no cgroup)."""
+        running = self._running.get(task_id)
+        if running is None:
+            return None
+        group = self.sandbox.cgroup_of(attempt_key(task_id, running.claim.attempt))
+        return group.usage().as_dict() if group is not None else None
+
     def cancel_local(self, task_id: str) -> bool:
         """Stop a task running on this node at once; ``False`` if it is not here."""
         running = self._running.get(task_id)

@@ -63,7 +63,9 @@ async def get_task(task_id: str, svc: Service) -> TaskView:
     task = await svc.get(task_id)
     if task is None:
         raise _not_found(task_id)
-    return TaskView.of(task, await svc.attempts(task_id))
+    view = TaskView.of(task, await svc.attempts(task_id))
+    view.usage = svc.scheduler.usage(task_id)
+    return view
 
 
 @router.get("/tasks/{task_id}/logs", dependencies=[Depends(require_token)], response_model=LogsView)
