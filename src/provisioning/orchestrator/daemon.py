@@ -240,7 +240,7 @@ def serve(settings: Settings, *, insecure_plaintext: bool = False) -> None:
 def detach(argv: list[str], settings: Settings, wait_seconds: float) -> int:
     """Start the daemon in the background; return its pid once ``/health`` answers."""
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     running = read_pid(data_dir)
     if running is not None:
         raise DaemonError(f"an orchestrator (pid {running}) is already running on {data_dir}")
