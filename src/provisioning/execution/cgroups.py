@@ -23,6 +23,9 @@ from pathlib import Path
 log = logging.getLogger("provisioning.execution.cgroups")
 
 HIERARCHY = "provisioning-tasks"
+# Services the platform's own operations start (a taskserv's daemon, a lab host) are
+# meant to outlive their task: after a normal exit they are moved here, not killed.
+SERVICES = "provisioning-services"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -159,6 +162,7 @@ class Cgroups:
 
     def __init__(self, root: Path, memory_max: str = "") -> None:
         self.root = root
+        self.services = root.parent / SERVICES
         self.memory_max = memory_max
         self.memory = False
         if memory_max:
@@ -211,10 +215,24 @@ class Cgroups:
             return False
         return True
 
+    def release(self, group: TaskCgroup) -> int:
+        """Move what is left in ``group`` to a services group of the same name (kept
+        running), then remove ``group``; return how many processes moved."""
+        pids = group.pids()
+        if pids:
+            target = TaskCgroup(self.services / group.path.name)
+            target.path.mkdir(parents=True, exist_ok=True)
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    target.add(pid)
+        group.end(wait_seconds=1.0)
+        return len(pids)
+
     def sweep(self, older_than: float) -> int:
-        """Remove empty attempt groups last changed before ``older_than`` (epoch)."""
+        """Remove empty attempt (and services) groups last changed before ``older_than``."""
         removed = 0
-        for path in self.root.iterdir():
+        folders = [self.root, self.services] if self.services.is_dir() else [self.root]
+        for path in [p for folder in folders for p in folder.iterdir()]:
             if not path.is_dir():
                 continue
             group = TaskCgroup(path)

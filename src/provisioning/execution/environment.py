@@ -67,6 +67,15 @@ def is_platform_operation(run: RunSpec) -> bool:
     return False
 
 
+def may_leave_services(run: RunSpec) -> bool:
+    """Whether what the handler starts in a session of its own may outlive it: the
+    platform's Python operations and the taskserv catalogs (a workspace's own too),
+    which start services and lab hosts on purpose."""
+    if run.python is not None:
+        return run.python.module.startswith("provisioning.")
+    return run.nushell is not None and run.nushell.lib is not None
+
+
 def task_environment(
     run: RunSpec,
     configured: Mapping[str, str],

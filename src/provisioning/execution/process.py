@@ -53,6 +53,9 @@ class Confinement:
     user: TaskUser | None = None
     control_pipe: bool = True
     umask: int = -1
+    # After a normal exit, what left the process group (a service the platform's own
+    # operation started in a session of its own) is handed to this instead of killed.
+    release: Callable[[TaskCgroup], int] | None = None
 
 
 class StopReason(StrEnum):
@@ -371,8 +374,10 @@ async def run_process(
             await watch.exited
     finally:
         # Descendants may still hold the pipes or run on (setsid, double forks): end the
-        # whole tree, the cgroup when there is one, the group in any case.
-        _signal_all(pgid, cgroup, signal.SIGKILL)
+        # whole tree, the cgroup when there is one, the group in any case; only services
+        # of the platform's own operations that exited normally are kept.
+        keep = confine.release is not None and stopped is None and not timed_out
+        _signal_all(pgid, None if keep else cgroup, signal.SIGKILL)
         if not watch.exited.done():
             await watch.exited
         drains: list[asyncio.Future[Any]] = [watch.drained]
@@ -381,7 +386,9 @@ async def run_process(
         await _first(loop, [asyncio.gather(*drains)], DRAIN_SECONDS)
         if cgroup is not None:
             usage = cgroup.usage()
-            if not await loop.run_in_executor(None, cgroup.end):
+            if keep and confine.release is not None:
+                await loop.run_in_executor(None, confine.release, cgroup)
+            elif not await loop.run_in_executor(None, cgroup.end):
                 watch.note(f"processes of {cgroup.path} did not end in time")
             if usage.cpu_seconds is not None:
                 watch.note(usage.describe())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..config import Settings
 from ..tasks import RunSpec
 from .cgroups import Cgroups, TaskCgroup
-from .environment import TaskUser, task_environment
+from .environment import TaskUser, may_leave_services, task_environment
 from .process import Confinement
 
 log = logging.getLogger("provisioning.execution")
@@ -73,7 +73,7 @@ class Sandbox:
     def environment(self, run: RunSpec) -> dict[str, str]:
         return task_environment(run, self.settings.executor.env, user=self.user)
 
-    def confinement(self, attempt_key: str) -> Confinement:
+    def confinement(self, attempt_key: str, run: RunSpec) -> Confinement:
         cgroup = None
         if self.cgroups is not None:
             try:
@@ -84,7 +84,10 @@ class Sandbox:
                     attempt_key,
                     exc.strerror,
                 )
-        return Confinement(cgroup=cgroup, user=self.user, umask=TASK_UMASK)
+        release = None
+        if self.cgroups is not None and may_leave_services(run):
+            release = self.cgroups.release
+        return Confinement(cgroup=cgroup, user=self.user, umask=TASK_UMASK, release=release)
 
     def cgroup_of(self, attempt_key: str) -> TaskCgroup | None:
         return self.cgroups.existing(attempt_key) if self.cgroups is not None else None

@@ -314,7 +314,7 @@ class Scheduler:
             hooks=ProcessHooks(on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs),
             stop=running.stop,
             log_keep_bytes=int(self._settings.executor.log_keep_mib * 1024 * 1024),
-            confine=self.sandbox.confinement(attempt_key(task.id, attempt)),
+            confine=self.sandbox.confinement(attempt_key(task.id, attempt), run),
         )
 
     async def _record_end(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
