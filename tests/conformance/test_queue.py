@@ -695,6 +695,13 @@ class TestStoreConformance:
             "skipped": 0,
         }
 
+    def test_pending_by_priority_counts_the_queue(self, store: Store) -> None:
+        assert store.pending_by_priority() == {"low": 0, "normal": 0, "high": 0, "critical": 0}
+        for name, priority in [("a", "high"), ("b", "high"), ("c", "low"), ("d", "critical")]:
+            enqueue(store, name, priority)
+        claim_one(store)  # the critical one runs: no longer queued
+        assert store.pending_by_priority() == {"low": 1, "normal": 0, "high": 2, "critical": 0}
+
     def test_next_ready_at_is_the_earliest_pending_time(self, store: Store) -> None:
         assert store.next_ready_at() is None
         later = enqueue(store, "later")

@@ -137,6 +137,24 @@ class ProvidersSection(_Section):
     upcloud: dict[str, Any] = {}
 
 
+class MetricsSection(_Section):
+    # True: /metrics answers without the token (a scraper on a trusted network).
+    public: bool = False
+
+
+class TracingSection(_Section):
+    # An OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces; empty: no traces.
+    endpoint: str = ""
+    service_name: str = "provisioning-orchestrator"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, or empty (no traces)")
+        return value
+
+
 class Settings(_Section):
     """The whole effective configuration."""
 
@@ -149,6 +167,8 @@ class Settings(_Section):
     python: PythonSection = PythonSection()
     workspace: WorkspaceSection = WorkspaceSection()
     providers: ProvidersSection = ProvidersSection()
+    metrics: MetricsSection = MetricsSection()
+    tracing: TracingSection = TracingSection()
 
     @property
     def data_dir(self) -> Path:

@@ -17,6 +17,7 @@ from ..tasks import NewTask, RetryPolicy, RunSpec, TaskStatus, WorkflowStatus
 from ..workflow import Plan, WorkflowSpec, build_plan
 from ..workflow.spec import OperationSpec
 from ..workflow.validate import check_plan, op_params, parse_spec, resolve_run
+from . import observe
 from .events import EventBus
 from .flow import OperationNode, can_request_rollback, can_retry, undo_order
 from .models import NewStep, Task, Workflow
@@ -148,6 +149,7 @@ class WorkflowEngine:
 
     def publish(self, workflow: Workflow, name: str) -> None:
         self._bus.publish("workflow", name, summary(workflow))
+        observe.workflow_changed(self._store, workflow)
 
     async def after_task(self, task: Task) -> None:
         """A task ended and moved its workflow to a new status: tell watchers, and start

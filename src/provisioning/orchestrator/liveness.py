@@ -20,6 +20,7 @@ from ..execution.process import StopReason, ensure_dead
 from ..execution.procfs import boot_id
 from ..execution.runners import ATTEMPT_MARKER
 from ..tasks import AttemptStatus, Outcome
+from . import metrics
 from .models import Attempt, Task
 from .scheduler import Scheduler, attempt_key
 from .store import StoreError
@@ -109,11 +110,13 @@ class Liveness:
         mine = [pair for pair in expired if pair[1].node_id != self.node_id]
         if not mine:
             return 0
-        return await settle_orphans(
+        settled = await settle_orphans(
             self._scheduler,
             mine,
             f"its node stopped renewing its lease; taken over by {self.node_id}",
         )
+        metrics.leases_lost(settled)
+        return settled
 
     async def _run(self) -> None:
         while True:

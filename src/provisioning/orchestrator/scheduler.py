@@ -23,6 +23,7 @@ from ..execution.process import StopReason
 from ..execution.runners import ATTEMPT_MARKER
 from ..execution.sandbox import Sandbox
 from ..tasks import AttemptStatus, Outcome
+from . import observe
 from .events import EventBus
 from .models import Claim, Task
 from .ratelog import RateLimitedLog
@@ -255,6 +256,7 @@ class Scheduler:
 
     async def _run_attempt(self, running: _Running) -> Outcome:
         task, attempt = running.claim.task, running.claim.attempt
+        claimed_at = time.monotonic()
         if task.cancel_requested:
             return Outcome(AttemptStatus.CANCELLED, error="cancelled")
         task_env = {
@@ -263,6 +265,7 @@ class Scheduler:
             "PROVISIONING_ORCHESTRATOR_URL": self._endpoint,
             "PROVISIONING_TASK_TOKEN": self._task_token(task.id),
             ATTEMPT_MARKER: f"{task.id}/{attempt}",
+            **observe.attempt_started(task, attempt),
         }
         try:
             run = task.run_spec
@@ -280,6 +283,7 @@ class Scheduler:
             # Not awaited here: the store's single worker runs it before this attempt's
             # finish, and a crash before it commits is covered by the environment marker.
             running.process = info
+            observe.attempt_spawned(task, claimed_at)
             running.recording = asyncio.ensure_future(
                 _tolerated(
                     self._store.run(self._store.store.record_process, task.id, attempt, info),
@@ -368,6 +372,7 @@ class Scheduler:
         if not counts:
             name = "requeued"
         self._bus.publish("task", name, {**task_summary(updated), "retry_at": retry_at})
+        observe.attempt_finished(task, attempt, outcome, updated, retrying=name == "retrying")
         if updated.status.terminal and self._on_finished is not None:
             await self._on_finished(updated)
         return updated

@@ -18,6 +18,7 @@ from .. import API_VERSION, __version__
 from ..config import Settings
 from ..execution import RunnerError, check_runner
 from ..tasks import NewTask, RetryPolicy, TaskStatus, WorkflowStatus
+from . import observe, tracing
 from .engine import WorkflowEngine
 from .events import EventBus
 from .liveness import Liveness
@@ -79,6 +80,7 @@ class OrchestratorService:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        tracing.configure(self.settings)
         await self.liveness.start(socket.gethostname(), os.getpid())
         await self.engine.resume_pending_rollbacks()
         self.scheduler.start()
@@ -91,6 +93,8 @@ class OrchestratorService:
                 await self._retention
         await self.scheduler.stop(self.settings.executor.shutdown_grace_seconds)
         await self.liveness.stop()
+        await observe.drain()
+        tracing.shutdown()
         self.bus.close()
         await asyncio.get_running_loop().run_in_executor(None, self.db.close)
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+from . import metrics
 from .store import Store
 from .store.base import run_each
 from .store.faults import StoreFull, classify
@@ -100,10 +101,12 @@ class StoreClient:
                     stop = True
                     break
                 calls.append(more)
+            began = time.perf_counter()
             try:
                 outcomes = self._run(calls)
             except Exception as exc:  # The worker must outlive any failure of a round.
                 outcomes = [(False, exc)] * len(calls)
+            metrics.store_round(time.perf_counter() - began)
             for call, (ok, value) in zip(calls, outcomes, strict=True):
                 if not ok:
                     value = classify(value)

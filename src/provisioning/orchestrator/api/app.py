@@ -18,7 +18,7 @@ from ...tasks.limits import MAX_BODY_DEPTH, MAX_PARAMS_DEPTH, encoded_depth
 from ..service import OrchestratorService
 from ..store import StoreError
 from ..store.faults import StoreFull
-from . import seed, stream, system, tasks, workflows
+from . import metrics, seed, stream, system, tasks, ui, workflows
 from .auth import require_token
 
 
@@ -189,5 +189,7 @@ def create_app(service: OrchestratorService, token: str, *, manage_service: bool
     app.include_router(seed.router)
     app.include_router(workflows.router)
     app.include_router(stream.router)
+    app.include_router(metrics.router)
+    app.include_router(ui.router)
     app.add_middleware(BodyLimit, limit=service.settings.server.max_body_bytes)
     return app

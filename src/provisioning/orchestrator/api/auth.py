@@ -7,6 +7,8 @@ import hmac
 from fastapi import HTTPException, Request, status
 from starlette.requests import HTTPConnection
 
+from .ui_session import COOKIE, UI_HEADER, valid_session
+
 
 def presented_token(request: HTTPConnection, *, in_query: bool = False) -> str | None:
     """The bearer token of the request. ``in_query`` also takes the original platform's
@@ -32,11 +34,26 @@ def check_token(expected: str, presented: str | None) -> None:
         raise unauthorized("invalid bearer token")
 
 
+def dashboard_session(request: Request) -> bool:
+    """The dashboard's signed session cookie; a request that changes something must
+    also carry the dashboard's header (what a cross-site form cannot send)."""
+    if not valid_session(request.app.state.token, request.cookies.get(COOKIE)):
+        return False
+    return request.method in ("GET", "HEAD") or request.headers.get(UI_HEADER) == "1"
+
+
 async def require_token(request: Request) -> None:
-    """Dependency: the API token, nothing else."""
-    check_token(request.app.state.token, presented_token(request))
+    """Dependency: the API token, or the dashboard's session."""
+    presented = presented_token(request)
+    if presented is None and dashboard_session(request):
+        return
+    check_token(request.app.state.token, presented)
 
 
 async def require_stream_token(request: Request) -> None:
-    """Dependency of the event streams: the API token, in the header or ``?token=``."""
-    check_token(request.app.state.token, presented_token(request, in_query=True))
+    """Dependency of the event streams: the API token (in the header or ``?token=``),
+    or the dashboard's session."""
+    presented = presented_token(request, in_query=True)
+    if presented is None and dashboard_session(request):
+        return
+    check_token(request.app.state.token, presented)

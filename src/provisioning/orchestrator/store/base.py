@@ -124,6 +124,9 @@ class Store(Protocol):
     def counts(self) -> dict[str, int]:
         """Number of tasks in each status."""
 
+    def pending_by_priority(self) -> dict[str, int]:
+        """Number of pending tasks of each priority (``low`` ... ``critical``)."""
+
     def next_ready_at(self) -> float | None:
         """Earliest ``run_after`` of a pending task, to sleep exactly until then."""
 

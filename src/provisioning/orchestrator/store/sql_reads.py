@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from ...tasks import TaskStatus, WorkflowStatus
+from ...tasks import Priority, TaskStatus, WorkflowStatus
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, TaskPage, Workflow
 from .rows import Row, attempt_of, log_line_of, node_of, step_of, task_of, workflow_of
 
@@ -72,6 +72,13 @@ class SqlReads(ABC):
         rows = self._rows("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
         found = {row["status"]: row["n"] for row in rows}
         return {status.value: found.get(status.value, 0) for status in TaskStatus}
+
+    def pending_by_priority(self) -> dict[str, int]:
+        rows = self._rows(
+            "SELECT priority, COUNT(*) AS n FROM tasks WHERE status = 'pending' GROUP BY priority"
+        )
+        found = {Priority(int(row["priority"])).label: int(row["n"]) for row in rows}
+        return {priority.label: found.get(priority.label, 0) for priority in Priority}
 
     def next_ready_at(self) -> float | None:
         rows = self._rows("SELECT MIN(run_after) AS t FROM tasks WHERE status = 'pending'")

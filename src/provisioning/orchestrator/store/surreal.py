@@ -974,6 +974,13 @@ class SurrealStore(SurrealWorkflowVerbs):
         found = {row["status"]: int(row["n"]) for row in rows}
         return {status.value: found.get(status.value, 0) for status in TaskStatus}
 
+    def pending_by_priority(self) -> dict[str, int]:
+        rows = self._select(
+            "SELECT priority, count() AS n FROM task WHERE status = 'pending' GROUP BY priority"
+        )
+        found = {Priority(int(row["priority"])).label: int(row["n"]) for row in rows}
+        return {priority.label: found.get(priority.label, 0) for priority in Priority}
+
     def next_ready_at(self) -> float | None:
         rows = self._select(
             "SELECT math::min(run_after) AS t FROM task WHERE status = 'pending' GROUP ALL"
