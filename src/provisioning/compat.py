@@ -53,19 +53,36 @@ def check(health: dict[str, Any], *, core: str = __version__) -> None:
     rules = matrix().get("compatibility", {}).get("core", {}).get(core, {})
     wanted_api = rules.get("orchestrator-api", API_VERSION)
     if api != wanted_api:
+        older = _parse(api.lstrip("v")) < _parse(wanted_api.lstrip("v"))
         raise Incompatible(
             f"orchestrator API {api} (platform {platform}) is incompatible with provisioning "
-            f"{core}, which speaks API {wanted_api}"
+            f"{core}, which speaks API {wanted_api}; "
+            + (
+                _UPGRADE_ORCHESTRATOR.format(f"API {wanted_api}")
+                if older
+                else _UPGRADE_CLI.format(platform)
+            )
         )
     spec = rules.get("platform")
     minimum = rules.get("min-platform")
     if spec and not satisfies(platform, spec):
+        too_old = _parse(platform) < _parse(spec.lstrip("^>="))
         raise Incompatible(
             f"orchestrator platform {platform} is incompatible with provisioning {core} "
-            f"(needs platform {spec})"
+            f"(needs platform {spec}); "
+            + (
+                _UPGRADE_ORCHESTRATOR.format(f"platform {spec}")
+                if too_old
+                else _UPGRADE_CLI.format(platform)
+            )
         )
     if minimum and _parse(platform) < _parse(minimum):
         raise Incompatible(
             f"orchestrator platform {platform} is incompatible with provisioning {core} "
-            f"(needs platform >= {minimum})"
+            f"(needs platform >= {minimum}); "
+            + _UPGRADE_ORCHESTRATOR.format(f"platform >= {minimum}")
         )
+
+
+_UPGRADE_ORCHESTRATOR = "upgrade the orchestrator (provisioning-orchestrator) to {}"
+_UPGRADE_CLI = "upgrade provisioning (this CLI) to a release that supports platform {}"

@@ -248,3 +248,35 @@ def test_a_health_without_versions_is_refused(use_matrix: Any) -> None:
     )
     with pytest.raises(Incompatible, match=r"API \?"):
         check({"status": "healthy"}, core="0.1.0")
+
+
+@pytest.mark.parametrize(
+    ("platform", "api", "advice"),
+    [
+        ("2.4.0", "v1", "upgrade the orchestrator (provisioning-orchestrator) to platform ^2.5"),
+        (
+            "3.1.0",
+            "v1",
+            "upgrade provisioning (this CLI) to a release that supports platform 3.1.0",
+        ),
+        ("2.6.0", "v0", "upgrade the orchestrator (provisioning-orchestrator) to API v1"),
+        (
+            "2.6.0",
+            "v2",
+            "upgrade provisioning (this CLI) to a release that supports platform 2.6.0",
+        ),
+    ],
+)
+def test_the_refusal_says_what_to_upgrade(
+    use_matrix: Any, platform: str, api: str, advice: str
+) -> None:
+    use_matrix(
+        """
+        [compatibility.core."0.1.0"]
+        platform = "^2.5"
+        orchestrator-api = "v1"
+        """
+    )
+    with pytest.raises(Incompatible) as caught:
+        check(health(platform, api), core="0.1.0")
+    assert str(caught.value).endswith(advice)

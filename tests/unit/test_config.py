@@ -476,3 +476,20 @@ def test_the_packaged_library_is_the_default(machine: Machine) -> None:
     lib = machine.load().settings.nushell_lib
     assert lib.name == "nulib"
     assert lib.parent.name == "provisioning"
+
+
+def test_an_operation_both_force_lists_match_alike_is_refused(tmp_path: Path) -> None:
+    from provisioning.config.models import ExecutionSection
+
+    with pytest.raises(
+        ValueError,
+        match=r"server\.create is matched by force_orchestrated 'server\.\*' and force_direct '\*\.create' alike",
+    ):
+        ExecutionSection(force_orchestrated=["server.*"], force_direct=["*.create"])
+    with pytest.raises(ValueError, match=r"deploy\.now is matched"):
+        ExecutionSection(force_orchestrated=["deploy.now"], force_direct=["deploy.now"])
+    # The seed's own lists: batch.* is more specific than *.list for batch.list.
+    ExecutionSection(
+        force_orchestrated=["server.create", "cluster.create", "batch.*", "workflow.*"],
+        force_direct=["*.list", "*.show", "help", "version"],
+    )

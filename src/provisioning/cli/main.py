@@ -10,7 +10,17 @@ from rich.table import Table
 
 from .. import API_VERSION, __version__, compat
 from ..client import ClientError, OrchestratorClient
-from . import cluster, orchestrator, server, task, taskserv, workflow, workspace
+from . import (
+    cluster,
+    migrate,
+    orchestrator,
+    provider,
+    server,
+    task,
+    taskserv,
+    workflow,
+    workspace,
+)
 from .common import State, out, print_json, state, styled
 
 app = typer.Typer(
@@ -31,6 +41,8 @@ app.add_typer(workspace.app, name="workspace")
 app.add_typer(task.app, name="task")
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(workflow.batch, name="batch")
+app.add_typer(migrate.app, name="migrate")
+app.add_typer(provider.app, name="provider")
 
 
 @app.callback()
@@ -91,7 +103,11 @@ def env(
     loaded = state(ctx).loaded
     values = loaded.settings.model_dump(mode="json")
     rows = [
-        (f"{section}.{key}", value, loaded.sources.get(f"{section}.{key}", "default"))
+        (
+            f"{section}.{key}",
+            "(hidden)" if key.endswith("password") and value else value,
+            loaded.sources.get(f"{section}.{key}", "default"),
+        )
         for section, body in values.items()
         for key, value in body.items()
     ]

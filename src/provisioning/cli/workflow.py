@@ -136,7 +136,10 @@ def finished_exit(workflow: Mapping[str, Any]) -> None:
 
 def submit(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Workflow file: .ncl, .json, .yaml or .toml.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="Workflow file: .ncl, .json, .yaml, .toml (or the deprecated KCL .k)."),
+    ],
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")
     ] = False,

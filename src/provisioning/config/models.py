@@ -5,10 +5,18 @@ from __future__ import annotations
 import re
 import sys
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PACKAGED_NULIB = Path(__file__).resolve().parent.parent / "nulib"
 
@@ -44,10 +52,55 @@ class OrchestratorSection(_Section):
         return value.rstrip("/")
 
 
+# The CLI's operation names (DESIGN.md §5), against which the two force lists are checked.
+_VERBS = {
+    "server": ("create", "list", "show", "delete", "ssh"),
+    "taskserv": ("create", "list", "show", "delete"),
+    "cluster": ("create", "list", "show", "delete"),
+    "workflow": ("submit", "status", "monitor", "list", "cancel", "retry", "rollback"),
+    "batch": ("submit", "monitor", "status", "list", "rollback", "stats"),
+    "task": ("submit", "list", "status", "logs", "cancel"),
+    "orchestrator": ("start", "stop", "status", "logs"),
+    "provider": ("list", "plans", "zones", "pricing"),
+}
+OPERATIONS = (
+    *(f"{group}.{verb}" for group, verbs in _VERBS.items() for verb in verbs),
+    "help",
+    "version",
+    "env",
+)
+
+
+def _specificity(operation: str, pattern: str) -> tuple[bool, int]:
+    return (pattern == operation, len(pattern.replace("*", "")))
+
+
 class ExecutionSection(_Section):
     default_mode: ExecutionMode = ExecutionMode.AUTO
     force_orchestrated: list[str] = []
     force_direct: list[str] = []
+
+    @field_validator("force_direct")
+    @classmethod
+    def _no_tie(cls, direct: list[str], info: ValidationInfo) -> list[str]:
+        """An operation both lists match equally is refused here: neither may silently
+        win. (A strictly more specific pattern decides, as ``provisioning -v`` shows:
+        the seed's ``batch.*`` over ``*.list`` for ``batch.list``.)"""
+        orchestrated: list[str] = info.data.get("force_orchestrated") or []
+        literal = {p for p in (*orchestrated, *direct) if not any(c in p for c in "*?[")}
+        for name in sorted(set(OPERATIONS) | literal):
+            orch = [p for p in orchestrated if fnmatchcase(name, p)]
+            here = [p for p in direct if fnmatchcase(name, p)]
+            if not orch or not here:
+                continue
+            best_orch = max(orch, key=lambda p: _specificity(name, p))
+            best_direct = max(here, key=lambda p: _specificity(name, p))
+            if _specificity(name, best_orch) == _specificity(name, best_direct):
+                raise ValueError(
+                    f"{name} is matched by force_orchestrated {best_orch!r} and force_direct "
+                    f"{best_direct!r} alike; remove one or make one more specific"
+                )
+        return direct
 
 
 class ServerSection(_Section):
@@ -74,16 +127,31 @@ class StorageSection(_Section):
     # Finished tasks (and their logs) and finished workflows older than this are
     # deleted; 0 keeps them forever.
     retention_days: Annotated[float, Field(ge=0)] = 30
+    # The original's SurrealDB server mode (--storage-type surrealdb-server): a server
+    # URL and its credentials; "server" never falls back to the embedded engine.
+    surrealdb_mode: Literal["", "embedded", "server"] = ""
+    surrealdb_url: str = ""
+    surrealdb_username: str = ""
+    surrealdb_password: str = ""
 
-    @field_validator("backend", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _seed_names(cls, value: object) -> object:
-        # The seed calls the embedded single-file store "filesystem".
+    def _seed_names(cls, data: object) -> object:
+        # The seed calls the embedded single-file store "filesystem"; the original
+        # names SurrealDB's two modes in the backend itself.
+        if not isinstance(data, dict):
+            return data
+        value = data.get("backend")
         if value == "filesystem":
-            return StorageBackend.SQLITE.value
+            return {**data, "backend": StorageBackend.SQLITE.value}
         if value in ("surrealdb-embedded", "surrealdb-server"):
-            return StorageBackend.SURREALDB.value
-        return value
+            mode = value.removeprefix("surrealdb-")
+            if data.get("surrealdb_mode") not in (None, "", mode):
+                raise ValueError(
+                    f"backend {value} contradicts surrealdb_mode {data['surrealdb_mode']}"
+                )
+            return {**data, "backend": StorageBackend.SURREALDB.value, "surrealdb_mode": mode}
+        return data
 
 
 class ExecutorSection(_Section):

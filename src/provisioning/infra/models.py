@@ -13,7 +13,7 @@ from ..providers.base import HOSTNAME_RE, ServerSpec
 from ..schemas import LoadError
 from ..schemas.loader import evaluate_nickel, load_data_file
 
-INFRA_FILES = ("infra.ncl", "infra.json", "infra.yaml", "infra.yml", "infra.toml")
+INFRA_FILES = ("infra.ncl", "infra.json", "infra.yaml", "infra.yml", "infra.toml", "infra.k")
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 

@@ -13,8 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..config import load_config
 from ..infra import InfraError, load_infra, state
+from ..infra.models import ServerDef
 from ..providers import ProviderContext, ProviderError, get_provider
 from ..providers.base import HOSTNAME_RE
 from ..tasks import emit
@@ -36,7 +39,10 @@ def _context(params: dict[str, Any], provider: str) -> ProviderContext:
 
 
 def _hostname(params: dict[str, Any]) -> str:
-    hostname = str(params.get("hostname") or params["item"])
+    item = params.get("item")
+    # An item is a hostname, or (the original's server_configs) a whole server definition.
+    named = item.get("hostname") if isinstance(item, dict) else item
+    hostname = str(params.get("hostname") or named)
     if not HOSTNAME_RE.fullmatch(hostname):
         print(f"hostname {hostname!r} is not an RFC 1123 label", file=sys.stderr)
         raise SystemExit(2)
@@ -49,11 +55,25 @@ def _fail(error: ProviderError) -> None:
     raise SystemExit(1)
 
 
+def _definition(params: dict[str, Any], workspace_dir: Path, hostname: str) -> ServerDef:
+    """The server as the task gives it (a batch's server_configs) or as the infra defines it."""
+    item = params.get("item")
+    if isinstance(item, dict):
+        try:
+            return ServerDef.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "server"
+            print(f"server {hostname}: {where}: {first['msg']}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return load_infra(workspace_dir, str(params["infra"])).server(hostname)
+
+
 def server_create(params: dict[str, Any]) -> dict[str, Any]:
     """Create one server of the infra (a no-op, reported, when it exists)."""
     hostname = _hostname(params)
     workspace_dir = Path(params["workspace_dir"])
-    server = load_infra(workspace_dir, str(params["infra"])).server(hostname)
+    server = _definition(params, workspace_dir, hostname)
     provider = get_provider(server.provider, _context(params, server.provider))
     _progress(10, f"creating {hostname} on {server.provider}")
     try:

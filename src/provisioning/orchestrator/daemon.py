@@ -291,7 +291,23 @@ def run(
     data_dir: Annotated[str | None, typer.Option(help="Data directory [storage.data_dir].")] = None,
     storage_type: Annotated[
         str | None,
-        typer.Option(help="sqlite (alias: filesystem), postgres, surrealdb [storage.backend]."),
+        typer.Option(
+            help="sqlite (alias: filesystem), postgres, surrealdb, surrealdb-embedded, "
+            "surrealdb-server [storage.backend]."
+        ),
+    ] = None,
+    surrealdb_url: Annotated[
+        str | None, typer.Option(help="ws:// URL of a SurrealDB server [storage.surrealdb_url].")
+    ] = None,
+    surrealdb_username: Annotated[
+        str | None, typer.Option(help="[storage.surrealdb_username]")
+    ] = None,
+    surrealdb_password: Annotated[
+        str | None,
+        typer.Option(
+            help="[storage.surrealdb_password]; prefer PROVISIONING_STORAGE_SURREALDB_PASSWORD "
+            "or the config file (0600): a flag shows in the process list."
+        ),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="An extra configuration file.")] = None,
     max_concurrent_tasks: Annotated[
@@ -310,6 +326,9 @@ def run(
         "server.port": port,
         "storage.data_dir": data_dir,
         "storage.backend": storage_type,
+        "storage.surrealdb_url": surrealdb_url,
+        "storage.surrealdb_username": surrealdb_username,
+        "storage.surrealdb_password": surrealdb_password,
         "executor.max_concurrent_tasks": max_concurrent_tasks,
     }
     try:

@@ -1,4 +1,5 @@
-"""Workflow files in Nickel, JSON, YAML or TOML -> the workflow as JSON data.
+"""Workflow files in Nickel, JSON, YAML, TOML or (deprecated) KCL -> the workflow as
+JSON data.
 
 Nickel files are evaluated with the platform's contracts applied (the user's
 file does not import them), in a bounded worker process. Errors name the file,
@@ -17,14 +18,14 @@ from typing import Any
 
 import yaml
 
+from .errors import EVAL_TIMEOUT_SECONDS, LoadError
+
+__all__ = ["EVAL_TIMEOUT_SECONDS", "LoadError", "evaluate_nickel", "load_workflow_file", "unwrap"]
+from .kcl import evaluate_kcl
+
 SCHEMAS = Path(__file__).resolve().parent
 WRAPPERS = ("batch_workflow", "workflow")
-EVAL_TIMEOUT_SECONDS = 30.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class LoadError(Exception):
-    """The file cannot be read or evaluated; the message says where and why."""
 
 
 def _nickel_string(text: str) -> str:
@@ -52,6 +53,15 @@ def evaluate_nickel(
         f"let schema = import {schema_path} in let raw = import {target} in "
         f"({unwrap} raw) | schema.{contract}"
     )
+    return _run_nickel(expr, path, timeout)
+
+
+def evaluate_nickel_plain(path: Path, *, timeout: float = EVAL_TIMEOUT_SECONDS) -> Any:
+    """Evaluate ``path`` with its own contracts only."""
+    return _run_nickel(f"import {_nickel_string(str(path.resolve()))}", path, timeout)
+
+
+def _run_nickel(expr: str, path: Path, timeout: float) -> Any:
     request = json.dumps({"expr": expr, "import_paths": [str(path.resolve().parent)]})
     try:
         done = subprocess.run(
@@ -73,6 +83,11 @@ def evaluate_nickel(
     return json.loads(answer["json"])
 
 
+def unwrap(data: Any, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
+    """``{batch_workflow = {...}}`` (or another of ``wrappers``, alone) -> ``{...}``."""
+    return _unwrap(data, wrappers)
+
+
 def _unwrap(data: Any, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
     if isinstance(data, dict):
         for key in wrappers:
@@ -91,9 +106,16 @@ def load_workflow_file(path: Path) -> Any:
     return load_data_file(path)
 
 
+def load_kcl_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
+    """A ``.k`` file of the original platform, evaluated by the KCL engine."""
+    return _unwrap(evaluate_kcl(path), wrappers)
+
+
 def load_data_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
     """A JSON, YAML or TOML file as data, errors with file and line."""
     suffix = path.suffix.lower()
+    if suffix == ".k":
+        return load_kcl_file(path, wrappers)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -114,7 +136,9 @@ def load_data_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
         raise LoadError(f"{path}{where}: invalid YAML: {problem}") from None
     except tomllib.TOMLDecodeError as exc:
         raise LoadError(f"{path}: invalid TOML: {exc}") from None
-    raise LoadError(f"{path}: unknown workflow format {suffix!r} (use .ncl, .json, .yaml or .toml)")
+    raise LoadError(
+        f"{path}: unknown workflow format {suffix!r} (use .ncl, .json, .yaml, .toml, or .k for KCL)"
+    )
 
 
 def line_of_operation(path: Path, op_id: str) -> int | None:

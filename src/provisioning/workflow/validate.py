@@ -3,6 +3,7 @@ daemon): the spec's shape, the DAG, and that every runner exists."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,6 +12,7 @@ from ..config import Settings
 from ..execution.runners import RunnerError, check_runner
 from ..operations.platform import PlatformOpError, platform_runs
 from ..tasks import RunSpec
+from .original import from_original
 from .plan import Plan, PlanError, Problem
 from .spec import OperationSpec, WorkflowSpec
 
@@ -38,8 +40,35 @@ def validation_problems(exc: ValidationError, data: Any = None) -> list[Problem]
     return problems
 
 
+def expand_cluster(op: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """A ``cluster_batch``'s cluster as the operations ``cluster create`` runs."""
+    from ..infra import InfraError, load_infra
+    from ..operations import plans
+    from ..taskservs import CatalogError
+
+    params = op.get("params") or {}
+    workspace, infra = params.get("workspace_dir"), op.get("infra")
+    if not isinstance(workspace, str) or not isinstance(infra, str):
+        raise ValueError(
+            "a cluster needs the workspace and infra (params.workspace_dir and infra; the "
+            "provisioning CLI fills them in)"
+        )
+    try:
+        loaded = load_infra(Path(workspace), infra)
+        operations: list[dict[str, Any]] = plans.create_cluster(Path(workspace), loaded, name)[
+            "operations"
+        ]
+    except (InfraError, CatalogError) as exc:
+        raise ValueError(str(exc)) from None
+    return operations
+
+
 def parse_spec(data: Any) -> WorkflowSpec:
-    """The spec from decoded JSON; raises :class:`PlanError` listing every problem."""
+    """The spec from decoded JSON (this platform's form or the original's batch form);
+    raises :class:`PlanError` listing every problem."""
+    data, problems = from_original(data, expand_cluster)
+    if problems:
+        raise PlanError(problems)
     try:
         return WorkflowSpec.model_validate(data)
     except ValidationError as exc:
@@ -66,6 +95,20 @@ def op_params(op: OperationSpec) -> dict[str, Any]:
 def check_plan(plan: Plan, settings: Settings) -> None:
     """Every runner and undo must exist before anything is queued."""
     problems: list[Problem] = []
+    wanted = plan.spec.storage_backend
+    if wanted is not None:
+        # The original's workflows name the store; it is the orchestrator's to choose.
+        aliases = {"filesystem": "sqlite", "surrealdb-embedded": "surrealdb"}
+        aliases["surrealdb-server"] = "surrealdb"
+        have = settings.storage.backend.value
+        if aliases.get(wanted, wanted) != have:
+            problems.append(
+                Problem(
+                    "storage_backend",
+                    f"this orchestrator stores in {have}, not {wanted}: remove storage_backend "
+                    f"or start the orchestrator with --storage-type {wanted}",
+                )
+            )
     index_of = {op.id: i for i, op in enumerate(plan.spec.operations)}
     for step in plan.steps:
         where = f"operations[{index_of[step.id]}]"

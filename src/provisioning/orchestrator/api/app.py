@@ -18,7 +18,7 @@ from ...tasks.limits import MAX_BODY_DEPTH, MAX_PARAMS_DEPTH, encoded_depth
 from ..service import OrchestratorService
 from ..store import StoreError
 from ..store.faults import StoreFull
-from . import metrics, seed, stream, system, tasks, ui, workflows
+from . import metrics, original, seed, stream, system, tasks, ui, workflows
 from .auth import require_token
 
 
@@ -188,6 +188,7 @@ def create_app(service: OrchestratorService, token: str, *, manage_service: bool
     app.include_router(tasks.router)
     app.include_router(seed.router)
     app.include_router(workflows.router)
+    app.include_router(original.router)
     app.include_router(stream.router)
     app.include_router(metrics.router)
     app.include_router(ui.router)

@@ -1,7 +1,9 @@
 """The seed's workflow endpoints: ``POST /workflows/servers/create``,
 ``/workflows/taskserv/create`` and ``/workflows/cluster/create``.
 
-Body: ``{"infra": NAME, "params": {"workspace": PATH, ...}}``; each expands the
+Body, as the seed sends it: ``{"type": "server_create", "infra": NAME,
+"params": {"workspace": PATH, ...}}``
+(``type`` optional); each expands the
 infra's definitions into a workflow (as the CLI does) and queues it.
 """
 
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ...infra import InfraError, load_infra
 from ...operations import plans
@@ -35,10 +37,26 @@ class SeedParams(BaseModel):
     cluster: str | None = None
 
 
-class SeedRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+SEED_TYPES = {
+    "servers": "server_create",
+    "taskserv": "taskserv_create",
+    "cluster": "cluster_create",
+}
 
-    infra: Annotated[str, Field(min_length=1, max_length=63)]
+
+class SeedRequest(BaseModel):
+    """The seed's body ``{type, infra, params}`` (``type`` optional; it must name this
+    endpoint's operation)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Annotated[
+        str | None, Field(description="server_create | taskserv_create | cluster_create")
+    ] = None
+    infra: Annotated[
+        str,
+        Field(min_length=1, max_length=63, validation_alias=AliasChoices("infra", "infra_name")),
+    ]
     params: SeedParams
 
 
@@ -65,6 +83,12 @@ def _expand(kind: str, body: SeedRequest) -> dict[str, Any]:
 
 
 async def _submit(kind: str, body: SeedRequest, svc: Service) -> Any:
+    wanted = SEED_TYPES[kind]
+    if body.type is not None and body.type.lower() != wanted:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=f"type: this endpoint runs {wanted}, not {body.type!r}",
+        )
     try:
         workflow = await asyncio.to_thread(_expand, kind, body)
         submitted = await svc.submit_workflow(workflow)

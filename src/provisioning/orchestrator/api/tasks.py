@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from starlette.requests import HTTPConnection
@@ -10,6 +10,8 @@ from starlette.requests import HTTPConnection
 from ...tasks import NewTask, TaskStatus
 from ..service import InvalidTask, NotRunning, OrchestratorService
 from .auth import check_token, presented_token, require_token
+from .filters import parse_status
+from .original_tasks import OriginalTask, OriginalTaskPage, Shape, original_tasks
 from .params import After, Limit, LogLimit, Offset
 from .schemas import LogLineView, LogsView, ProgressReport, SubmittedView, TaskPageView, TaskView
 
@@ -43,26 +45,43 @@ async def submit_task(body: NewTask, svc: Service) -> SubmittedView:
     return SubmittedView(task_id=task.id)
 
 
-@router.get("/tasks", dependencies=[Depends(require_token)], response_model=TaskPageView)
+@router.get(
+    "/tasks",
+    dependencies=[Depends(require_token)],
+    response_model=TaskPageView | OriginalTaskPage,
+)
 async def list_tasks(
     svc: Service,
-    status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
+    status_: Annotated[
+        str | None, Query(alias="status", description="a task status, in any case")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> TaskPageView:
+    shape: Annotated[
+        Shape | None, Query(description="`original`: the original platform's task shape")
+    ] = None,
+) -> Any:
     """Tasks, newest first."""
-    page = await svc.list_tasks(status_, limit, offset)
+    page = await svc.list_tasks(parse_status(TaskStatus, status_), limit, offset)
+    if shape is Shape.ORIGINAL:
+        return await original_tasks(svc, page.tasks, page.total, limit, offset)
     return TaskPageView(
         tasks=[TaskView.of(t) for t in page.tasks], total=page.total, limit=limit, offset=offset
     )
 
 
-@router.get("/tasks/{task_id}", dependencies=[Depends(require_token)], response_model=TaskView)
-async def get_task(task_id: str, svc: Service) -> TaskView:
-    """One task with all its attempts."""
+@router.get(
+    "/tasks/{task_id}",
+    dependencies=[Depends(require_token)],
+    response_model=TaskView | OriginalTask,
+)
+async def get_task(task_id: str, svc: Service, shape: Shape | None = None) -> Any:
+    """One task with all its attempts (``?shape=original``: the original's task shape)."""
     task = await svc.get(task_id)
     if task is None:
         raise _not_found(task_id)
+    if shape is Shape.ORIGINAL:
+        return (await original_tasks(svc, [task], 1, 1, 0)).tasks[0]
     view = TaskView.of(task, await svc.attempts(task_id))
     view.usage = svc.scheduler.usage(task_id)
     return view

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 
+from ...schemas.loader import unwrap
 from ...tasks import WorkflowStatus
 from ...workflow import PlanError
 from ..engine import WorkflowConflict
 from .auth import require_token
+from .filters import parse_status
 from .params import Limit, Offset
 from .tasks import Service
 from .workflow_views import WorkflowPageView, WorkflowSubmittedView, WorkflowView
@@ -43,9 +45,10 @@ def plan_error_response(exc: PlanError) -> JSONResponse:
 async def submit_batch(
     svc: Service, body: Annotated[dict[str, Any], Body(description="the evaluated workflow")]
 ) -> Any:
-    """Validate a workflow (the evaluated Nickel/JSON/YAML/TOML file) and queue it whole."""
+    """Validate a workflow (the evaluated Nickel/JSON/YAML/TOML/KCL file, this platform's
+    form or the original's batch form, bare or as ``batch_workflow``) and queue it whole."""
     try:
-        workflow = await svc.submit_workflow(body)
+        workflow = await svc.submit_workflow(unwrap(body))
     except PlanError as exc:
         return plan_error_response(exc)
     return WorkflowSubmittedView(workflow_id=workflow.id, tasks=workflow.tasks_total)
@@ -54,12 +57,14 @@ async def submit_batch(
 @router.get("/workflows", response_model=WorkflowPageView)
 async def list_workflows(
     svc: Service,
-    status_: Annotated[WorkflowStatus | None, Query(alias="status")] = None,
+    status_: Annotated[
+        str | None, Query(alias="status", description="a workflow status, in any case")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> WorkflowPageView:
     """Workflows, newest first."""
-    found, total = await svc.workflows(status_, limit, offset)
+    found, total = await svc.workflows(parse_status(WorkflowStatus, status_), limit, offset)
     return WorkflowPageView(
         workflows=[WorkflowView.of(w) for w in found], total=total, limit=limit, offset=offset
     )
@@ -74,7 +79,7 @@ async def get_workflow(workflow_id: str, svc: Service) -> WorkflowView:
     return WorkflowView.of(*found)
 
 
-async def _command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:
+async def workflow_command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:
     action = {
         "cancel": svc.cancel_workflow,
         "retry": svc.retry_workflow,
@@ -94,16 +99,16 @@ async def _command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:
 @router.post("/workflows/{workflow_id}/cancel", response_model=WorkflowView)
 async def cancel_workflow(workflow_id: str, svc: Service) -> WorkflowView:
     """End running tasks (their process groups) and cancel the rest."""
-    return await _command(svc, workflow_id, "cancel")
+    return await workflow_command(svc, workflow_id, "cancel")
 
 
 @router.post("/workflows/{workflow_id}/retry", response_model=WorkflowView)
 async def retry_workflow(workflow_id: str, svc: Service) -> WorkflowView:
     """Resume a failed or cancelled workflow from its checkpoint."""
-    return await _command(svc, workflow_id, "retry")
+    return await workflow_command(svc, workflow_id, "retry")
 
 
 @router.post("/workflows/{workflow_id}/rollback", response_model=WorkflowView)
 async def rollback_workflow(workflow_id: str, svc: Service) -> WorkflowView:
     """Undo the completed operations of a finished workflow, in reverse order."""
-    return await _command(svc, workflow_id, "rollback")
+    return await workflow_command(svc, workflow_id, "rollback")

@@ -14,6 +14,11 @@ __all__ = ["SQLiteStore", "Store", "StoreError", "open_store"]
 def open_store(settings: Settings) -> Store:
     """Open (and migrate) the backend the configuration names."""
     backend = settings.storage.backend
+    if backend is not StorageBackend.SURREALDB and settings.storage.surrealdb_url:
+        raise StoreError(
+            f"storage.surrealdb_url (--surrealdb-url) is for --storage-type surrealdb-server, "
+            f"not {backend.value}"
+        )
     if backend is StorageBackend.SQLITE:
         data_dir: Path = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)

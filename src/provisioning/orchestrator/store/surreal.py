@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 from surrealdb import (
     BlockingEmbeddedSurrealConnection,
@@ -988,10 +988,40 @@ class SurrealStore(SurrealWorkflowVerbs):
         return opt_float(rows[0].get("t")) if rows else None
 
 
+def server_dsn(settings: Settings) -> str:
+    """The original's server mode (``surrealdb-server`` + ``surrealdb_url`` and
+    credentials) as one ws:// DSN; empty in the other modes. A server mode without a
+    URL is refused: it never falls back to the embedded engine."""
+    storage = settings.storage
+    url = storage.surrealdb_url.strip()
+    if storage.surrealdb_mode != "server":
+        if url and storage.surrealdb_mode == "embedded":
+            raise StoreError(
+                "storage.surrealdb_url is for surrealdb-server, not surrealdb-embedded"
+            )
+        if not url:
+            return ""
+    if not url:
+        raise StoreError(
+            "--storage-type surrealdb-server needs --surrealdb-url ws://HOST:PORT "
+            "(storage.surrealdb_url); it never falls back to the embedded store"
+        )
+    if not url.lower().startswith(("ws://", "wss://")):
+        raise StoreError(f"--surrealdb-url must be a ws:// or wss:// URL, not {url!r}")
+    scheme, rest = url.split("://", 1)
+    if storage.surrealdb_username:
+        user = quote(storage.surrealdb_username, safe="")
+        secret = quote(storage.surrealdb_password, safe="")
+        rest = f"{user}:{secret}@{rest.rsplit('@', 1)[-1]}"
+    elif storage.surrealdb_password:
+        raise StoreError("--surrealdb-password needs --surrealdb-username")
+    return f"{scheme}://{rest}"
+
+
 def open_surreal(settings: Settings) -> SurrealStore:
     """Open (and migrate) the SurrealDB store the configuration names: a server when
     ``storage.dsn`` is a ws:// URL, else the embedded folder ``<data_dir>/surreal``."""
-    dsn = settings.storage.dsn.strip()
+    dsn = server_dsn(settings) or settings.storage.dsn.strip()
     if dsn:
         if not dsn.lower().startswith(("ws://", "wss://")):
             raise StoreError(
