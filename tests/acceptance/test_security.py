@@ -63,7 +63,7 @@ def test_query_token_only_on_the_event_streams(daemon: Daemon) -> None:
 def test_query_token_opens_the_websocket(daemon: Daemon) -> None:
     from websockets.sync.client import connect
 
-    with connect(f"ws://127.0.0.1:{daemon.port}/ws?token={daemon.token}") as socket:
+    with connect(f"ws://127.0.0.1:{daemon.port}/ws?token={daemon.token}&events=task") as socket:
         daemon.submit({"command": ["true"]})
         assert "task" in socket.recv(timeout=10)
 
