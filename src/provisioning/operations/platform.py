@@ -71,7 +71,8 @@ def check_platform_params(
     if target in ("server", "taskserv"):
         names = items if items is not None else [params.get("hostname")]
         for name in names:
-            _label(name, "server")
+            # An item is a hostname, or (the original's server_configs) a server record.
+            _label(name.get("hostname") if isinstance(name, dict) else name, "server")
 
 
 def platform_runs(

@@ -34,6 +34,7 @@ from .httpguard import guarded_protocol, quiet_accept_errors, raise_file_limit
 from .privacy import PRIVATE_UMASK, secure_data_dir
 from .service import OrchestratorService
 from .store import StoreError, open_store
+from .store.faults import StoreUnusable
 
 PID_FILE = "orchestrator.pid"
 LOG_FILE = "orchestrator.log"
@@ -194,8 +195,10 @@ def serve(settings: Settings, *, insecure_plaintext: bool = False) -> None:
         sock = _bind(settings.server.host, settings.server.port)
         try:
             store = open_store(settings)
-        except StoreError as exc:
+        except StoreUnusable as exc:
             raise DataError(str(exc)) from None
+        except StoreError as exc:
+            raise DaemonError(str(exc)) from None
         except OSError as exc:
             raise _data_dir_error(data_dir, exc) from None
         try:

@@ -18,6 +18,10 @@ class StoreFull(StoreError):
     """A write failed for lack of space; it changed nothing and may be retried."""
 
 
+class StoreUnusable(StoreError):
+    """At start: the store's file is not a database, is damaged or cannot be written."""
+
+
 class StoreUnavailable(StoreError):
     """The backend failed for another reason (I/O error, connection lost)."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..models import Claim
 from .base import StoreError
-from .faults import classify
+from .faults import StoreUnusable, classify
 from .rows import task_of
 from .sql_retention import SqlRetention
 from .sql_store import SqlStore
@@ -42,7 +42,7 @@ def open_sqlite(path: Path) -> SQLiteStore:
         problems = [row[0] for row in store._query("PRAGMA quick_check")]
         if problems != ["ok"]:
             store.close()
-            raise StoreError(
+            raise StoreUnusable(
                 f"{path} is damaged ({'; '.join(problems[:3])}): restore it from a backup, "
                 "or move it (and its -wal file) aside to start with an empty queue"
             )
@@ -50,11 +50,11 @@ def open_sqlite(path: Path) -> SQLiteStore:
     except sqlite3.DatabaseError as exc:
         text = str(exc)
         if "readonly" in text or "unable to open" in text or "read-only" in text:
-            raise StoreError(
+            raise StoreUnusable(
                 f"{path}: cannot write it ({text}): the data dir must be writable by the "
                 "orchestrator (check its permissions and that its filesystem is not read-only)"
             ) from None
-        raise StoreError(
+        raise StoreUnusable(
             f"{path} is not a usable orchestrator database ({text}): restore it from a "
             "backup, or move it (and its -wal file) aside to start with an empty queue"
         ) from None
