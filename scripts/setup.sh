@@ -10,17 +10,32 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
+  # Exactly the locked versions, each checked against its hash (scripts/lock.sh
+  # writes requirements.lock); then the package itself, adding nothing.
   # The log keeps pip's chatter out of the way; it is shown when something fails.
-  if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
-         .venv/bin/python -m pip install --quiet -e '.[dev]'; } >.venv/pip.log 2>&1; then
+  if ! { .venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock &&
+         .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .; } \
+       >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2
     echo "setup: installing the Python dependencies failed (log above)" >&2
     exit 1
   fi
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+# Lab hosts (the local provider's servers) run Debian's OpenSSH server, reached with
+# the OpenSSH client; taskserv packages are fetched with `apt-get download`.
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null || ! command -v ip >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing openssh-server, openssh-client, iproute2 (apt)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      openssh-server openssh-client iproute2 >/dev/null
+  else
+    echo "setup: lab hosts need sshd: apt-get install openssh-server (as root)" >&2
+  fi
 fi
 
 # Nushell from the npm package, pinned. We link the binary itself: the npm

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict
+from urllib.parse import quote
 
-import httpx
+# httpx imports its own command line (Rich, Pygments: a third of the CLI's start-up)
+# whenever click is installed; this client never uses it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from .config import Settings
+import httpx  # noqa: E402
+
+from .config import Settings  # noqa: E402
 
 
 class ClientError(Exception):
@@ -23,6 +29,19 @@ class ClientError(Exception):
 
 class Unreachable(ClientError):
     """Nothing answers at the endpoint."""
+
+
+class TimedOut(ClientError):
+    """The orchestrator did not answer in time."""
+
+
+class Unauthorized(ClientError):
+    """The orchestrator refused the token (HTTP 401)."""
+
+
+def segment(value: str) -> str:
+    """An id as one path segment: ``../tasks/x`` stays inside its own segment."""
+    return quote(value, safe="")
 
 
 # The answers of the API, as the client returns them: one shape per response model of
@@ -161,15 +180,28 @@ def read_token(path: Path) -> str:
 class OrchestratorClient:
     """Typed calls to the REST API of one orchestrator."""
 
-    def __init__(self, endpoint: str, token: str | None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        token: str | None,
+        timeout: float = 30.0,
+        *,
+        token_file: Path | None = None,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        self.token_file = token_file
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, need_token: bool = True) -> OrchestratorClient:
         token = read_token(settings.token_path) if need_token else None
-        return cls(settings.orchestrator.endpoint, token, settings.orchestrator.timeout_seconds)
+        return cls(
+            settings.orchestrator.endpoint,
+            token,
+            settings.orchestrator.timeout_seconds,
+            token_file=settings.token_path if need_token else None,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -180,9 +212,7 @@ class OrchestratorClient:
         except httpx.ConnectError:
             raise Unreachable(f"no orchestrator answers at {self.endpoint}") from None
         except httpx.TimeoutException:
-            raise ClientError(
-                f"the orchestrator at {self.endpoint} did not answer in time"
-            ) from None
+            raise TimedOut(f"the orchestrator at {self.endpoint} did not answer in time") from None
         except httpx.HTTPError as exc:
             raise ClientError(f"request to {self.endpoint}{path} failed: {exc}") from None
         if response.status_code >= 400:
@@ -191,10 +221,21 @@ class OrchestratorClient:
                 message = body.get("error") or response.text
             except (json.JSONDecodeError, AttributeError):
                 body, message = None, response.text
+            if response.status_code == 401:
+                raise Unauthorized(self._refused_token(), 401, body)
             raise ClientError(
                 f"{message} (HTTP {response.status_code})", response.status_code, body
             )
         return response.json()
+
+    def _refused_token(self) -> str:
+        used = f"the token in {self.token_file}" if self.token_file else "no token"
+        return (
+            f"the orchestrator at {self.endpoint} refused {used} (HTTP 401): the daemon "
+            "keeps its token in server.token_file of the configuration it runs with "
+            "(default: <data_dir>/api-token); point this CLI's server.token_file or "
+            "data_dir at the same file"
+        )
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/health")
@@ -208,7 +249,7 @@ class OrchestratorClient:
         return str(self._request("POST", "/tasks", json=body)["task_id"])
 
     def task(self, task_id: str) -> TaskView:
-        result: TaskView = self._request("GET", f"/tasks/{task_id}")
+        result: TaskView = self._request("GET", f"/tasks/{segment(task_id)}")
         return result
 
     def tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> TaskPageView:
@@ -219,11 +260,13 @@ class OrchestratorClient:
         return result
 
     def logs(self, task_id: str, after: int = 0) -> LogsView:
-        result: LogsView = self._request("GET", f"/tasks/{task_id}/logs", params={"after": after})
+        result: LogsView = self._request(
+            "GET", f"/tasks/{segment(task_id)}/logs", params={"after": after}
+        )
         return result
 
     def cancel(self, task_id: str) -> TaskView:
-        result: TaskView = self._request("POST", f"/tasks/{task_id}/cancel")
+        result: TaskView = self._request("POST", f"/tasks/{segment(task_id)}/cancel")
         return result
 
     def submit_workflow(self, workflow: dict[str, Any]) -> WorkflowSubmittedView:
@@ -233,7 +276,7 @@ class OrchestratorClient:
         return result
 
     def workflow(self, workflow_id: str) -> WorkflowView:
-        result: WorkflowView = self._request("GET", f"/workflows/{workflow_id}")
+        result: WorkflowView = self._request("GET", f"/workflows/{segment(workflow_id)}")
         return result
 
     def workflows(
@@ -246,7 +289,9 @@ class OrchestratorClient:
         return result
 
     def workflow_command(self, workflow_id: str, verb: str) -> WorkflowView:
-        result: WorkflowView = self._request("POST", f"/workflows/{workflow_id}/{verb}")
+        result: WorkflowView = self._request(
+            "POST", f"/workflows/{segment(workflow_id)}/{segment(verb)}"
+        )
         return result
 
     def events(
@@ -260,6 +305,8 @@ class OrchestratorClient:
             params["events"] = kinds
         try:
             with self._http.stream("GET", "/events", params=params, timeout=None) as stream:
+                if stream.status_code == 401:
+                    raise Unauthorized(self._refused_token(), 401)
                 if stream.status_code >= 400:
                     raise ClientError(f"event stream refused (HTTP {stream.status_code})")
                 yield {"type": "system", "event": "connected"}

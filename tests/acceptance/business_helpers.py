@@ -35,16 +35,16 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "webserver": (),
 }
 VERSIONS = {
-    "runc": "1.1.12",
-    "containerd": "1.7.13",
-    "etcd": "3.5.12",
+    "runc": "1.1.5",
+    "containerd": "1.6.20",
+    "etcd": "3.4.23",
     "kubernetes": "1.29.2",
     "webserver": "1.0.0",
 }
 # The template's cluster "web": servers and the taskservs each ends up with.
 CLUSTER_TASKSERVS = {
-    "web-1": {"runc", "containerd", "webserver"},
-    "web-2": {"runc", "containerd", "webserver"},
+    "web-1": {"runc", "containerd", "etcd", "webserver"},
+    "web-2": {"runc", "containerd", "etcd", "webserver"},
     "node-1": {"runc", "containerd", "etcd", "kubernetes"},
 }
 
@@ -95,6 +95,19 @@ class Workspace:
     def server_dir(self, hostname: str) -> Path:
         return self.servers_root / hostname
 
+    def on_host(self, hostname: str, path: str) -> Path:
+        """Where ``path`` of the lab host's overlaid folders lives on this machine (the
+        upper layer: what the host wrote)."""
+        return self.server_dir(hostname) / "layers" / path.lstrip("/")
+
+    def remote(self, hostname: str, *argv: str) -> Result:
+        """``provisioning server ssh HOSTNAME -- ARGV`` (over SSH, in the host)."""
+        return self.run("server", "ssh", hostname, "--", *argv)
+
+    def address(self, hostname: str) -> str:
+        found: str = self.state()["servers"][hostname]["address"]
+        return found
+
     def server_entries(self) -> list[str]:
         """Everything under ``runtime/servers`` (any infra), as relative paths."""
         base = self.path / "runtime" / "servers"
@@ -118,12 +131,13 @@ class Workspace:
         return {row["server"]: row["url"] for row in rows if row["taskserv"] == "webserver"}
 
     def remember_services(self) -> set[int]:
-        """The pids recorded as ``run/*.pid`` by the servers' services, remembered."""
+        """The PID 1 of every lab host of the workspace (their services run inside:
+        they die with it), remembered."""
         found = set()
         if self.servers_root.exists():
-            for pid_file in self.servers_root.glob("*/run/*.pid"):
-                with contextlib.suppress(OSError, ValueError):
-                    found.add(int(pid_file.read_text().split()[0]))
+            for host_file in self.servers_root.glob("*/host.json"):
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    found.add(int(json.loads(host_file.read_text())["pid"]))
         self.service_pids |= found
         return found
 
@@ -141,7 +155,7 @@ class Workspace:
             if self.infra_file.read_text() != self.template:
                 self.infra_file.write_text(self.template)
             if self.servers_root.exists() and any(self.servers_root.iterdir()):
-                deleted = self.run("server", "delete", "--direct")
+                deleted = self.run("server", "delete", "--direct", "--auto-approve")
                 if deleted.code != 0:
                     problems.append(f"teardown delete failed:\n{deleted}")
             try:

@@ -24,6 +24,7 @@ import httpx
 from provisioning.pidfile import read_pid
 from tests.acceptance.conftest import BIN, free_port, pid_alive
 from tests.conftest import wait_for
+from tests.lab import package_cache
 
 PROVISIONING = BIN / "provisioning"
 
@@ -87,6 +88,8 @@ class Cli:
                 "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                 "COLUMNS": "200",
                 "NO_COLOR": "1",
+                # Debian packages of the taskservs: fetched once for the whole run.
+                "PROVISIONING_PACKAGES_CACHE_DIR": package_cache(),
             }
         )
         self.env = env

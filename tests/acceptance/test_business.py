@@ -38,6 +38,9 @@ from tests.acceptance.business_helpers import (
 from tests.acceptance.cli_env import Cli, Result
 from tests.acceptance.conftest import pid_alive
 from tests.conftest import wait_for
+from tests.lab import leftovers, needs_lab
+
+pytestmark = needs_lab
 
 NO_AUTO_START = {"PROVISIONING_ORCHESTRATOR_AUTO_START": "false"}
 FALLBACK = {"PROVISIONING_ORCHESTRATOR_FALLBACK_TO_DIRECT": "true"}
@@ -159,6 +162,13 @@ def wait_workflow(api: httpx.Client, workflow_id: str, timeout: float = 90) -> d
     return wait_for(done, timeout=timeout, interval=0.1, message=f"workflow {workflow_id}")
 
 
+def serves_page(url: str, hostname: str) -> bool:
+    try:
+        return f"<h1>{hostname}</h1>" in get(url).text
+    except httpx.HTTPError:
+        return False
+
+
 def webserver_home(url: str, hostname: str) -> None:
     reply = get(url)
     assert reply.status_code == 200, reply.text
@@ -211,26 +221,36 @@ def test_direct_server_create_serves_http_and_is_idempotent(
     assert first.code == 0, first
     assert direct_steps(first) == ["servers web-1", "taskserv-webserver web-1"]
     assert "web-1 created" in first.stderr
+    assert "SSH answers on 10.177." in first.stderr
     root = workspace.server_dir("web-1")
-    assert (root / "server.json").is_file()
+    assert (root / "host.json").is_file()
     assert sorted(os.listdir(workspace.servers_root)) == ["web-1"]
+    address = workspace.address("web-1")
+    assert address.startswith("10.177.")
     urls = workspace.urls()
-    assert set(urls) == {"web-1"}
+    assert urls == {"web-1": f"http://{address}:8080/"}
     webserver_home(urls["web-1"], "web-1")
-    pid = int((root / "run" / "webserver.pid").read_text().split()[0])
-    assert pid_alive(pid)
+    # The service runs in the host, bound to its address: not on this machine's loopback.
+    assert not serves_page("http://127.0.0.1:8080/", "web-1")
+    pid = workspace.remote("web-1", "cat", "/run/provisioning/webserver.pid")
+    assert pid.code == 0, pid
+    assert (
+        not Path("/srv/www/index.html").exists()
+        or "web-1" not in Path("/srv/www/index.html").read_text()
+    )
+    assert workspace.on_host("web-1", "/srv/www/index.html").is_file()
     recorded = workspace.installed("web-1")["webserver"]
     assert recorded["url"] == urls["web-1"]
-    page = snapshot(root / "var" / "www")
+    page = snapshot(workspace.on_host("web-1", "/srv/www"))
 
     again = workspace.run("server", "create", "web-1", "--direct")
 
     assert again.code == 0, again
     assert "web-1 already exists" in again.stderr
-    assert "webserver 1.0.0 already on web-1" in again.stderr
-    assert workspace.remember_services() == {pid}
+    assert "webserver 1.0.0 already on web-1: nothing changed" in again.stderr
+    assert workspace.remote("web-1", "cat", "/run/provisioning/webserver.pid").stdout == pid.stdout
     assert workspace.installed("web-1")["webserver"] == recorded
-    assert snapshot(root / "var" / "www") == page
+    assert snapshot(workspace.on_host("web-1", "/srv/www")) == page
     webserver_home(urls["web-1"], "web-1")
     as_json = workspace.run("server", "create", "web-1", "--direct", "--json")
     assert as_json.json() == {
@@ -247,25 +267,38 @@ def test_direct_server_create_serves_http_and_is_idempotent(
 
     listing = {row["hostname"]: row for row in workspace.json("server", "list")["servers"]}
     assert listing["web-1"]["state"] == "running"
-    assert listing["web-1"]["address"] == "127.0.0.1"
+    assert listing["web-1"]["address"] == address
+    assert listing["web-1"]["ssh"]["address"] == address
+    assert listing["web-1"]["ssh"]["user"] == "root"
     assert listing["web-1"]["taskservs"] == ["webserver"]
     assert listing["web-2"]["state"] == listing["node-1"]["state"] == "absent"
     no_orchestrator(machine)
 
-    deleted = workspace.run("server", "delete", "web-1", "--direct")
+    # The service stopped on the host: create starts it again (and says so).
+    killed = workspace.remote("web-1", "sh", "-c", "kill $(cat /run/provisioning/webserver.pid)")
+    assert killed.code == 0, killed
+    wait_for(lambda: not answers(urls["web-1"]), timeout=15, message="the webserver stopped")
+    restarted = workspace.run("server", "create", "web-1", "--direct")
+    assert restarted.code == 0, restarted
+    assert "reinstalling: service webserver is not running" in restarted.stderr
+    webserver_home(urls["web-1"], "web-1")
+
+    host_pids = workspace.remember_services()
+    deleted = workspace.run("server", "delete", "web-1", "--direct", "--auto-approve")
 
     assert deleted.code == 0, deleted
-    wait_for(lambda: not pid_alive(pid), timeout=15, message="the webserver to stop")
+    wait_for(lambda: not any(map(pid_alive, host_pids)), timeout=15, message="host gone")
     assert not answers(urls["web-1"])
     assert not root.exists()
     assert "web-1" not in workspace.state()["servers"]
+    assert leftovers(workspace.path) == {}
     no_orchestrator(machine)
 
 
 def test_taskserv_dependencies_install_once_in_order(workspace: Workspace) -> None:
     workspace.ok("server", "create", "node-1", "--no-taskservs", "--direct")
-    root = workspace.server_dir("node-1")
-    assert list((root / "opt").iterdir()) == []
+    homes = workspace.on_host("node-1", "/opt/provisioning/taskservs")
+    assert not homes.exists()
     assert not workspace.installed("node-1")
 
     first = workspace.run("taskserv", "create", "kubernetes", "-s", "node-1", "--direct")
@@ -277,10 +310,10 @@ def test_taskserv_dependencies_install_once_in_order(workspace: Workspace) -> No
     for name in KUBERNETES_STACK:
         for dependency in DEPENDS_ON[name]:
             assert ran.index(dependency) < ran.index(name), ran
-    # From what was written: every VERSION file, each after its dependencies' ones.
+    # From what the host wrote: every VERSION file, each after its dependencies' ones.
     written = {}
     for name in KUBERNETES_STACK:
-        version_file = root / "opt" / name / "VERSION"
+        version_file = homes / name / "VERSION"
         assert version_file.read_text().strip() == VERSIONS[name]
         written[name] = version_file.stat().st_mtime_ns
     installed = workspace.installed("node-1")
@@ -290,34 +323,71 @@ def test_taskserv_dependencies_install_once_in_order(workspace: Workspace) -> No
         for dependency in DEPENDS_ON[name]:
             assert written[dependency] < written[name]
             assert installed[dependency]["installed_at"] < installed[name]["installed_at"]
-    assert sorted(p.name for p in (root / "opt").iterdir()) == sorted(KUBERNETES_STACK)
-    assert sorted(os.listdir(workspace.servers_root)) == ["node-1"]
-    # The rendered templates.
-    runc = json.loads((root / "etc" / "runc" / "config.json").read_text())
-    assert runc == {"hostname": "node-1", "root": "/run/runc", "version": "1.1.12"}
-    containerd = tomllib.loads((root / "etc" / "containerd" / "config.toml").read_text())
-    assert containerd["root"] == f"{root}/var/lib/containerd"
+    assert sorted(p.name for p in homes.iterdir()) == sorted(KUBERNETES_STACK)
+    # The real binaries, from Debian's packages, run in the host (and are not here).
+    for argv, version in (
+        (["runc", "--version"], VERSIONS["runc"]),
+        (["containerd", "--version"], VERSIONS["containerd"]),
+        (["etcd", "--version"], VERSIONS["etcd"]),
+    ):
+        ran_there = workspace.remote("node-1", *argv)
+        assert ran_there.code == 0, ran_there
+        assert version in ran_there.stdout
+    assert not Path("/usr/bin/etcd").exists()
+    ctr = workspace.remote(
+        "node-1", "ctr", "--address", "/run/containerd/containerd.sock", "version"
+    )
+    assert ctr.code == 0, ctr
+    assert "Server:" in ctr.stdout
+    # The rendered templates, in the host's /etc.
+    address = workspace.address("node-1")
+    runc = json.loads(workspace.on_host("node-1", "/etc/runc/config.json").read_text())
+    assert runc == {"hostname": "node-1", "root": "/run/runc", "version": "1.1.5"}
+    containerd = tomllib.loads(
+        workspace.on_host("node-1", "/etc/containerd/config.toml").read_text()
+    )
+    assert containerd["root"] == "/var/lib/containerd"
     cri = containerd["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["containerd"]["snapshotter"] == "overlayfs"
-    etcd = yaml.safe_load((root / "etc" / "etcd" / "etcd.conf.yaml").read_text())
+    assert cri["containerd"]["snapshotter"] == "native"
+    etcd = yaml.safe_load(workspace.on_host("node-1", "/etc/etcd/etcd.conf.yaml").read_text())
     assert etcd["name"] == "node-1"
-    assert etcd["listen-client-urls"] == "http://127.0.0.1:2379"
-    kubelet = yaml.safe_load((root / "etc" / "kubernetes" / "kubelet.yaml").read_text())
-    assert kubelet["containerRuntimeEndpoint"] == f"unix://{root}/run/containerd/containerd.sock"
+    assert etcd["listen-client-urls"] == f"http://{address}:2379,http://127.0.0.1:2379"
+    assert etcd["initial-cluster"] == f"node-1=http://{address}:2380"
+    kubelet = yaml.safe_load(
+        workspace.on_host("node-1", "/etc/kubernetes/kubelet.yaml").read_text()
+    )
+    assert kubelet["containerRuntimeEndpoint"] == "unix:///run/containerd/containerd.sock"
     assert kubelet["podCIDR"] == "10.244.0.0/16"
-    before = snapshot(root)
+    before = snapshot(workspace.on_host("node-1", "/etc")), snapshot(homes)
 
     second = workspace.run("taskserv", "create", "kubernetes", "-s", "node-1", "--direct")
 
     assert second.code == 0, second
     for name in KUBERNETES_STACK:
-        assert f"{name} {VERSIONS[name]} already on node-1" in second.stderr
-    assert snapshot(root) == before
+        assert f"{name} {VERSIONS[name]} already on node-1: nothing changed" in second.stderr
+    assert (snapshot(workspace.on_host("node-1", "/etc")), snapshot(homes)) == before
     assert workspace.installed("node-1") == installed
     check = workspace.json("taskserv", "create", "kubernetes", "-s", "node-1", "--check")
     assert {c["taskserv"]: c["action"] for c in check["changes"]} == dict.fromkeys(
         KUBERNETES_STACK, "installed"
     )
+
+    # Remove undoes install: the files and the service go, the others stay.
+    removed = workspace.run(
+        "taskserv", "delete", "kubernetes", "-s", "node-1", "--direct", "--auto-approve"
+    )
+    assert removed.code == 0, removed
+    assert not workspace.on_host("node-1", "/etc/kubernetes/kubelet.yaml").exists()
+    assert not (homes / "kubernetes").exists()
+    assert set(workspace.installed("node-1")) == {"runc", "containerd", "etcd"}
+    removed = workspace.run(
+        "taskserv", "delete", "etcd", "-s", "node-1", "--direct", "--auto-approve"
+    )
+    assert removed.code == 0, removed
+    gone = workspace.remote(
+        "node-1", "sh", "-c", "test -e /usr/bin/etcd || pgrep -x etcd || echo gone"
+    )
+    assert gone.stdout.strip() == "gone", gone
 
 
 # -- a cluster on the orchestrator ----------------------------------------------------------------
@@ -365,22 +435,37 @@ def test_cluster_on_the_orchestrator(orchestrated: Workspace) -> None:
     for host, names in CLUSTER_TASKSERVS.items():
         assert set(ws.installed(host)) == names
         for name in names:
-            assert (ws.server_dir(host) / "opt" / name / "VERSION").is_file()
+            assert ws.on_host(host, f"/opt/provisioning/taskservs/{name}/VERSION").is_file()
     urls = ws.urls()
     assert set(urls) == {"web-1", "web-2"}
     assert urls["web-1"] != urls["web-2"]
     for host, url in urls.items():
+        assert url == f"http://{ws.address(host)}:8080/"
         webserver_home(url, host)
+    # etcd on the three servers is one cluster of three members.
+    health = ws.remote(
+        "node-1",
+        "etcdctl",
+        "--endpoints",
+        f"http://{ws.address('node-1')}:2379",
+        "endpoint",
+        "health",
+        "--cluster",
+    )
+    assert health.code == 0, health
+    # etcdctl says it on stderr.
+    assert (health.stdout + health.stderr).count("is healthy") == 3, health
     pids = ws.remember_services()
-    assert len(pids) == 2
+    assert len(pids) == 3
     assert all(pid_alive(pid) for pid in pids)
 
-    deleted = ws.run("cluster", "delete", "web", "--wait")
+    deleted = ws.run("cluster", "delete", "web", "--wait", "--auto-approve")
 
     assert deleted.code == 0, deleted
     submitted_id(deleted)
     assert os.listdir(ws.servers_root) == []
-    wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=15, message="webservers gone")
+    wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=15, message="hosts gone")
+    assert leftovers(ws.path) == {}
     assert not any(answers(url) for url in urls.values())
     assert {row["state"] for row in ws.json("server", "list")["servers"]} == {"absent"}
 
@@ -420,7 +505,8 @@ def test_seed_endpoints_end_to_end(api: httpx.Client, orchestrated: Workspace) -
     assert taskserv.json()["tasks"] == 1
     final = wait_workflow(api, taskserv.json()["workflow_id"])
     assert final["status"] == "completed", final
-    assert (ws.server_dir("web-1") / "opt" / "etcd" / "VERSION").read_text().strip() == "3.5.12"
+    etcd_version = ws.on_host("web-1", "/opt/provisioning/taskservs/etcd/VERSION")
+    assert etcd_version.read_text().strip() == VERSIONS["etcd"]
     assert set(ws.installed("web-1")) == {"webserver", "etcd"}
     assert "etcd" not in ws.installed("web-2")
 
@@ -435,8 +521,7 @@ def test_seed_endpoints_end_to_end(api: httpx.Client, orchestrated: Workspace) -
     created = [t["result"]["created"] for t in task_items(final, "servers")]
     assert created == [False, False, False]
     for host, names in CLUSTER_TASKSERVS.items():
-        extra = {"etcd"} if host == "web-1" else set()
-        assert set(ws.installed(host)) == names | extra
+        assert set(ws.installed(host)) == names
 
 
 @pytest.mark.parametrize(
@@ -516,7 +601,7 @@ def test_server_create_auto_starts_the_orchestrator(machine: Cli, workspace: Wor
     submitted_id(created)
     assert machine.daemon_pid() is not None
     assert machine.healthy()
-    assert (workspace.server_dir("web-1") / "server.json").is_file()
+    assert (workspace.server_dir("web-1") / "host.json").is_file()
     assert workspace.state()["servers"]["web-1"]["status"] == "running"
 
 
@@ -535,7 +620,7 @@ def test_server_create_falls_back_to_direct_with_a_notice(
     assert "Starting orchestrator" not in created.stderr
     assert "Workflow submitted" not in created.stdout
     assert direct_steps(created) == ["servers web-1"]
-    assert (workspace.server_dir("web-1") / "server.json").is_file()
+    assert (workspace.server_dir("web-1") / "host.json").is_file()
     no_orchestrator(machine)
 
 
@@ -608,7 +693,7 @@ def test_server_delete_of_a_path_deletes_nothing(workspace: Workspace, tmp_path:
     escaping = os.path.relpath(victim, workspace.servers_root)
     assert escaping == "../../../../victim"
 
-    refused = workspace.run("server", "delete", escaping, "--direct")
+    refused = workspace.run("server", "delete", escaping, "--direct", "--auto-approve")
 
     assert (victim / "precious.txt").exists()
     assert refused.code == 2, refused
@@ -682,7 +767,7 @@ def test_a_workspace_taskserv_in_extensions_is_found_and_run_like_the_platforms(
     orchestrated.ok("server", "create", "node-1", "--no-taskservs", "--direct")
     created = orchestrated.ok("taskserv", "create", "greeter", "-s", "node-1", "--wait")
     assert "Workflow submitted:" in created.stdout
-    greeting = orchestrated.server_dir("node-1") / "etc" / "greeter" / "greeting.txt"
-    assert greeting.read_text() == "hello from node-1\n"
+    greeting = orchestrated.remote("node-1", "cat", "/etc/greeter/greeting.txt")
+    assert greeting.stdout == "hello from node-1\n", greeting
     installed = orchestrated.installed("node-1")
     assert set(installed) == {"greeter", "runc"}

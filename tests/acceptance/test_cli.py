@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from provisioning import API_VERSION, __version__
-from tests.acceptance.cli_env import Cli, Result
+from tests.acceptance.cli_env import PROVISIONING, Cli, Result
 from tests.acceptance.conftest import pid_alive
 from tests.conftest import wait_for
 
@@ -31,8 +31,9 @@ NO_FALLBACK = {"PROVISIONING_ORCHESTRATOR_FALLBACK_TO_DIRECT": "false"}
 NOTICE = "running task.submit directly"
 START_HINT = "provisioning orchestrator start --daemon"
 EXIT_CODES = (
-    "Exit codes: 0 success; 1 the work failed or was refused; "
-    "2 bad usage or configuration; 3 the orchestrator cannot be reached."
+    "Exit codes: 0 success; 1 the work failed, was refused or cancelled; 2 bad usage, an "
+    "unknown id or name, or a bad configuration; 3 the orchestrator cannot be reached or "
+    "does not answer in time; 130 interrupted."
 )
 
 
@@ -394,6 +395,11 @@ def test_json_read_commands_print_only_json(running: Cli) -> None:
     assert daemon_log.code == 0, daemon_log
     entries = [json.loads(line) for line in daemon_log.stdout.splitlines()]
     assert entries and any("listening on" in entry["line"] for entry in entries)
+    # Task events are recorded too, without parameters or output.
+    finished = [e["line"] for e in entries if f"task_id={task_id}" in e["line"]]
+    assert any("task started" in line for line in finished), finished
+    assert any("status=completed" in line for line in finished), finished
+    assert not any('"n": 2' in line or "hi" in line.split() for line in finished)
 
     orch = running.run("orchestrator", "status", "--json")
     assert orch.code == 0, orch
@@ -406,10 +412,60 @@ def test_json_read_commands_print_only_json(running: Cli) -> None:
 
 def test_unknown_task_is_an_error_not_a_traceback(running: Cli) -> None:
     result = running.run("task", "status", "no-such-task", "--json")
-    assert result.code == 1, result
+    assert result.code == 2, result
     assert result.stdout == ""
-    assert "404" in result.stderr
+    assert "'no-such-task' is not a task id" in result.stderr
     clean(result)
+    unknown = running.run("task", "status", "00000000-0000-4000-8000-000000000000")
+    assert unknown.code == 2, unknown  # not found: what was typed is wrong, as above
+    assert "404" in unknown.stderr
+    clean(unknown)
+
+
+def test_short_ids_are_unique_prefixes_and_ids_are_quoted(running: Cli) -> None:
+    first = running.run("task", "submit", "--json", "--", "true").json()["task_id"]
+    listed = running.run("task", "list")
+    assert first in listed.stdout, listed  # whole on a pipe; a terminal shows its first 8
+    shown = running.run("task", "status", first[:8], "--json")
+    assert shown.code == 0, shown
+    assert shown.json()["id"] == first
+    as_yaml = running.run("task", "status", first[:8], "-o", "yaml")
+    assert f"id: {first}" in as_yaml.stdout, as_yaml
+    ids = [t["id"] for t in running.run("task", "list", "--json").json()["tasks"]]
+    # A one-character prefix is refused; an ambiguous longer one names two matches.
+    shared = next((a[:4] for a in ids for b in ids if a != b and a[:4] == b[:4]), None)
+    if shared is not None:
+        ambiguous = running.run("task", "status", shared)
+        assert ambiguous.code == 2 and "ambiguous" in ambiguous.stderr, ambiguous
+    escaping = running.run("workflow", "cancel", f"../tasks/{first}")
+    assert escaping.code == 2, escaping
+    assert "is not a workflow id" in escaping.stderr
+    assert running.run("task", "status", first, "--json").json()["status"] != "cancelled"
+
+
+def test_undecodable_argument_is_one_line(running: Cli) -> None:
+    completed = subprocess.run(
+        [str(PROVISIONING).encode(), b"task", b"status", b"\xff\xfe"],
+        env=running.env,
+        capture_output=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.decode().count("\n") == 1, completed.stderr
+    assert b"not valid UTF-8" in completed.stderr
+
+
+def test_bad_token_names_the_file_and_status_still_reports_health(running: Cli) -> None:
+    wrong = running.root / "wrong-token"
+    wrong.write_text("not-the-token\n")
+    env = {"PROVISIONING_SERVER_TOKEN_FILE": str(wrong)}
+    listed = running.run("task", "list", env=env)
+    assert listed.code == 2, listed
+    assert str(wrong) in listed.stderr and "api-token" in listed.stderr
+    status = running.run("orchestrator", "status", env=env)
+    assert status.code == 2, status
+    assert "healthy" in status.stdout and str(wrong) in status.stderr
+    clean(status)
 
 
 @pytest.fixture
@@ -686,3 +742,20 @@ def test_usage_errors_exit_2_without_a_traceback(cli: Cli, args: list[str], mess
     assert message in result.stderr
     assert result.stdout == ""
     clean(result)
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["/nonexistent/program"], "cannot start '/nonexistent/program'"),
+        (["sh", "-c", "echo 'unknown plan' >&2; exit 78"], "unknown plan"),
+    ],
+    ids=["missing-program", "exit-78"],
+)
+def test_permanent_errors_fail_at_once(running: Cli, argv: list[str], error: str) -> None:
+    result = running.run("task", "submit", "--wait", "--json", "--max-attempts", "3", "--", *argv)
+    assert result.code == 1, result
+    task = result.json()
+    assert task["status"] == "failed"
+    assert error in task["error"]
+    assert [a["status"] for a in task["attempts"]] == ["failed"]  # no retry was spent

@@ -146,7 +146,9 @@ def test_the_seed_body_verbatim(kcl_workspace: Workspace) -> None:
             assert final["status"] == "completed", final
             assert {s["id"] for s in final["steps"]} == {"servers", "taskserv-webserver"}
         finally:
-            deleted = ws.run("server", "delete", "web-1", "--infra", "wuji", "--direct")
+            deleted = ws.run(
+                "server", "delete", "web-1", "--infra", "wuji", "--direct", "--auto-approve"
+            )
             assert deleted.code == 0, deleted
 
 

@@ -4,6 +4,8 @@ subprocesses, talking to a real orchestrator found through ``PROVISIONING_CONFIG
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -450,3 +452,74 @@ def test_status_shows_a_nushell_error_verbatim(cli: Cli, daemon: Daemon) -> None
     assert result.code == 0, result
     clean(result)
     assert "disk full" in result.stdout, result
+
+
+def _sockets(pid: int) -> int:
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+    except OSError:
+        return 0
+
+
+def test_ctrl_c_in_monitor_detaches_and_says_how_to_follow_again(
+    cli: Cli, daemon: Daemon, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    gated = f'while [ ! -e "{gate}" ]; do sleep 0.05; done'
+    workflow_id = submit(daemon, workflow("detachable", op("gated", ["sh", "-c", gated])))
+    wait_for(lambda: view(daemon, workflow_id)["status"] == "running", message="running")
+    monitor = subprocess.Popen(
+        [str(BIN / "provisioning"), "workflow", "monitor", workflow_id[:8]],
+        env=cli.env,
+        cwd=cli.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Following: it holds two connections to the daemon, the event stream and reads.
+        wait_for(lambda: _sockets(monitor.pid) >= 2, message="the monitor to follow")
+        monitor.send_signal(signal.SIGINT)
+        stdout, stderr = monitor.communicate(timeout=30)
+    finally:
+        gate.touch()
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.communicate()
+    assert monitor.returncode == 130, (stdout, stderr)
+    assert f"detached; workflow {workflow_id} still running" in stderr
+    assert f"provisioning workflow monitor {workflow_id}" in stderr
+    assert "Traceback" not in stderr
+    wait_for(lambda: view(daemon, workflow_id)["status"] == "completed", message="completed")
+
+
+def test_cancel_says_cancelling_then_cancelled_never_100(
+    cli: Cli, daemon: Daemon, tmp_path: Path
+) -> None:
+    gated = f'while [ ! -e "{tmp_path / "never"}" ]; do sleep 0.05; done'
+    workflow_id = submit(
+        daemon,
+        workflow(
+            "to-cancel",
+            op("first", ["true"]),
+            op("gated", ["sh", "-c", gated], "first"),
+            op("last", ["true"], "gated"),
+        ),
+    )
+    wait_for(
+        lambda: (
+            view(daemon, workflow_id)["status"] == "running"
+            and view(daemon, workflow_id)["tasks"]["completed"] == 1
+        ),
+        message="running",
+    )
+    cancelled = cli("workflow", "cancel", workflow_id, "--wait")
+    assert cancelled.code == 0, cancelled
+    # "cancelling" while its running task is being stopped, then the outcome.
+    assert cancelled.stdout.rstrip().endswith("cancelled"), cancelled
+    final = view(daemon, workflow_id)
+    assert final["status"] == "cancelled"
+    assert final["progress"] < 100
+    shown = cli("workflow", "status", workflow_id)
+    assert "100%" not in shown.stdout.splitlines()[1], shown

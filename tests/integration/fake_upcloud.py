@@ -229,6 +229,8 @@ class FakeUpCloud:
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""  # the API root (".../1.3") while running
     _addresses: Iterator[int] = field(default_factory=lambda: itertools.count(10))
+    # hostname -> the utility (private) IPv4 its server gets, e.g. a lab host's address.
+    utility_addresses: dict[str, str] = field(default_factory=dict)
 
     @contextmanager
     def running(self) -> Iterator[FakeUpCloud]:
@@ -287,7 +289,7 @@ class FakeUpCloud:
             state="maintenance",
             storages=storages,
             public_ipv4=f"198.51.100.{n}",
-            utility_ipv4=f"10.2.0.{n}",
+            utility_ipv4=self.utility_addresses.get(str(body.get("hostname")), f"10.2.0.{n}"),
             public_ipv6=f"2001:db8::{n:x}",
             target="started" if self.boot == "started" else self.boot,
             gets_left=self.transition_gets,

@@ -66,7 +66,10 @@ def test_the_workspace_template_loads(workspace: Path) -> None:
     ]
     assert infra.server("node-1").labels == {"role": "node"}
     cluster = infra.cluster("web")
-    assert (cluster.servers, cluster.taskservs) == (["web-1", "web-2", "node-1"], ["containerd"])
+    assert (cluster.servers, cluster.taskservs) == (
+        ["web-1", "web-2", "node-1"],
+        ["containerd", "etcd"],
+    )
     assert infra.taskservs["webserver"].settings == {"title": "Hello from acme/default"}
     spec = infra.server("web-1").spec()
     assert (spec.hostname, spec.plan, spec.taskservs) == ("web-1", "small", ("webserver",))

@@ -19,10 +19,10 @@ from provisioning.taskservs.catalog import (
 )
 
 PLATFORM = {
-    "containerd": ("1.7.13", ("runc",)),
-    "etcd": ("3.5.12", ()),
+    "containerd": ("1.6.20", ("runc",)),
+    "etcd": ("3.4.23", ()),
     "kubernetes": ("1.29.2", ("containerd", "etcd")),
-    "runc": ("1.1.12", ()),
+    "runc": ("1.1.5", ()),
     "webserver": ("1.0.0", ()),
 }
 NU_MODULE = "export def install [params: record] { }\nexport def remove [params: record] { }\n"
@@ -141,7 +141,7 @@ def test_an_infra_override_changes_version_and_settings() -> None:
     assert etcd.depends_on == ()
     assert etcd.folder == PLATFORM_CATALOG / "etcd"
     plain = resolve("etcd", None)
-    assert (plain.version, plain.settings["client_port"]) == ("3.5.12", 2379)
+    assert (plain.version, plain.settings["client_port"]) == ("3.4.23", 2379)
     # Taskservs the infra says nothing about are the catalog's.
     assert resolve("runc", None, infra) == resolve("runc", None)
 

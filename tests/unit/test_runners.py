@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from provisioning.config import Settings
+from provisioning.config.models import PACKAGED_NULIB
 from provisioning.execution import runners
 from provisioning.execution.runners import PYTHON_ENTRY, RunnerError, build_invocation, check_runner
 from provisioning.tasks import RunSpec
@@ -63,12 +64,13 @@ def test_nushell_invocation_is_a_fixed_script_with_params_as_json(tmp_path: Path
         sys.executable,
         "-n",
         "-I",
-        str(lib),
+        # The user's library adds to the platform's (issue 10, item 10).
+        f"{lib}\x1e{PACKAGED_NULIB}",
         "-c",
         "use examples/hello.nu [greet]; greet ($env.PROVISIONING_PARAMS | from json)",
     ]
     assert json.loads(invocation.env["PROVISIONING_PARAMS"]) == HOSTILE
-    assert invocation.env["NU_LIB_DIRS"] == str(lib)
+    assert invocation.env["NU_LIB_DIRS"] == f"{lib}\x1e{PACKAGED_NULIB}"
 
 
 @pytest.mark.parametrize(
@@ -141,7 +143,7 @@ def test_task_env_and_configured_env_vars_reach_the_handler(tmp_path: Path) -> N
     assert invocation.env["PROVISIONING_WORKFLOW_ID"] == ""
     # The parameters and the library are the orchestrator's to set, not the config's.
     assert json.loads(invocation.env["PROVISIONING_PARAMS"]) == {"k": "v"}
-    assert invocation.env["NU_LIB_DIRS"] == str(tmp_path)
+    assert invocation.env["NU_LIB_DIRS"] == f"{tmp_path}\x1e{PACKAGED_NULIB}"
 
 
 def test_a_missing_nushell_binary_is_a_runner_error(tmp_path: Path) -> None:

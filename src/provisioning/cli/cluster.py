@@ -5,55 +5,64 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..infra.state import read_state
 from ..operations import plans
-from .common import out, print_json
-from .operate import (
-    CheckFlag,
-    DirectFlag,
-    InfraOption,
-    JsonFlag,
-    OrchestratedFlag,
-    WaitFlag,
-    infra_of,
-    plan_and_run,
+from .common import JsonFlag, OutputOption, output_format
+from .operate import InfraOption, RunOptions, infra_of, operation, plan_and_run
+from .output import Column, Table, data
+
+app = typer.Typer(
+    help="""A cluster is servers plus taskservs, built as one workflow (servers in
+parallel, then taskservs in dependency order): on the orchestrator by default,
+followed live when on a terminal; --direct runs it here.
+
+\b
+Examples:
+  provisioning cluster create web --check
+  provisioning cluster create web
+  provisioning cluster list
+  provisioning cluster delete web              # asks for `yes` (or --auto-approve)""",
+    no_args_is_help=True,
 )
 
-app = typer.Typer(help="Clusters: servers plus taskservs, as one workflow.", no_args_is_help=True)
-
-Name = Annotated[str, typer.Argument(help="The cluster, as named in the infra.")]
+Name = Annotated[str, typer.Argument(metavar="NAME", help="The cluster, as named in the infra.")]
 
 
-@app.command()
-def create(
-    ctx: typer.Context,
-    name: Name,
-    infra: InfraOption = None,
-    check: CheckFlag = False,
-    wait: WaitFlag = False,
-    orchestrated: OrchestratedFlag = False,
-    direct: DirectFlag = False,
-    json_out: JsonFlag = False,
-) -> None:
+@operation(app, "create")
+def create(ctx: typer.Context, name: Name, *, opts: RunOptions) -> None:
     """Servers in parallel, then taskservs in dependency order (one workflow)."""
-    plan_and_run(
-        ctx,
-        "cluster.create",
-        infra,
-        lambda ws, inf: plans.create_cluster(ws, inf, name),
-        check=check,
-        wait=wait,
-        orchestrated=orchestrated,
-        direct=direct,
-        json_out=json_out,
+    plan_and_run(ctx, "cluster.create", lambda ws, inf: plans.create_cluster(ws, inf, name), opts)
+
+
+def clusters_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        [
+            Column("cluster", wrap=False),
+            Column("servers"),
+            Column("taskservs"),
+            Column("existing", wrap=False),
+        ]
     )
+    for row in rows:
+        table.add_row(
+            row["name"],
+            ", ".join(row["servers"]),
+            ", ".join(row["taskservs"]),
+            f"{row['existing']}/{len(row['servers'])}",
+        )
+    return table
 
 
 @app.command("list")
-def list_(ctx: typer.Context, infra: InfraOption = None, json_out: JsonFlag = False) -> None:
+def list_(
+    ctx: typer.Context,
+    infra: InfraOption = None,
+    json_out: JsonFlag = False,
+    output: OutputOption = None,
+) -> None:
     """Clusters of the infra, with how many of their servers exist."""
+    fmt = output_format(output, json_out)
     workspace, definition = infra_of(ctx, infra)
     servers = read_state(workspace, definition.name)["servers"]
     rows: list[dict[str, Any]] = [
@@ -65,40 +74,19 @@ def list_(ctx: typer.Context, infra: InfraOption = None, json_out: JsonFlag = Fa
         }
         for c in definition.clusters
     ]
-    if json_out:
-        print_json({"infra": definition.name, "clusters": rows})
+    if fmt.machine:
+        data({"infra": definition.name, "clusters": rows}, fmt)
         return
-    table = Table("cluster", "servers", "taskservs", "existing")
-    for row in rows:
-        table.add_row(
-            row["name"],
-            ", ".join(row["servers"]),
-            ", ".join(row["taskservs"]),
-            f"{row['existing']}/{len(row['servers'])}",
-        )
-    out.print(table)
+    clusters_table(rows).print(fmt)
 
 
-@app.command()
-def delete(
-    ctx: typer.Context,
-    name: Name,
-    infra: InfraOption = None,
-    check: CheckFlag = False,
-    wait: WaitFlag = False,
-    orchestrated: OrchestratedFlag = False,
-    direct: DirectFlag = False,
-    json_out: JsonFlag = False,
-) -> None:
-    """Delete the cluster's servers (and everything on them)."""
+@operation(app, "delete", destroys=True)
+def delete(ctx: typer.Context, name: Name, *, opts: RunOptions) -> None:
+    """Delete the cluster's servers (and everything on them); asks for `yes` first."""
     plan_and_run(
         ctx,
         "cluster.delete",
-        infra,
         lambda ws, inf: plans.delete_cluster(ws, inf, name),
-        check=check,
-        wait=wait,
-        orchestrated=orchestrated,
-        direct=direct,
-        json_out=json_out,
+        opts,
+        destroys=True,
     )

@@ -20,6 +20,7 @@ from ..tasks import AttemptStatus, Outcome, RunSpec
 from ..workflow import Plan
 from ..workflow.validate import op_params, resolve_run
 from .common import err
+from .output import is_terminal, strip_controls
 
 
 async def _run(
@@ -62,7 +63,7 @@ async def _run(
             if line.startswith(("PROGRESS:", "RESULT:")):
                 continue
             target = sys.stderr if stream == "stderr" else sys.stdout
-            target.write(line + "\n")
+            target.write((strip_controls(line) if is_terminal(target) else line) + "\n")
             target.flush()
 
     try:

@@ -79,10 +79,18 @@ def _auto_start(state: State) -> str | None:
 
 
 def route(
-    state: State, operation: str, *, orchestrated: bool = False, direct: bool = False
+    state: State,
+    operation: str,
+    *,
+    orchestrated: bool = False,
+    direct: bool = False,
+    only_orchestrated: bool = False,
 ) -> Route:
-    """Resolve the mode of ``operation`` and make it runnable there."""
+    """Resolve the mode of ``operation`` and make it runnable there. An operation that
+    ``only_orchestrated`` can run never falls back to direct mode."""
     settings = state.loaded.settings
+    if only_orchestrated:
+        orchestrated, direct = True, False
     try:
         decision = resolve(operation, settings.execution, orchestrated=orchestrated, direct=direct)
     except ValueError as exc:
@@ -91,8 +99,9 @@ def route(
         return Route(decision)
     if not settings.orchestrator.enabled:
         if orchestrated:
+            why = f"{operation} runs only on" if only_orchestrated else "--orchestrated:"
             fail(
-                "--orchestrated: the orchestrator is disabled (orchestrator.enabled = false)",
+                f"{why} the orchestrator, which is disabled (orchestrator.enabled = false)",
                 EXIT_USAGE,
             )
         return Route(Decision(ExecutionMode.DIRECT, "orchestrator.enabled = false"))

@@ -1,123 +1,73 @@
-"""``provisioning``: the command line of the Provisioning platform."""
+"""``provisioning``: the command line of the Provisioning platform.
+
+Only Typer is imported up front; each command group (``cli/lazy.py``) and each
+command's own dependencies are imported when that command runs."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from .. import API_VERSION, __version__, compat
-from ..client import ClientError, OrchestratorClient
-from . import (
-    cluster,
-    migrate,
-    orchestrator,
-    provider,
-    server,
-    task,
-    taskserv,
-    workflow,
-    workspace,
-)
-from .common import State, out, print_json, state, styled
+from .exits import EXIT_CODES_HELP, EXIT_USAGE
+from .lazy import LazyCommands, plain_metavars
 
 app = typer.Typer(
     name="provisioning",
+    cls=LazyCommands,
     help=(
         "Create servers, taskservs and clusters, and run durable workflows on the "
-        "orchestrator.\n\nExit codes: 0 success; 1 the work failed or was refused; "
-        "2 bad usage or configuration; 3 the orchestrator cannot be reached."
+        "orchestrator.\n\n"
+        "Each group has its own --help with examples, e.g. `provisioning workflow --help`."
+        f"\n\n{EXIT_CODES_HELP}"
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-app.add_typer(orchestrator.app, name="orchestrator")
-app.add_typer(server.app, name="server")
-app.add_typer(taskserv.app, name="taskserv")
-app.add_typer(cluster.app, name="cluster")
-app.add_typer(workspace.app, name="workspace")
-app.add_typer(task.app, name="task")
-app.add_typer(workflow.app, name="workflow")
-app.add_typer(workflow.batch, name="batch")
-app.add_typer(migrate.app, name="migrate")
-app.add_typer(provider.app, name="provider")
 
 
 @app.callback()
 def root(
     ctx: typer.Context,
     config: Annotated[
-        Path | None, typer.Option("--config", help="An extra configuration file (TOML).")
+        Path | None,
+        typer.Option("--config", metavar="FILE", help="An extra configuration file (TOML)."),
     ] = None,
 ) -> None:
+    from .common import State
+
     ctx.obj = State(config_file=config)
 
 
 @app.command()
 def version(
     ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output only.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Same as -o json.")] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="table|json|yaml", help="Output format.")
+    ] = None,
 ) -> None:
     """Versions of this CLI, its API, and the orchestrator when it answers."""
-    report: dict[str, object] = {"version": __version__, "api_version": API_VERSION}
-    settings = state(ctx).loaded.settings
-    try:
-        health = OrchestratorClient(settings.orchestrator.endpoint, None, 5).health()
-        try:
-            compat.check(health)
-            problem = None
-        except compat.Incompatible as exc:
-            problem = str(exc)
-        report["orchestrator"] = {
-            "version": health.get("version"),
-            "api_version": health.get("api_version"),
-            "compatible": problem is None,
-            "problem": problem,
-        }
-    except ClientError:
-        report["orchestrator"] = None
-    if json_out:
-        print_json(report)
-        return
-    out.print(f"provisioning {__version__} (API {API_VERSION})")
-    orch = report["orchestrator"]
-    if isinstance(orch, dict):
-        verdict = (
-            styled("compatible")
-            if orch["compatible"]
-            else styled(("incompatible", "red"), f": {orch['problem']}")
-        )
-        out.print(styled(f"orchestrator {orch['version']} (API {orch['api_version']}): ", verdict))
-    else:
-        out.print(f"orchestrator: not reachable at {settings.orchestrator.endpoint}")
+    from .about import show_version
+
+    show_version(ctx, json_out=json_out, output=output)
 
 
 @app.command()
 def env(
     ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output only.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Same as -o json.")] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="table|json|yaml", help="Output format.")
+    ] = None,
 ) -> None:
     """The effective configuration, and where each value came from."""
-    loaded = state(ctx).loaded
-    values = loaded.settings.model_dump(mode="json")
-    rows = [
-        (
-            f"{section}.{key}",
-            "(hidden)" if key.endswith("password") and value else value,
-            loaded.sources.get(f"{section}.{key}", "default"),
-        )
-        for section, body in values.items()
-        for key, value in body.items()
-    ]
-    if json_out:
-        print_json({key: {"value": value, "source": source} for key, value, source in rows})
-        return
-    table = Table("key", "value", "source")
-    for key, value, source in rows:
-        table.add_row(key, repr(value) if isinstance(value, str) else str(value), source)
-    out.print(table)
+    from .about import show_env
+
+    show_env(ctx, json_out=json_out, output=output)
 
 
 @app.command("help")
@@ -125,8 +75,26 @@ def help_(ctx: typer.Context) -> None:
     """Show this help."""
     parent = ctx.parent
     assert parent is not None
-    out.print(parent.get_help(), markup=False)
+    typer.echo(parent.get_help())
+
+
+def _undecodable(args: list[str]) -> str | None:
+    """The first argument that is not valid text in this locale (Python keeps such
+    bytes as lone surrogates), shown with its bad bytes escaped."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = arg.encode("utf-8", "surrogateescape")
+            return raw.decode("utf-8", "backslashreplace")
+    return None
 
 
 def main() -> None:
-    app()
+    bad = _undecodable(sys.argv[1:])
+    if bad is not None:
+        sys.stderr.write(f"error: argument {bad!r} is not valid UTF-8 text\n")
+        raise SystemExit(EXIT_USAGE)
+    command = typer.main.get_command(app)
+    plain_metavars(command)
+    command.main(prog_name="provisioning")

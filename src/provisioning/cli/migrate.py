@@ -11,7 +11,7 @@ import typer
 from ..kclmigrate import Action, migrate
 from .common import EXIT_FAILED, EXIT_USAGE, fail, out, print_json, styled
 
-app = typer.Typer(help="Move from the original platform's inputs.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)
 
 VERB = {
     Action.CREATE: "create",

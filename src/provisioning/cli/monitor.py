@@ -22,8 +22,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..client import ClientError, OrchestratorClient, WorkflowTaskView, WorkflowView
+from ..client import ClientError, OrchestratorClient, WorkflowView
 from .common import out, styled_status
+from .labels import task_label
+from .output import strip_controls
 
 DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
 REFRESH_SECONDS = 0.25
@@ -41,28 +43,37 @@ def _elapsed(task: Mapping[str, Any]) -> str:
     return f"{(finished - began).total_seconds():.1f}s"
 
 
-def render(workflow: WorkflowView, logs: dict[str, deque[str]]) -> Group:
+def render(workflow: Mapping[str, Any], logs: dict[str, deque[str]]) -> Group:
     """The view of one workflow: an overall bar, a row per task, running tasks' logs."""
     tasks = workflow["tasks"]
-    done = tasks["total"] - tasks["open"]
+    # Completed work only: a cancelled workflow's closed tasks do not fill the bar.
+    done = tasks["completed"]
     header = Text.assemble(
         (workflow["name"], "bold"),
         f" {workflow['id']}  ",
         styled_status(workflow["status"]),
-        f"  {done}/{tasks['total']} tasks, {tasks['failed']} failed",
+        f"  {done}/{tasks['total']} tasks done, {tasks['failed']} failed",
     )
-    overall = ProgressBar(total=max(tasks["total"], 1), completed=done, width=60)
-    table = Table("step", "task", "status", "progress", "attempt", "elapsed", expand=False)
-    running: list[WorkflowTaskView] = []
+    overall = ProgressBar(total=max(tasks["total"], 1), completed=done, width=40)
+    table = Table(expand=False)
+    for name in ("step", "task", "status", "progress", "attempt", "elapsed"):
+        # Never an ellipsis: what does not fit folds onto the next line.
+        table.add_column(name, overflow="fold")
+    running: list[Mapping[str, Any]] = []
     for step in workflow["steps"] or []:
         for task in step["tasks"]:
             if task["status"] == "running":
                 running.append(task)
+            bar = Table.grid(padding=(0, 1))
+            bar.add_row(
+                ProgressBar(total=100, completed=task["progress"], width=12),
+                f"{task['progress']:>3}%",
+            )
             table.add_row(
                 step["id"],
-                task["name"].rsplit("/", 1)[-1],
+                task_label(task, step["id"]),
                 styled_status(task["status"]),
-                ProgressBar(total=100, completed=task["progress"], width=20),
+                bar,
                 str(task["attempt"]),
                 _elapsed(task),
             )
@@ -71,11 +82,21 @@ def render(workflow: WorkflowView, logs: dict[str, deque[str]]) -> Group:
     top.add_row(overall)
     parts: list[Any] = [top, table]
     for task in running[:4]:
-        tail = logs.get(task["id"])
-        if tail:
-            parts.append(Text(f"── {task['name']}", style="dim"))
-            parts.extend(Text(line) for line in tail)
+        message = task.get("progress_message")
+        parts.append(
+            Text(
+                f"── {task['name']}  {task['progress']}%" + (f" {message}" if message else ""),
+                style="dim",
+            )
+        )
+        parts.extend(Text(line) for line in logs.get(task["id"], ()))
     return Group(*parts)
+
+
+def log_lines(lines: list[str]) -> list[str]:
+    """What the log pane shows of a task's output: not the protocol's ``PROGRESS:`` and
+    ``RESULT:`` lines (progress is drawn as progress), and no control characters."""
+    return [strip_controls(line) for line in lines if not line.startswith(("PROGRESS:", "RESULT:"))]
 
 
 def _listen(client: OrchestratorClient, events: queue.Queue[dict[str, Any] | None]) -> None:
@@ -100,7 +121,9 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> WorkflowVi
     workflow = client.workflow(workflow_id)
     task_ids = {t["id"] for s in workflow["steps"] or [] for t in s["tasks"]}
     stream_alive = True
-    with Live(render(workflow, logs), console=out, refresh_per_second=8, transient=False) as live:
+    with Live(
+        render(workflow, logs), console=out.real(), refresh_per_second=8, transient=False
+    ) as live:
         last_fetch = time.monotonic()
         dirty = False
         while workflow["status"] not in DONE:
@@ -115,7 +138,7 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> WorkflowVi
                 event = {}
             if event.get("event") == "log" and event.get("task_id") in task_ids:
                 tail = logs.setdefault(event["task_id"], deque(maxlen=LOG_TAIL))
-                tail.extend(event.get("lines", []))
+                tail.extend(log_lines(event.get("lines", [])))
                 dirty = True
             elif event.get("workflow_id") == workflow_id or event.get("task_id") in task_ids:
                 dirty = True

@@ -1,34 +1,150 @@
-"""What server, taskserv and cluster commands share: finding the workspace and
-infra, ``--check``, and running a workflow directly or on the orchestrator."""
+"""What server, taskserv and cluster commands share, in one shape: the options every
+one of them takes (:func:`operation`), finding the workspace and infra, the plan
+(``--check``), the confirmation of a destroy, and running the workflow directly or on
+the orchestrator."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..client import ClientError
 from ..infra import Infra, InfraError, load_infra
 from ..operations import plans
 from ..taskservs import CatalogError
-from ..workflow import PlanError, build_plan
-from ..workflow.validate import check_plan, parse_spec
-from . import dispatch
-from .common import EXIT_FAILED, EXIT_USAGE, client_failure, fail, out, print_json, state, styled
-from .direct import run_workflow_direct
-from .workflow import follow
+from .common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    Format,
+    JsonFlag,
+    OutputOption,
+    client_failure,
+    fail,
+    notify,
+    output_format,
+    say,
+    state,
+)
+from .output import data, is_terminal
 
 InfraOption = Annotated[
-    str | None, typer.Option("--infra", help="The infra (default: workspace.default_infra).")
+    str | None,
+    typer.Option("--infra", metavar="NAME", help="The infra (default: workspace.default_infra)."),
 ]
-CheckFlag = Annotated[bool, typer.Option("--check", help="Show what would change; change nothing.")]
-WaitFlag = Annotated[bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")]
-OrchestratedFlag = Annotated[bool, typer.Option("--orchestrated", help="Run on the orchestrator.")]
-DirectFlag = Annotated[bool, typer.Option("--direct", help="Run here, without the orchestrator.")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output only.")]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of every server, taskserv and cluster command that changes something."""
+
+    infra: str | None
+    check: bool
+    wait: bool | None
+    orchestrated: bool
+    direct: bool
+    fmt: Format
+    auto_approve: bool
+
+    @property
+    def machine(self) -> bool:
+        return self.fmt.machine
+
+    def follows(self) -> bool:
+        """``--wait``/``--no-wait``, else follow when a person watches a terminal."""
+        if self.wait is not None:
+            return self.wait
+        return not self.machine and is_terminal(sys.stdout)
+
+
+def _shared(destroys: bool) -> list[inspect.Parameter]:
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    shared = [
+        ("infra", InfraOption, None),
+        (
+            "check",
+            Annotated[bool, typer.Option("--check", help="Show the plan; change nothing.")],
+            False,
+        ),
+        (
+            "wait",
+            Annotated[
+                bool | None,
+                typer.Option(
+                    "--wait/--no-wait",
+                    help="Follow the run to its end (default: when on a terminal).",
+                    show_default=False,
+                ),
+            ],
+            None,
+        ),
+        (
+            "orchestrated",
+            Annotated[bool, typer.Option("--orchestrated", help="Run on the orchestrator.")],
+            False,
+        ),
+        (
+            "direct",
+            Annotated[bool, typer.Option("--direct", help="Run here, without the orchestrator.")],
+            False,
+        ),
+        ("json_out", JsonFlag, False),
+        ("output", OutputOption, None),
+    ]
+    if destroys:
+        shared.append(
+            (
+                "auto_approve",
+                Annotated[
+                    bool,
+                    typer.Option("--auto-approve", "-y", help="Destroy without asking for `yes`."),
+                ],
+                False,
+            )
+        )
+    return [inspect.Parameter(n, keyword, annotation=a, default=d) for n, a, d in shared]
+
+
+def operation(
+    app: typer.Typer, name: str, *, destroys: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``fn(ctx, ..., opts: RunOptions)`` as command ``name`` of ``app``, with
+    the shared options (:class:`RunOptions`) added to its own."""
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        own = [
+            p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "opts"
+        ]
+        extra = _shared(destroys)
+        names = [p.name for p in extra]
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> None:
+            given = {n: kwargs.pop(n) for n in names}
+            opts = RunOptions(
+                infra=given["infra"],
+                check=given["check"],
+                wait=given["wait"],
+                orchestrated=given["orchestrated"],
+                direct=given["direct"],
+                fmt=output_format(given["output"], given["json_out"]),
+                auto_approve=given.get("auto_approve", False),
+            )
+            fn(*args, opts=opts, **kwargs)
+
+        parameters = [*own, *extra]
+        command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in parameters}
+        app.command(name)(command)
+        return fn
+
+    return register
 
 
 def workspace_dir(ctx: typer.Context) -> Path:
@@ -51,16 +167,129 @@ def infra_of(ctx: typer.Context, name: str | None) -> tuple[Path, Infra]:
         fail(str(exc), EXIT_USAGE)
 
 
-def show_changes(workspace: Path, infra: Infra, workflow: dict[str, Any], json_out: bool) -> None:
-    found = plans.changes(workspace, infra, workflow)
-    if json_out:
-        print_json({"workflow": workflow["name"], "changes": found})
-        return
-    table = Table("server", "taskserv", "action")
+SYMBOLS = {
+    "create": ("+", "green", "create"),
+    "install": ("+", "green", "install"),
+    "update": ("~", "yellow", "update"),
+    "delete": ("-", "red", "destroy"),
+    "remove": ("-", "red", "remove"),
+}
+
+
+def plan_summary(found: list[dict[str, Any]]) -> tuple[int, int, int]:
+    add = sum(1 for c in found if c["action"] in ("create", "install"))
+    change = sum(1 for c in found if c["action"] == "update")
+    destroy = sum(1 for c in found if c["action"] in ("delete", "remove"))
+    return add, change, destroy
+
+
+def show_plan(workflow: dict[str, Any], found: list[dict[str, Any]]) -> None:
+    """Each change as Terraform shows it (``+``, ``~`` old -> new, ``-``), then the totals."""
     for change in found:
-        table.add_row(change["server"], change.get("taskserv", ""), change["action"])
-    out.print(styled((workflow["name"], "bold"), " (check: nothing was changed)"))
-    out.print(table)
+        symbol = SYMBOLS.get(change["action"])
+        if symbol is None:
+            continue
+        mark, style, verb = symbol
+        what = (
+            f"taskserv {change['taskserv']} on {change['server']}"
+            if change.get("taskserv")
+            else f"server {change['server']}"
+        )
+        say("  ", (f"{mark} {what}", style), f"  ({verb})")
+        if change.get("drift"):
+            say(f"      {change['drift']}")
+        for field, (old, new) in (change.get("changes") or {}).items():
+            say(f"      {field}: {old!r} -> {new!r}")
+    add, change_, destroy = plan_summary(found)
+    if add + change_ + destroy == 0:
+        say("No changes. The infra matches its definition.")
+    else:
+        say(("Plan:", "bold"), f" {add} to add, {change_} to change, {destroy} to destroy.")
+
+
+# Providers whose plans are known without asking a cloud (the others check on apply).
+OFFLINE_CATALOG = ("local",)
+
+
+def provider_problems(workspace: Path, infra: Infra, workflow: dict[str, Any]) -> list[str]:
+    """Values a provider would refuse on apply (an unknown plan), found at ``--check``."""
+    from ..providers import ProviderContext, get_provider
+
+    problems = []
+    catalogs: dict[str, set[str]] = {}
+    for op in workflow["operations"]:
+        if op.get("target") != "server" or op.get("type") != "create":
+            continue
+        for hostname in op.get("items", []):
+            server = infra.server(hostname)
+            if server.plan is None or server.provider not in OFFLINE_CATALOG:
+                continue
+            if server.provider not in catalogs:
+                context = ProviderContext(infra.name, workspace, infra.name)
+                known = get_provider(server.provider, context).plans()
+                catalogs[server.provider] = {str(p["plan"]) for p in known}
+            if server.plan not in catalogs[server.provider]:
+                problems.append(
+                    f"server {hostname}: plan {server.plan!r} is not a {server.provider} plan "
+                    f"(known: {', '.join(sorted(catalogs[server.provider]))})"
+                )
+    return problems
+
+
+def refresh(
+    ctx: typer.Context, workspace: Path, infra: Infra, found: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The plan against what each provider reports now, as Terraform refreshes its
+    state: a recorded server the provider no longer has is to be created again (or,
+    for a delete, is already gone)."""
+    from ..providers import ProviderContext, ProviderError, get_provider
+
+    settings = state(ctx).loaded.settings
+    providers: dict[str, Any] = {}
+    refreshed = []
+    for change in found:
+        if change.get("taskserv") or change["action"] not in ("exists", "update", "delete"):
+            refreshed.append(change)
+            continue
+        hostname = change["server"]
+        try:
+            name = infra.server(hostname).provider
+        except InfraError:
+            name = "local"
+        try:
+            if name not in providers:
+                context = ProviderContext(
+                    settings.workspace.name or workspace.name,
+                    workspace,
+                    infra.name,
+                    dict(getattr(settings.providers, name, {})),
+                )
+                providers[name] = get_provider(name, context)
+            live = providers[name].find_server(hostname)
+        except ProviderError as exc:
+            notify(f"{hostname}: cannot ask {name} how it is ({exc}); planned from the record")
+            refreshed.append(change)
+            continue
+        if live is None:
+            gone = "recorded, but the provider has no such server (drift)"
+            action = "absent" if change["action"] == "delete" else "create"
+            change = {"server": hostname, "action": action, "drift": gone}
+        refreshed.append(change)
+    return refreshed
+
+
+def show_changes(
+    ctx: typer.Context, workspace: Path, infra: Infra, workflow: dict[str, Any], opts: RunOptions
+) -> list[dict[str, Any]]:
+    found = refresh(ctx, workspace, infra, plans.changes(workspace, infra, workflow))
+    if opts.machine:
+        add, change, destroy = plan_summary(found)
+        summary = {"add": add, "change": change, "destroy": destroy}
+        data({"workflow": workflow["name"], "changes": found, "summary": summary}, opts.fmt)
+    else:
+        say((workflow["name"], "bold"), " (check: nothing was changed)")
+        show_plan(workflow, found)
+    return found
 
 
 def servers_of(infra: Infra, given: list[str] | None) -> list[str]:
@@ -73,76 +302,100 @@ def servers_of(infra: Infra, given: list[str] | None) -> list[str]:
     return names
 
 
+def confirm_destroy(
+    workflow: dict[str, Any], found: list[dict[str, Any]], opts: RunOptions
+) -> None:
+    """Show what a destroy removes and ask for ``yes`` (``--auto-approve`` skips it)."""
+    _, _, destroy = plan_summary(found)
+    if opts.auto_approve or destroy == 0:
+        return
+    if not is_terminal(sys.stdin):
+        fail(
+            f"{workflow['name']} destroys {destroy} resource(s): confirm with --auto-approve "
+            "(no terminal to ask on)",
+            EXIT_USAGE,
+        )
+    if not opts.machine:
+        say((workflow["name"], "bold"))
+        show_plan(workflow, found)
+    sys.stderr.write("Only 'yes' will be accepted to approve. Enter a value: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip()
+    if answer != "yes":
+        fail("not approved: nothing was destroyed", EXIT_FAILED)
+
+
 def plan_and_run(
     ctx: typer.Context,
-    operation: str,
-    infra_name: str | None,
+    operation_name: str,
     build: Callable[[Path, Infra], dict[str, Any]],
+    opts: RunOptions,
     *,
-    check: bool,
-    wait: bool,
-    orchestrated: bool,
-    direct: bool,
-    json_out: bool,
+    destroys: bool = False,
 ) -> None:
-    """Expand a command into its workflow (``build``), then ``--check`` it (show what
-    would change) or run it where the execution mode says."""
-    workspace, infra = infra_of(ctx, infra_name)
+    """Expand a command into its workflow (``build``), then ``--check`` it (show the
+    plan) or run it where the execution mode says (a destroy asks first)."""
+    workspace, infra = infra_of(ctx, opts.infra)
     try:
         workflow = build(workspace, infra)
     except (CatalogError, InfraError) as exc:
         fail(str(exc), EXIT_USAGE)
-    if check:
-        show_changes(workspace, infra, workflow, json_out)
+    if opts.check:
+        # The plan also says what a provider would refuse on apply (the apply itself
+        # leaves that to the provider, whose error the run reports).
+        problems = provider_problems(workspace, infra, workflow)
+        if problems:
+            fail(f"infra {infra.name}: " + "; ".join(problems), EXIT_USAGE)
+        show_changes(ctx, workspace, infra, workflow, opts)
         return
-    execute(
-        ctx,
-        operation,
-        workflow,
-        wait=wait,
-        orchestrated=orchestrated,
-        direct=direct,
-        json_out=json_out,
-    )
+    if destroys:
+        confirm_destroy(workflow, plans.changes(workspace, infra, workflow), opts)
+    execute(ctx, operation_name, workflow, opts)
 
 
 def execute(
-    ctx: typer.Context,
-    operation: str,
-    workflow: dict[str, Any],
-    *,
-    wait: bool,
-    orchestrated: bool,
-    direct: bool,
-    json_out: bool,
+    ctx: typer.Context, operation_name: str, workflow: dict[str, Any], opts: RunOptions
 ) -> None:
     """Validate ``workflow`` and run it where the execution mode says."""
+    from ..workflow import PlanError, build_plan
+    from ..workflow.validate import check_plan, parse_spec
+    from . import dispatch
+    from .direct import run_workflow_direct
+    from .workflow import follow, recap
+
     settings = state(ctx).loaded.settings
     try:
         plan = build_plan(parse_spec(workflow))
         check_plan(plan, settings)
     except (PlanError, CatalogError) as exc:
         fail(str(exc), EXIT_USAGE)
-    route = dispatch.route(state(ctx), operation, orchestrated=orchestrated, direct=direct)
+    route = dispatch.route(
+        state(ctx), operation_name, orchestrated=opts.orchestrated, direct=opts.direct
+    )
     if route.client is None:
-        ok = run_workflow_direct(plan, settings, echo=not json_out)
-        if json_out:
-            print_json({"mode": "direct", "workflow": workflow["name"], "completed": ok})
+        ok = run_workflow_direct(plan, settings, echo=not opts.machine)
+        if opts.machine:
+            data({"mode": "direct", "workflow": workflow["name"], "completed": ok}, opts.fmt)
         if not ok:
             raise typer.Exit(EXIT_FAILED)
         return
     try:
         submitted = route.client.submit_workflow(workflow)
-        if not json_out:
-            out.print(f"Workflow submitted: {submitted['workflow_id']}")
-        if not wait:
-            if json_out:
-                print_json(submitted)
+        workflow_id = submitted["workflow_id"]
+        if not opts.machine:
+            say(f"Workflow submitted: {workflow_id}")
+        if not opts.follows():
+            if opts.machine:
+                data(submitted, opts.fmt)
+            else:
+                say(f"follow it: provisioning workflow monitor {workflow_id[:8]}")
             return
-        final = follow(route.client, submitted["workflow_id"], quiet=json_out)
+        final = follow(route.client, workflow_id, quiet=opts.machine)
     except ClientError as exc:
         client_failure(exc)
-    if json_out:
-        print_json(final)
+    if opts.machine:
+        data(final, opts.fmt)
+    else:
+        recap(final)
     if final["status"] != "completed":
         raise typer.Exit(EXIT_FAILED)

@@ -8,29 +8,43 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from .. import compat
-from ..client import ClientError
-from ..execution.procfs import is_zombie_or_gone
+from ..client import ClientError, Unauthorized
 from ..pidfile import read_pid
 from .common import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    JsonFlag,
+    OutputOption,
+    client_failure,
     connect,
     fail,
     notify,
-    out,
-    print_json,
+    output_format,
     probe,
+    say,
     state,
-    styled,
 )
+from .output import Column, Table, data
 
-app = typer.Typer(help="Start, stop and inspect the orchestrator daemon.", no_args_is_help=True)
+app = typer.Typer(
+    help="""The daemon binds 127.0.0.1:9090 by default and keeps its data (store, token,
+log, pid file) in storage.data_dir. Commands that need it start it on demand when
+orchestrator.auto_start is true.
+
+\b
+Examples:
+  provisioning orchestrator start --daemon
+  provisioning orchestrator status
+  provisioning orchestrator logs -f
+  provisioning orchestrator stop""",
+    no_args_is_help=True,
+)
 
 LOG_FILE = "orchestrator.log"
 
@@ -80,10 +94,12 @@ def migrate_store(
 @app.command()
 def stop(ctx: typer.Context) -> None:
     """Stop the orchestrator of this data dir (SIGTERM, then wait for it to finish)."""
+    from ..execution.procfs import is_zombie_or_gone
+
     settings = state(ctx).loaded.settings
     pid = read_pid(settings.data_dir)
     if pid is None:
-        out.print(f"no orchestrator is running on {settings.data_dir}")
+        say(f"no orchestrator is running on {settings.data_dir}")
         return
     os.kill(pid, signal.SIGTERM)
     wait = settings.executor.shutdown_grace_seconds + settings.executor.kill_grace_seconds + 15
@@ -91,77 +107,96 @@ def stop(ctx: typer.Context) -> None:
     while time.monotonic() < deadline:
         # The lock goes with the pid file a moment before the process is gone: wait for both.
         if read_pid(settings.data_dir) != pid and is_zombie_or_gone(pid):
-            out.print(f"orchestrator (pid {pid}) stopped")
+            say(f"orchestrator (pid {pid}) stopped")
             return
         time.sleep(0.05)
     fail(f"orchestrator (pid {pid}) did not stop within {wait:g} s", EXIT_FAILED)
 
 
+def counts_table(counts: dict[str, int]) -> Table:
+    table = Table([Column("tasks", wrap=False), Column("count", wrap=False)])
+    for key, number in counts.items():
+        table.add_row(key, str(number))
+    return table
+
+
+def nodes_table(nodes: list[dict[str, Any]]) -> Table:
+    table = Table(
+        [
+            Column("node", wrap=False),
+            Column("host", drop=1, wrap=False),
+            Column("pid", drop=2, wrap=False),
+            Column("running", wrap=False),
+            Column("heartbeat", wrap=False),
+        ]
+    )
+    for node in nodes:
+        table.add_row(
+            node["id"] + (" (this)" if node["this"] else ""),
+            node["host"],
+            str(node["pid"]),
+            f"{node['running']}/{node['max_concurrent']}",
+            f"{node['seconds_since_heartbeat']}s ago",
+        )
+    return table
+
+
 @app.command()
-def status(
-    ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output only.")] = False,
-) -> None:
+def status(ctx: typer.Context, json_out: JsonFlag = False, output: OutputOption = None) -> None:
     """Whether the orchestrator answers, and what it holds."""
+    fmt = output_format(output, json_out)
     st = state(ctx)
     settings = st.loaded.settings
     pid = read_pid(settings.data_dir)
     health = probe(settings)
+    endpoint = settings.orchestrator.endpoint
     if health is None:
-        if json_out:
-            print_json({"status": "down", "endpoint": settings.orchestrator.endpoint, "pid": pid})
+        if fmt.machine:
+            data({"status": "down", "endpoint": endpoint, "pid": pid}, fmt)
         else:
-            out.print(
-                styled(
-                    "orchestrator: ",
-                    ("down", "red"),
-                    f" (nothing answers at {settings.orchestrator.endpoint})",
-                )
-            )
+            say("orchestrator: ", ("down", "red"), f" (nothing answers at {endpoint})")
         raise typer.Exit(EXIT_UNREACHABLE)
     try:
         report = connect(settings, health, check_version=False).status()
+    except Unauthorized as exc:
+        # /health needs no token: say how the daemon is, then why the rest is refused.
+        if fmt.machine:
+            data({**health, "endpoint": endpoint, "pid": pid, "error": str(exc)}, fmt)
+        else:
+            say(
+                "orchestrator: ",
+                (str(health.get("status", "?")), "green"),
+                f" at {endpoint} (version {health.get('version')}, pid {pid})",
+            )
+        fail(str(exc), EXIT_USAGE)
     except ClientError as exc:
-        fail(str(exc))
+        client_failure(exc)
     try:
         compat.check(health)
         report["compatible"], report["compatibility_problem"] = True, None
     except compat.Incompatible as exc:
         report["compatible"], report["compatibility_problem"] = False, str(exc)
     report["pid"] = pid
-    report["endpoint"] = settings.orchestrator.endpoint
-    if json_out:
-        print_json(report)
+    report["endpoint"] = endpoint
+    if fmt.machine:
+        data(report, fmt)
         return
-    out.print(
-        styled(
-            "orchestrator: ",
-            (report["status"], "green"),
-            f" at {report['endpoint']} (version {report['version']}, API "
-            f"{report['api_version']}, pid {pid}, node {report['node_id']})",
-        )
+    say(
+        "orchestrator: ",
+        (report["status"], "green"),
+        f" at {report['endpoint']} (version {report['version']}, API "
+        f"{report['api_version']}, pid {pid}, node {report['node_id']})",
     )
     if not report["compatible"]:
         notify(f"this CLI cannot use it: {report['compatibility_problem']}", "warning")
     storage = report["storage"]
     size = storage.get("size_bytes")
     shown = f", {size / 1_048_576:.1f} MiB" if isinstance(size, int) else ""
-    out.print(f"storage: {storage['backend']} {storage.get('path', '')}{shown}")
-    out.print(f"running here: {report['running_here']} of {report['max_concurrent_tasks']}")
-    table = Table(*report["tasks"].keys())
-    table.add_row(*(str(n) for n in report["tasks"].values()))
-    out.print(table)
+    say(f"storage: {storage['backend']} {storage.get('path', '')}{shown}")
+    say(f"running here: {report['running_here']} of {report['max_concurrent_tasks']}")
+    counts_table(report["tasks"]).print(fmt)
     if len(report.get("nodes", [])) > 1 or report["storage"].get("backend") != "sqlite":
-        nodes = Table("node", "host", "pid", "running", "heartbeat")
-        for node in report["nodes"]:
-            nodes.add_row(
-                node["id"] + (" (this)" if node["this"] else ""),
-                node["host"],
-                str(node["pid"]),
-                f"{node['running']}/{node['max_concurrent']}",
-                f"{node['seconds_since_heartbeat']}s ago",
-            )
-        out.print(nodes)
+        nodes_table(report["nodes"]).print(fmt)
 
 
 @app.command()
@@ -180,7 +215,13 @@ def logs(
     if not path.exists():
         fail(f"no log at {path} (the orchestrator writes it when started with --daemon)")
 
+    from .output import is_terminal, strip_controls
+
+    tty = is_terminal(sys.stdout)
+
     def emit(line: str) -> None:
+        if not json_out and tty:
+            line = strip_controls(line.rstrip("\n")) + "\n"
         sys.stdout.write(json.dumps({"line": line.rstrip("\n")}) + "\n" if json_out else line)
         sys.stdout.flush()
 

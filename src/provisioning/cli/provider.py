@@ -13,7 +13,7 @@ from rich.table import Table
 from ..providers import ProviderContext, ProviderError, get_provider
 from .common import EXIT_USAGE, fail, out, print_json, state
 
-app = typer.Typer(help="Providers and their plans, zones and prices.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)
 
 PROVIDERS = {
     "local": "servers on this machine",

@@ -4,32 +4,45 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
-from rich.table import Table
 
 from ..client import ClientError, OrchestratorClient, TaskView
-from ..tasks import AttemptStatus, NewTask
-from . import dispatch
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    Format,
+    JsonFlag,
+    OutputOption,
     client_failure,
     fail,
-    out,
-    print_json,
+    output_format,
+    resolve_id,
+    say,
+    shown_id,
     state,
-    styled,
-    styled_status,
+    when,
 )
-from .direct import run_direct
+from .output import Column, Table, data, status_part
 
-app = typer.Typer(help="Submit and inspect single tasks.", no_args_is_help=True)
+app = typer.Typer(
+    help="""Tasks run on the orchestrator by default (`task.submit` prefers it; --direct
+runs one here, through the same task contract). Ids may be shortened to any unique
+prefix of 4 or more characters, as tables show them.
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output only.")]
+\b
+Examples:
+  provisioning task submit --wait -- ./deploy.sh --fast
+  provisioning task submit --nu examples/hello.nu greet --params '{"name": "Ada"}'
+  provisioning task list --status failed -o wide
+  provisioning task logs 3f2a9c1e -f""",
+    no_args_is_help=True,
+)
+
+TaskId = Annotated[str, typer.Argument(metavar="ID", help="A task id, or a unique prefix of one.")]
 
 
 def _params(raw: str | None) -> dict[str, Any]:
@@ -65,18 +78,29 @@ def _default_name(
 
 
 def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> TaskView:
-    """Show a task's progress until it ends; return its final state."""
+    """Show a task's progress until it ends; return its final state. Ctrl-C detaches."""
     last: tuple[str | None, int | None] = (None, None)
-    while True:
-        task = client.task(task_id)
-        key = (task["status"], task["progress"])
-        if not quiet and key != last:
-            message = task.get("progress_message") or ""
-            out.print(styled(styled_status(task["status"]), f" {task['progress']:>3}% {message}"))
-            last = key
-        if task["status"] not in ("pending", "running"):
-            return task
-        time.sleep(0.2)  # A client's polling interval, not a stand-in for a condition.
+    try:
+        while True:
+            task = client.task(task_id)
+            key = (task["status"], task["progress"])
+            if not quiet and key != last:
+                message = task.get("progress_message") or ""
+                say(status_part(task["status"]), f" {task['progress']:>3}% {message}".rstrip())
+                last = key
+            if task["status"] not in ("pending", "running"):
+                return task
+            time.sleep(0.2)  # A client's polling interval, not a stand-in for a condition.
+    except KeyboardInterrupt:
+        detached("task", task_id, f"provisioning task status {task_id}")
+
+
+def detached(kind: str, given_id: str, again: str) -> NoReturn:
+    """What Ctrl-C while following says: the work goes on without us."""
+    from .output import notice
+
+    notice(f"detached; {kind} {given_id} still running — `{again}` to follow again")
+    raise typer.Exit(130)
 
 
 @app.command()
@@ -110,8 +134,11 @@ def submit(
         bool, typer.Option("--direct", help="Run here, without the orchestrator.")
     ] = False,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
     """Queue one task: `-- ARGV...`, `--nu MODULE FUNCTION` or `--python MODULE FUNCTION`."""
+    fmt = output_format(output, json_out)
+    json_out = fmt.machine
     runners = [r for r in (argv, nu, python) if r]
     if len(runners) != 1:
         fail(
@@ -135,35 +162,44 @@ def submit(
         body["timeout_seconds"] = timeout
     if max_attempts is not None:
         body["retry"] = {"max_attempts": max_attempts}
+    from . import dispatch
+
     route = dispatch.route(state(ctx), "task.submit", orchestrated=orchestrated, direct=direct)
     if route.client is None:
-        _submit_direct(ctx, body, json_out)
+        _submit_direct(ctx, body, fmt)
         return
     client = route.client
     try:
         task_id = client.submit_task(body)
         if not wait:
             if json_out:
-                print_json({"task_id": task_id, "status": "queued"})
+                data({"task_id": task_id, "status": "queued"}, fmt)
             else:
-                out.print(f"Task submitted: {task_id}")
+                say(f"Task submitted: {task_id}")
+                say(f"follow it: provisioning task logs {task_id[:8]} -f")
             return
         if not json_out:
-            out.print(f"Task submitted: {task_id}")
+            say(f"Task submitted: {task_id}")
         task = follow(client, task_id, quiet=json_out)
     except ClientError as exc:
         client_failure(exc)
     if json_out:
-        print_json(task)
+        data(task, fmt)
     elif task["status"] != "completed":
         fail(f"task {task['status']}: {task.get('error') or ''}".rstrip(": "), EXIT_FAILED)
     elif task.get("result") is not None:
-        out.print_json(data=task["result"])
+        data(task["result"])
     if task["status"] != "completed":
         raise typer.Exit(EXIT_FAILED)
 
 
-def _submit_direct(ctx: typer.Context, body: dict[str, Any], json_out: bool) -> None:
+def _submit_direct(ctx: typer.Context, body: Mapping[str, Any], fmt: Format) -> None:
+    from pydantic import ValidationError
+
+    from ..tasks import AttemptStatus, NewTask
+    from .direct import run_direct
+
+    json_out = fmt.machine
     try:
         new = NewTask.model_validate(body)
     except ValidationError as exc:
@@ -176,55 +212,99 @@ def _submit_direct(ctx: typer.Context, body: dict[str, Any], json_out: bool) -> 
         echo=not json_out,
     )
     if json_out:
-        print_json(
+        data(
             {
                 "mode": "direct",
                 "status": outcome.status.value,
                 "exit_code": outcome.exit_code,
                 "result": outcome.result,
                 "error": outcome.error,
-            }
+            },
+            fmt,
         )
     elif outcome.status is AttemptStatus.COMPLETED and outcome.has_result:
-        out.print_json(data=outcome.result)
+        data(outcome.result)
     if outcome.status is not AttemptStatus.COMPLETED:
         if not json_out:
             fail(f"task {outcome.status.value}: {outcome.error or ''}".rstrip(": "), EXIT_FAILED)
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
-def status(ctx: typer.Context, task_id: str, json_out: JsonFlag = False) -> None:
-    """One task with its attempts."""
-    try:
-        task = state(ctx).client().task(task_id)
-    except ClientError as exc:
-        client_failure(exc)
-    if json_out:
-        print_json(task)
-        return
-    out.print(styled((task["name"], "bold"), f"  {task['id']}"))
-    out.print(
-        styled("status    ", styled_status(task["status"]), f"  progress {task['progress']}%")
+def attempts_table(task: Mapping[str, Any]) -> Table:
+    table = Table(
+        [
+            Column("attempt", wrap=False),
+            Column("status", wrap=False),
+            Column("exit", wrap=False),
+            Column("started", drop=2, wrap=False),
+            Column("finished", drop=1, wrap=False),
+            Column("error"),
+        ]
     )
-    out.print(f"priority  {task['priority']}   created {task['created_at']}")
-    if task.get("error"):
-        out.print(f"error     {task['error']}")
-    if task.get("result") is not None:
-        out.print("result")
-        out.print_json(data=task["result"])
-    table = Table("attempt", "status", "exit", "started", "finished", "error")
     for attempt in task.get("attempts") or []:
         table.add_row(
             str(attempt["number"]),
-            styled_status(attempt["status"]),
+            status_part(attempt["status"]),
             "" if attempt["exit_code"] is None else str(attempt["exit_code"]),
-            attempt["started_at"] or "",
-            attempt["finished_at"] or "",
+            when(attempt["started_at"]),
+            when(attempt["finished_at"]),
             (attempt["error"] or "").splitlines()[0] if attempt["error"] else "",
         )
-    if table.row_count:
-        out.print(table)
+    return table
+
+
+@app.command()
+def status(
+    ctx: typer.Context, task_id: TaskId, json_out: JsonFlag = False, output: OutputOption = None
+) -> None:
+    """One task with its attempts."""
+    fmt = output_format(output, json_out)
+    client = state(ctx).client()
+    try:
+        task = client.task(resolve_id(client, "task", task_id))
+    except ClientError as exc:
+        client_failure(exc)
+    if fmt.machine:
+        data(task, fmt)
+        return
+    say((task["name"], "bold"), f"  {task['id']}")
+    say("status    ", status_part(task["status"]), f"  progress {task['progress']}%")
+    say(f"priority  {task['priority']}   created {when(task['created_at'], fmt)}")
+    if task.get("error"):
+        say(f"error     {task['error']}")
+    if task.get("result") is not None:
+        say("result")
+        data(task["result"])
+    table = attempts_table(task)
+    if table.rows:
+        table.print(fmt)
+
+
+def tasks_table(tasks: Sequence[Mapping[str, Any]], fmt: Format = Format.TABLE) -> Table:
+    table = Table(
+        [
+            Column("id", wrap=False),
+            Column("name"),
+            Column("status", wrap=False),
+            Column("priority", drop=3, wrap=False),
+            Column("progress", drop=1, wrap=False),
+            Column("attempt", drop=4, wrap=False),
+            Column("created", drop=2, wrap=False),
+            Column("workflow", wide=True, wrap=False),
+        ]
+    )
+    for task in tasks:
+        table.add_row(
+            shown_id(task["id"], fmt),
+            task["name"],
+            status_part(task["status"]),
+            task["priority"],
+            f"{task['progress']}%",
+            str(task["attempt"]),
+            when(task["created_at"], fmt),
+            task.get("workflow_id") or "",
+        )
+    return table
 
 
 @app.command("list")
@@ -236,73 +316,76 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
     """Tasks, newest first."""
+    fmt = output_format(output, json_out)
     try:
         page = state(ctx).client().tasks(status_.lower() if status_ else None, limit, offset)
     except ClientError as exc:
         client_failure(exc)
-    if json_out:
-        print_json(page)
+    if fmt.machine:
+        data(page, fmt)
         return
-    table = Table("id", "name", "status", "priority", "progress", "attempt", "created")
-    for task in page["tasks"]:
-        table.add_row(
-            task["id"],
-            task["name"],
-            styled_status(task["status"]),
-            task["priority"],
-            f"{task['progress']}%",
-            str(task["attempt"]),
-            task["created_at"],
-        )
-    out.print(table)
-    out.print(f"{len(page['tasks'])} of {page['total']} task(s)")
+    tasks_table(page["tasks"], fmt).print(fmt)
+    say(f"{len(page['tasks'])} of {page['total']} task(s)")
 
 
 @app.command()
-def cancel(ctx: typer.Context, task_id: str, json_out: JsonFlag = False) -> None:
+def cancel(
+    ctx: typer.Context, task_id: TaskId, json_out: JsonFlag = False, output: OutputOption = None
+) -> None:
     """Cancel a pending task or stop a running one."""
+    fmt = output_format(output, json_out)
+    client = state(ctx).client()
     try:
-        task = state(ctx).client().cancel(task_id)
+        full = resolve_id(client, "task", task_id)
+        task = client.cancel(full)
     except ClientError as exc:
         client_failure(exc)
-    if json_out:
-        print_json(task)
+    if fmt.machine:
+        data(task, fmt)
+    elif task["status"] == "running":
+        say(f"{full[:8]}: ", status_part("cancelling"), " (its process group is being stopped)")
     else:
-        note = " (stopping)" if task["status"] == "running" else ""
-        out.print(styled(f"{task_id}: ", styled_status(task["status"]), note))
+        say(f"{full[:8]}: ", status_part(task["status"]))
 
 
 @app.command()
 def logs(
     ctx: typer.Context,
-    task_id: str,
+    task_id: TaskId,
     follow_: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
-    json_out: JsonFlag = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help='One JSON object per line: {"line": ...}.')
+    ] = False,
 ) -> None:
     """A task's output lines."""
+    import sys
+
     client = state(ctx).client()
+    full = resolve_id(client, "task", task_id)
     after = 0
     try:
         while True:
-            page = client.logs(task_id, after)
-            for line in page["lines"]:
+            page = client.logs(full, after)
+            for entry in page["lines"]:
                 if json_out:
-                    print(json.dumps(line))
+                    sys.stdout.write(json.dumps(entry) + "\n")
+                    sys.stdout.flush()
+                elif entry["stream"] == "stderr":
+                    say((entry["line"], "red"))
                 else:
-                    out.print(
-                        line["line"],
-                        style="red" if line["stream"] == "stderr" else None,
-                        markup=False,
-                    )
+                    say(entry["line"])
             after = page["next_after"]
             if not follow_:
                 return
-            if not page["lines"] and client.task(task_id)["status"] not in ("pending", "running"):
+            if not page["lines"] and client.task(full)["status"] not in ("pending", "running"):
                 return
             time.sleep(0.3)  # A client's polling interval.
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     except ClientError as exc:
         client_failure(exc)

@@ -5,26 +5,37 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..infra.state import read_state
 from ..operations import plans
-from ..taskservs import available
-from .common import out, print_json
+from ..ssh import EndpointError, SshError
+from ..taskservs import CatalogError, available
+from ..taskservs.packages import PackageError
+from ..taskservs.tool import Job, TaskservError
+from .common import Format, JsonFlag, OutputOption, output_format
 from .operate import (
-    CheckFlag,
-    DirectFlag,
     InfraOption,
-    JsonFlag,
-    OrchestratedFlag,
-    WaitFlag,
+    RunOptions,
     infra_of,
+    operation,
     plan_and_run,
     servers_of,
     workspace_dir,
 )
+from .output import Column, Table, data
 
-app = typer.Typer(help="Taskservs: services installed on servers.", no_args_is_help=True)
+app = typer.Typer(
+    help="""Taskservs are installed with what they depend on, each once, in order; on
+the orchestrator by default, followed live when on a terminal; --direct runs here.
+
+\b
+Examples:
+  provisioning taskserv list --available
+  provisioning taskserv create kubernetes -s node-1 --check
+  provisioning taskserv create kubernetes -s node-1
+  provisioning taskserv delete webserver -s web-1 --auto-approve""",
+    no_args_is_help=True,
+)
 
 Servers = Annotated[
     list[str] | None,
@@ -32,30 +43,49 @@ Servers = Annotated[
 ]
 
 
-@app.command()
-def create(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The taskserv.")],
-    servers: Servers = None,
-    infra: InfraOption = None,
-    check: CheckFlag = False,
-    wait: WaitFlag = False,
-    orchestrated: OrchestratedFlag = False,
-    direct: DirectFlag = False,
-    json_out: JsonFlag = False,
-) -> None:
+Name = Annotated[str, typer.Argument(metavar="NAME", help="The taskserv.")]
+
+
+@operation(app, "create")
+def create(ctx: typer.Context, name: Name, servers: Servers = None, *, opts: RunOptions) -> None:
     """Install a taskserv, and what it depends on (each once, in order), on servers."""
     plan_and_run(
         ctx,
         "taskserv.create",
-        infra,
         lambda ws, inf: plans.create_taskserv(ws, inf, name, servers_of(inf, servers)),
-        check=check,
-        wait=wait,
-        orchestrated=orchestrated,
-        direct=direct,
-        json_out=json_out,
+        opts,
     )
+
+
+def catalog_table(catalog: list[dict[str, Any]]) -> Table:
+    table = Table(
+        [
+            Column("name", wrap=False),
+            Column("version", wrap=False),
+            Column("depends on", drop=2),
+            Column("source", drop=1, wrap=False),
+            Column("description"),
+        ]
+    )
+    for t in catalog:
+        table.add_row(
+            t["name"], t["version"], ", ".join(t["depends_on"]), t["source"], t["description"]
+        )
+    return table
+
+
+def installed_table(rows: list[dict[str, Any]], fmt: Format = Format.TABLE) -> Table:
+    table = Table(
+        [
+            Column("server", wrap=False),
+            Column("taskserv", wrap=False),
+            Column("version", wrap=False),
+            Column("url", drop=1, wrap=False),
+        ]
+    )
+    for row in rows:
+        table.add_row(row["server"], row["taskserv"], row.get("version", ""), row.get("url", ""))
+    return table
 
 
 @app.command("list")
@@ -66,8 +96,10 @@ def list_(
         bool, typer.Option("--available", help="The catalog instead of what is installed.")
     ] = False,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
     """Installed taskservs per server (or the catalog with --available)."""
+    fmt = output_format(output, json_out)
     if available_:
         catalog: list[dict[str, Any]] = [
             {
@@ -80,15 +112,10 @@ def list_(
             }
             for t in available(workspace_dir(ctx))
         ]
-        if json_out:
-            print_json({"taskservs": catalog})
+        if fmt.machine:
+            data({"taskservs": catalog}, fmt)
             return
-        table = Table("name", "version", "depends on", "source", "description")
-        for t in catalog:
-            table.add_row(
-                t["name"], t["version"], ", ".join(t["depends_on"]), t["source"], t["description"]
-            )
-        out.print(table)
+        catalog_table(catalog).print(fmt)
         return
     workspace, definition = infra_of(ctx, infra)
     servers = read_state(workspace, definition.name)["servers"]
@@ -97,36 +124,90 @@ def list_(
         for hostname, record in sorted(servers.items())
         for name, info in sorted(record.get("taskservs", {}).items())
     ]
-    if json_out:
-        print_json({"infra": definition.name, "taskservs": rows})
+    if fmt.machine:
+        data({"infra": definition.name, "taskservs": rows}, fmt)
         return
-    table = Table("server", "taskserv", "version", "url")
+    installed_table(rows, fmt).print(fmt)
+
+
+def health_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        [
+            Column("server", wrap=False),
+            Column("taskserv", wrap=False),
+            Column("version", drop=1, wrap=False),
+            Column("healthy", wrap=False),
+            Column("reason"),
+        ]
+    )
     for row in rows:
-        table.add_row(row["server"], row["taskserv"], row.get("version", ""), row.get("url", ""))
-    out.print(table)
+        table.add_row(
+            row["server"],
+            row["taskserv"],
+            row.get("version", ""),
+            ("yes", "green") if row["healthy"] else ("NO", "red"),
+            row.get("reason", ""),
+        )
+    return table
 
 
 @app.command()
-def delete(
+def status(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The taskserv.")],
+    name: Annotated[str | None, typer.Argument(help="Only this taskserv.")] = None,
     servers: Servers = None,
     infra: InfraOption = None,
-    check: CheckFlag = False,
-    wait: WaitFlag = False,
-    orchestrated: OrchestratedFlag = False,
-    direct: DirectFlag = False,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
-    """Remove a taskserv from servers (stopping its service)."""
+    """The health check of installed taskservs, run on each server over SSH (the
+    process answers, the port listens, the version matches). Exit 1 if one fails."""
+    fmt = output_format(output, json_out)
+    workspace, definition = infra_of(ctx, infra)
+    recorded = read_state(workspace, definition.name)["servers"]
+    rows: list[dict[str, Any]] = []
+    for hostname, record in sorted(recorded.items()):
+        if servers and hostname not in servers:
+            continue
+        for taskserv in sorted(record.get("taskservs", {})):
+            if name and taskserv != name:
+                continue
+            params = {
+                "workspace_dir": str(workspace),
+                "infra": definition.name,
+                "hostname": hostname,
+                "taskserv": taskserv,
+                # Installed together, a clustered taskserv's members know each other.
+                "peers": [h for h, r in recorded.items() if taskserv in r.get("taskservs", {})],
+            }
+            job = None
+            try:
+                job = Job(params)
+                job.render()
+                found = job.status()
+                rows.append({"server": hostname, **found})
+            except (SshError, EndpointError, CatalogError, TaskservError, PackageError) as exc:
+                rows.append(
+                    {"server": hostname, "taskserv": taskserv, "healthy": False, "reason": str(exc)}
+                )
+            finally:
+                if job is not None:
+                    job.close()
+    if fmt.machine:
+        data({"infra": definition.name, "taskservs": rows}, fmt)
+    else:
+        health_table(rows).print(fmt)
+    if not all(row["healthy"] for row in rows):
+        raise typer.Exit(1)
+
+
+@operation(app, "delete", destroys=True)
+def delete(ctx: typer.Context, name: Name, servers: Servers = None, *, opts: RunOptions) -> None:
+    """Remove a taskserv from servers (stopping its service); asks for `yes` first."""
     plan_and_run(
         ctx,
         "taskserv.delete",
-        infra,
         lambda ws, inf: plans.delete_taskserv(ws, inf, name, servers_of(inf, servers)),
-        check=check,
-        wait=wait,
-        orchestrated=orchestrated,
-        direct=direct,
-        json_out=json_out,
+        opts,
+        destroys=True,
     )

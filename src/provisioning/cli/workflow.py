@@ -4,35 +4,53 @@ seed's name for the same commands)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ..client import ClientError, OrchestratorClient, WorkflowTaskView, WorkflowView
-from ..schemas import LoadError, load_workflow_file
-from ..schemas.loader import line_of_operation
-from ..workflow import Plan, PlanError, build_plan
-from ..workflow.validate import check_plan, parse_spec
-from . import dispatch
+from ..client import ClientError, OrchestratorClient, WorkflowView
 from .common import (
     EXIT_FAILED,
-    EXIT_UNREACHABLE,
     EXIT_USAGE,
+    Format,
+    JsonFlag,
+    OutputOption,
     client_failure,
     fail,
-    out,
-    print_json,
+    output_format,
+    resolve_id,
+    say,
+    shown_id,
     state,
-    styled,
-    styled_status,
+    when,
 )
-from .monitor import monitor_workflow
+from .labels import outcome_of, reports_no_change, target_of, task_label
+from .output import Column, Table, data, status_part
+from .task import detached
 
-app = typer.Typer(help="Submit and follow batch workflows.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from ..workflow import Plan
+
+HELP = """Workflows always run on the orchestrator (the file is validated here first:
+--check shows the plan and queues nothing). Ids may be shortened to any unique
+prefix of 4 or more characters, as tables show them.
+
+\b
+Examples:
+  provisioning workflow submit server-cluster.ncl --check
+  provisioning workflow submit server-cluster.ncl --wait
+  provisioning workflow list --status failed
+  provisioning workflow status 3f2a9c1e
+  provisioning workflow logs 3f2a9c1e
+  provisioning workflow retry 3f2a9c1e --wait"""
+
+app = typer.Typer(help=HELP, no_args_is_help=True)
+WorkflowId = Annotated[
+    str, typer.Argument(metavar="ID", help="A workflow id, or a unique prefix of one.")
+]
 
 
 class PriorityChoice(StrEnum):
@@ -42,11 +60,12 @@ class PriorityChoice(StrEnum):
     CRITICAL = "critical"
 
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output only.")]
 WORKFLOW_DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
 
 
 def _problems_text(path: Path, problems: list[Any]) -> str:
+    from ..schemas.loader import line_of_operation
+
     lines = []
     for problem in problems:
         line = line_of_operation(path, problem.op_id) if problem.op_id else None
@@ -82,6 +101,10 @@ def load_plan(
 
     Runners are checked here only on request (``--check``): the orchestrator checks
     them against *its* library and configuration, which may not be this machine's."""
+    from ..schemas import LoadError, load_workflow_file
+    from ..workflow import PlanError, build_plan
+    from ..workflow.validate import check_plan, parse_spec
+
     try:
         data = load_workflow_file(path)
     except LoadError as exc:
@@ -101,31 +124,27 @@ def load_plan(
 
 def print_plan(plan: Plan) -> None:
     spec = plan.spec
-    out.print(
-        styled(
-            (spec.name, "bold"),
-            f" {spec.version}: {len(plan.steps)} operation(s), "
-            f"{plan.task_count} task(s), parallel_limit {spec.parallel_limit}, "
-            f"priority {spec.priority}",
-        )
+    say(
+        (spec.name, "bold"),
+        f" {spec.version}: {len(plan.steps)} operation(s), "
+        f"{plan.task_count} task(s), parallel_limit {spec.parallel_limit}, "
+        f"priority {spec.priority}",
     )
     for number, layer in enumerate(plan.layers):
-        out.print(f"layer {number}:")
+        say(f"layer {number}:")
         for step in layer:
             deps = f" <- {', '.join(step.op.depends_on)}" if step.op.depends_on else ""
             fan = f" x{len(step.items)}" if len(step.items) > 1 else ""
             extra = f" (on_failure {step.op.on_failure}" + (", undo" if step.op.undo else "") + ")"
-            out.print(f"  {step.id}{fan}{deps}{extra}")
+            say(f"  {step.id}{fan}{deps}{extra}")
 
 
 def _client(ctx: typer.Context, operation: str) -> OrchestratorClient:
-    route = dispatch.route(state(ctx), operation)
-    if route.client is None:
-        fail(
-            f"{operation} needs the orchestrator ({route.decision.reason}); start it with: "
-            "provisioning orchestrator start --daemon",
-            EXIT_UNREACHABLE,
-        )
+    """A workflow runs only on the orchestrator: no fallback to direct mode."""
+    from . import dispatch
+
+    route = dispatch.route(state(ctx), operation, only_orchestrated=True)
+    assert route.client is not None
     return route.client
 
 
@@ -150,17 +169,21 @@ def submit(
         bool, typer.Option("--check", help="Validate and show the plan only.")
     ] = False,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
     """Validate a workflow file and queue it (with --check: print the plan, queue nothing)."""
-    data, plan = load_plan(ctx, file, priority.value if priority else None, check_runners=check)
+    fmt = output_format(output, json_out)
+    json_out = fmt.machine
+    body, plan = load_plan(ctx, file, priority.value if priority else None, check_runners=check)
     if check:
         if json_out:
-            print_json(
+            data(
                 {
                     "name": plan.spec.name,
                     "tasks": plan.task_count,
                     "layers": [[s.id for s in layer] for layer in plan.layers],
-                }
+                },
+                fmt,
             )
         else:
             print_plan(plan)
@@ -168,7 +191,7 @@ def submit(
     group = ctx.parent.info_name if ctx.parent is not None else "workflow"
     client = _client(ctx, f"{group}.submit")
     try:
-        submitted = client.submit_workflow(data)
+        submitted = client.submit_workflow(body)
     except ClientError as exc:
         if isinstance(exc.body, dict) and exc.body.get("problems"):
             lines = [f"{p['where']}: {p['message']}" for p in exc.body["problems"]]
@@ -176,69 +199,179 @@ def submit(
         client_failure(exc)
     workflow_id = submitted["workflow_id"]
     if json_out and not wait:
-        print_json(submitted)
+        data(submitted, fmt)
         return
     if not json_out:
-        out.print(f"Workflow submitted: {workflow_id}")
+        say(f"Workflow submitted: {workflow_id}")
     if wait:
         final = follow(client, workflow_id, quiet=json_out)
         if json_out:
-            print_json(final)
+            data(final, fmt)
+        else:
+            recap(final)
         finished_exit(final)
+    elif not json_out:
+        say(f"follow it: provisioning workflow monitor {workflow_id[:8]}")
 
 
 def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> WorkflowView:
-    if quiet:
-        while True:
-            workflow = client.workflow(workflow_id)
-            if workflow["status"] in WORKFLOW_DONE:
-                return workflow
-            time.sleep(0.2)  # A client's polling interval.
-    return monitor_workflow(client, workflow_id)
+    """Follow a workflow until it ends (live view unless ``quiet``); Ctrl-C detaches."""
+    from .monitor import monitor_workflow
 
-
-def status(ctx: typer.Context, workflow_id: str, json_out: JsonFlag = False) -> None:
-    """A workflow: status, checkpoint, every step and task."""
-    client = state(ctx).client()
     try:
-        workflow = client.workflow(workflow_id)
-    except ClientError as exc:
-        client_failure(exc)
-    if json_out:
-        print_json(workflow)
-        return
+        if quiet:
+            while True:
+                workflow = client.workflow(workflow_id)
+                if workflow["status"] in WORKFLOW_DONE:
+                    return workflow
+                time.sleep(0.2)  # A client's polling interval.
+        return monitor_workflow(client, workflow_id)
+    except KeyboardInterrupt:
+        detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")
+
+
+def progress_of(workflow: Mapping[str, Any]) -> str:
+    """Completed work, in percent: a cancelled or failed workflow never shows 100 %."""
     tasks = workflow["tasks"]
-    out.print(styled((workflow["name"], "bold"), f" {workflow['id']}"))
-    out.print(
-        styled(
-            "status ",
-            styled_status(workflow["status"]),
-            f"  phase {workflow['phase']}  progress {workflow['progress']}%  tasks "
-            f"{tasks['completed']}/{tasks['total']} completed, {tasks['failed']} failed",
+    return f"{100 * tasks['completed'] // max(tasks['total'], 1)}%"
+
+
+def recap(workflow: Mapping[str, Any]) -> None:
+    """The end of a run, like Ansible's: ok / changed / failed per target, how long it
+    took, what was already in place, the failed tasks' error tails and the next command."""
+    name, status_ = workflow["name"], workflow["status"]
+    say()
+    say(("RECAP", "bold"), f" {name} ", status_part(status_), duration(workflow))
+    recap_table(workflow).print()
+    tasks = [(step["id"], task) for step in workflow.get("steps") or [] for task in step["tasks"]]
+    unchanged = [t for _, t in tasks if outcome_of(t) == "ok" and t.get("progress_message")]
+    for task in unchanged[:10]:
+        say(("ok: ", "green"), str(task["progress_message"]))
+    for step_id, task in [(s, t) for s, t in tasks if outcome_of(t) == "failed"][:3]:
+        tail = (task.get("error") or "").strip().splitlines()[-3:]
+        say((f"failed: {task_label(task, step_id)}: ", "red"), " | ".join(tail) or task["status"])
+    short = workflow["id"][:8]
+    if status_ in ("failed", "cancelled", "rollback_failed"):
+        say(f"next: provisioning workflow retry {short}   (details: workflow logs {short})")
+    elif status_ == "completed" and tasks and all(reports_no_change(t) for _, t in tasks):
+        say("nothing changed: everything was already in place")
+
+
+def duration(workflow: Mapping[str, Any]) -> str:
+    from datetime import datetime
+
+    start, end = workflow.get("started_at"), workflow.get("completed_at")
+    if not start or not end:
+        return ""
+    seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return f" in {seconds:.1f}s"
+
+
+RECAP_COLUMNS = ("ok", "changed", "failed", "other")
+
+
+def recap_table(workflow: Mapping[str, Any]) -> Table:
+    table = Table([Column("target", wrap=False), *(Column(c, wrap=False) for c in RECAP_COLUMNS)])
+    counts: dict[str, dict[str, int]] = {}
+    for step in workflow.get("steps") or []:
+        for task in step["tasks"]:
+            row = counts.setdefault(target_of(task, step["id"]), dict.fromkeys(RECAP_COLUMNS, 0))
+            outcome = outcome_of(task)
+            row[outcome if outcome in row else "other"] += 1
+    styles = {"ok": "green", "changed": "yellow", "failed": "red", "other": ""}
+    for target, row in counts.items():
+        table.add_row(
+            target,
+            *((f"{row[c]}", styles[c]) if row[c] else "0" for c in RECAP_COLUMNS),
         )
+    return table
+
+
+def steps_table(workflow: Mapping[str, Any], fmt: Format = Format.TABLE) -> Table:
+    table = Table(
+        [
+            Column("step", wrap=False),
+            Column("layer", drop=5, wrap=False),
+            Column("status", wrap=False),
+            Column("task"),
+            Column("task status", wrap=False),
+            Column("attempt", drop=4, wrap=False),
+            Column("progress", drop=3, wrap=False),
+            Column("error", drop=1),
+            Column("task id", wide=True, wrap=False),
+        ]
     )
-    if workflow.get("error"):
-        out.print(f"error  {workflow['error']}")
-    checkpoint = workflow["checkpoint"]
-    out.print(
-        f"checkpoint: {', '.join(checkpoint['completed_steps'] or []) or '(none)'}"
-        f" at {checkpoint['updated_at'] or '-'}"
-    )
-    table = Table("step", "layer", "status", "task", "task status", "attempt", "progress", "error")
-    for step in workflow["steps"] or []:
-        step_tasks: list[WorkflowTaskView | None] = [*step["tasks"]] or [None]
-        for task in step_tasks:
+    for step in workflow["steps"]:
+        for task in step["tasks"] or [None]:
             table.add_row(
                 step["id"],
                 str(step["layer"]),
-                styled_status(step["status"]),
-                task["name"].rsplit("/", 1)[-1] if task else "",
-                styled_status(task["status"]) if task else "",
+                status_part(step["status"]),
+                task_label(task, step["id"]) if task else "",
+                status_part(task["status"]) if task else "",
                 str(task["attempt"]) if task else "",
                 f"{task['progress']}%" if task else "",
                 (task.get("error") or "").splitlines()[0] if task and task.get("error") else "",
+                task["id"] if task else "",
             )
-    out.print(table)
+    return table
+
+
+def status(
+    ctx: typer.Context,
+    workflow_id: WorkflowId,
+    json_out: JsonFlag = False,
+    output: OutputOption = None,
+) -> None:
+    """A workflow: status, checkpoint, every step and task."""
+    fmt = output_format(output, json_out)
+    client = state(ctx).client()
+    try:
+        workflow = client.workflow(resolve_id(client, "workflow", workflow_id))
+    except ClientError as exc:
+        client_failure(exc)
+    if fmt.machine:
+        data(workflow, fmt)
+        return
+    tasks = workflow["tasks"]
+    say((workflow["name"], "bold"), f" {workflow['id']}")
+    say(
+        "status ",
+        status_part(workflow["status"]),
+        f"  phase {workflow['phase']}  progress {progress_of(workflow)}  tasks "
+        f"{tasks['completed']}/{tasks['total']} completed, {tasks['failed']} failed",
+    )
+    if workflow.get("error"):
+        say(f"error  {workflow['error']}")
+    checkpoint = workflow["checkpoint"]
+    say(
+        f"checkpoint: {', '.join(checkpoint['completed_steps'] or []) or '(none)'}"
+        f" at {when(checkpoint['updated_at'], fmt) or '-'}"
+    )
+    steps_table(workflow, fmt).print(fmt)
+
+
+def workflows_table(workflows: Sequence[Mapping[str, Any]], fmt: Format = Format.TABLE) -> Table:
+    table = Table(
+        [
+            Column("id", wrap=False),
+            Column("name"),
+            Column("status", wrap=False),
+            Column("progress", drop=2, wrap=False),
+            Column("tasks", wrap=False),
+            Column("created", drop=1, wrap=False),
+        ]
+    )
+    for wf in workflows:
+        table.add_row(
+            shown_id(wf["id"], fmt),
+            wf["name"],
+            status_part(wf["status"]),
+            progress_of(wf),
+            f"{wf['tasks']['completed']}/{wf['tasks']['total']}",
+            when(wf["created_at"], fmt),
+        )
+    return table
 
 
 def list_(
@@ -246,41 +379,79 @@ def list_(
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
     """Workflows, newest first."""
+    fmt = output_format(output, json_out)
     try:
         page = state(ctx).client().workflows(status_.lower() if status_ else None, limit)
     except ClientError as exc:
         client_failure(exc)
-    if json_out:
-        print_json(page)
+    if fmt.machine:
+        data(page, fmt)
         return
-    table = Table("id", "name", "status", "progress", "tasks", "created")
-    for wf in page["workflows"]:
-        table.add_row(
-            wf["id"],
-            wf["name"],
-            styled_status(wf["status"]),
-            f"{wf['progress']}%",
-            f"{wf['tasks']['completed']}/{wf['tasks']['total']}",
-            wf["created_at"],
-        )
-    out.print(table)
-    out.print(f"{len(page['workflows'])} of {page['total']} workflow(s)")
+    workflows_table(page["workflows"], fmt).print(fmt)
+    say(f"{len(page['workflows'])} of {page['total']} workflow(s)")
 
 
-def _command(ctx: typer.Context, workflow_id: str, verb: str, wait: bool, json_out: bool) -> None:
+def logs(
+    ctx: typer.Context,
+    workflow_id: WorkflowId,
+    json_out: Annotated[
+        bool, typer.Option("--json", help='One JSON object per line, with "task" and "step".')
+    ] = False,
+) -> None:
+    """The output of every task of a workflow, in step order, each line led by its task."""
+    import json
+    import sys
+
     client = state(ctx).client()
     try:
+        workflow = client.workflow(resolve_id(client, "workflow", workflow_id))
+        for step in workflow["steps"] or []:
+            for task in step["tasks"]:
+                label = task_label(task, step["id"])
+                after = 0
+                while True:
+                    page = client.logs(task["id"], after)
+                    for entry in page["lines"]:
+                        if json_out:
+                            record = {"step": step["id"], "task": label, **entry}
+                            sys.stdout.write(json.dumps(record) + "\n")
+                        else:
+                            style = "red" if entry["stream"] == "stderr" else ""
+                            say((f"{label} | ", "dim"), (entry["line"], style))
+                    if not page["lines"] or page["next_after"] == after:
+                        break
+                    after = page["next_after"]
+    except ClientError as exc:
+        client_failure(exc)
+
+
+IN_PROGRESS = {"cancel": "cancelling", "retry": "retrying", "rollback": "rolling back"}
+
+
+def _command(
+    ctx: typer.Context, given: str, verb: str, wait: bool, json_out: bool, output: str | None
+) -> None:
+    fmt = output_format(output, json_out)
+    json_out = fmt.machine
+    client = state(ctx).client()
+    try:
+        workflow_id = resolve_id(client, "workflow", given)
         workflow = client.workflow_command(workflow_id, verb)
+        if not json_out and workflow["status"] not in WORKFLOW_DONE:
+            say(f"{workflow_id[:8]}: ", status_part(IN_PROGRESS[verb]))
         if wait and workflow["status"] not in WORKFLOW_DONE:
-            workflow = follow(client, workflow_id, quiet=json_out)
+            workflow = follow(client, workflow_id, quiet=True)
     except ClientError as exc:
         client_failure(exc)
     if json_out:
-        print_json(workflow)
+        data(workflow, fmt)
+    elif workflow["status"] in WORKFLOW_DONE:
+        say(f"{workflow_id[:8]}: ", status_part(workflow["status"]))
     else:
-        out.print(styled(f"{workflow_id}: ", styled_status(workflow["status"])))
+        say(f"follow it: provisioning workflow monitor {workflow_id[:8]}")
     if wait:
         wanted = (
             "rolled_back"
@@ -295,45 +466,52 @@ def _command(ctx: typer.Context, workflow_id: str, verb: str, wait: bool, json_o
 
 def cancel(
     ctx: typer.Context,
-    workflow_id: str,
-    wait: Annotated[bool, typer.Option("--wait")] = False,
+    workflow_id: WorkflowId,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it ends.")] = False,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
     """End running tasks (their whole process groups) and cancel the rest."""
-    _command(ctx, workflow_id, "cancel", wait, json_out)
+    _command(ctx, workflow_id, "cancel", wait, json_out, output)
 
 
 def retry(
     ctx: typer.Context,
-    workflow_id: str,
-    wait: Annotated[bool, typer.Option("--wait")] = False,
+    workflow_id: WorkflowId,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it ends.")] = False,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
     """Resume a failed or cancelled workflow from its checkpoint."""
-    _command(ctx, workflow_id, "retry", wait, json_out)
+    _command(ctx, workflow_id, "retry", wait, json_out, output)
 
 
 def rollback(
     ctx: typer.Context,
-    workflow_id: str,
-    wait: Annotated[bool, typer.Option("--wait")] = False,
+    workflow_id: WorkflowId,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it ends.")] = False,
     json_out: JsonFlag = False,
+    output: OutputOption = None,
 ) -> None:
     """Undo the completed operations, in reverse dependency order."""
-    _command(ctx, workflow_id, "rollback", wait, json_out)
+    _command(ctx, workflow_id, "rollback", wait, json_out, output)
 
 
-def monitor(ctx: typer.Context, workflow_id: str) -> None:
-    """Follow a workflow live; exit 0 only if it completes."""
+def monitor(ctx: typer.Context, workflow_id: WorkflowId) -> None:
+    """Follow a workflow live; exit 0 only if it completes (Ctrl-C detaches)."""
     client = state(ctx).client()
     try:
-        final = monitor_workflow(client, workflow_id)
+        full = resolve_id(client, "workflow", workflow_id)
+        final = follow(client, full, quiet=False)
+    except KeyboardInterrupt:
+        detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")
     except ClientError as exc:
         client_failure(exc)
+    recap(final)
     finished_exit(final)
 
 
-def stats(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+def stats(ctx: typer.Context, json_out: JsonFlag = False, output: OutputOption = None) -> None:
     """Workflows by status, and the task counts of the orchestrator."""
     client = state(ctx).client()
     try:
@@ -350,24 +528,46 @@ def stats(ctx: typer.Context, json_out: JsonFlag = False) -> None:
     except ClientError as exc:
         client_failure(exc)
     report = {"workflows": counts, "workflows_total": sum(counts.values()), "tasks": tasks}
-    if json_out:
-        print_json(report)
+    fmt = output_format(output, json_out)
+    if fmt.machine:
+        data(report, fmt)
         return
-    table = Table("workflows", *counts.keys())
-    table.add_row(str(report["workflows_total"]), *(str(n) for n in counts.values()))
-    out.print(table)
-    tasks_table = Table(*tasks.keys())
-    tasks_table.add_row(*(str(n) for n in tasks.values()))
-    out.print(tasks_table)
+    counts_table({"workflows": report["workflows_total"], **counts}).print(fmt)
+    counts_table(tasks).print(fmt)
 
 
-WORKFLOW_COMMANDS: list[Callable[..., None]] = [submit, status, cancel, retry, rollback, monitor]
+def counts_table(counts: dict[str, int]) -> Table:
+    """Counts by status, one per row (a row per status stays narrow however many)."""
+    table = Table([Column("status", wrap=False), Column("count", wrap=False)])
+    for key, number in counts.items():
+        table.add_row(status_part(key), str(number))
+    return table
+
+
+WORKFLOW_COMMANDS: list[Callable[..., None]] = [
+    submit,
+    status,
+    logs,
+    cancel,
+    retry,
+    rollback,
+    monitor,
+]
 BATCH_COMMANDS: list[Callable[..., None]] = [submit, monitor, status, rollback, stats]
 for command in WORKFLOW_COMMANDS:
     app.command()(command)
 app.command("list")(list_)
 
-batch = typer.Typer(help="The seed's batch commands, on the workflow engine.", no_args_is_help=True)
+batch = typer.Typer(
+    help="""The seed's names for the workflow commands (same engine, same ids).
+
+\b
+Examples:
+  provisioning batch submit server-cluster.ncl --wait
+  provisioning batch list
+  provisioning batch stats""",
+    no_args_is_help=True,
+)
 for command in BATCH_COMMANDS:
     batch.command()(command)
 batch.command("list")(list_)

@@ -205,6 +205,29 @@ class ProvidersSection(_Section):
     upcloud: dict[str, Any] = {}
 
 
+class SshSection(_Section):
+    """How servers are reached (each key overridable per server in the infra's
+    ``ssh`` block). Empty: the provider's default user, the workspace's key pair."""
+
+    user: str = ""
+    key: str = ""
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    jump: str = ""
+    use_sudo: bool = False
+    # "public", "private" (the provider's private address) or an explicit address.
+    address: str = "public"
+    connect_timeout_seconds: Annotated[float, Field(gt=0)] = 10
+    # How long `server create` waits for SSH to answer; 0: it does not wait.
+    wait_seconds: Annotated[float, Field(ge=0)] = 300
+
+
+class PackagesSection(_Section):
+    """Packages fetched once on this machine and uploaded to servers."""
+
+    # Empty: <workspace>/runtime/packages.
+    cache_dir: str = ""
+
+
 class MetricsSection(_Section):
     # True: /metrics answers without the token (a scraper on a trusted network).
     public: bool = False
@@ -235,6 +258,8 @@ class Settings(_Section):
     python: PythonSection = PythonSection()
     workspace: WorkspaceSection = WorkspaceSection()
     providers: ProvidersSection = ProvidersSection()
+    ssh: SshSection = SshSection()
+    packages: PackagesSection = PackagesSection()
     metrics: MetricsSection = MetricsSection()
     tracing: TracingSection = TracingSection()
 
@@ -253,6 +278,14 @@ class Settings(_Section):
         if self.nushell.provisioning_lib:
             return Path(self.nushell.provisioning_lib).expanduser()
         return PACKAGED_NULIB
+
+    @property
+    def nushell_libs(self) -> list[Path]:
+        """The user's library (when set) before the platform's: it adds, never replaces."""
+        libs = [self.nushell_lib]
+        if self.nushell_lib.resolve() != PACKAGED_NULIB.resolve():
+            libs.append(PACKAGED_NULIB)
+        return libs
 
     @property
     def python_binary(self) -> str:

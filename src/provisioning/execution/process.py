@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..tasks import CONTROL_FD_VAR, AttemptStatus, Outcome, parse_line
+from ..tasks import CONTROL_FD_VAR, EXIT_PERMANENT, AttemptStatus, Outcome, parse_line
 from . import procfs
 from .cgroups import TaskCgroup
 from .environment import TaskUser
@@ -346,11 +346,17 @@ async def run_process(
     cgroup = confine.cgroup
     problem = _startable(argv, env) if cgroup is not None else None
     if problem is not None:
-        return Outcome(AttemptStatus.FAILED, error=f"cannot start {argv[0]!r}: {problem}")
+        return Outcome(
+            AttemptStatus.FAILED, error=f"cannot start {argv[0]!r}: {problem}", permanent=True
+        )
     try:
         transport, pipe, control = await _spawn(loop, watch, argv, env, cwd, confine)
     except OSError as exc:
-        return Outcome(AttemptStatus.FAILED, error=f"cannot start {argv[0]!r}: {exc.strerror}")
+        return Outcome(
+            AttemptStatus.FAILED,
+            error=f"cannot start {argv[0]!r}: {exc.strerror}",
+            permanent=True,
+        )
 
     pid = transport.get_pid()
     pgid = pid  # start_new_session: the child leads a new session and group.
@@ -418,7 +424,10 @@ async def run_process(
             has_result=bool(watch.final_result),
         )
     return Outcome(
-        AttemptStatus.FAILED, exit_code=code, error=_failure_text(code, watch.stderr_tail)
+        AttemptStatus.FAILED,
+        exit_code=code,
+        error=_failure_text(code, watch.stderr_tail),
+        permanent=code == EXIT_PERMANENT,
     )
 
 

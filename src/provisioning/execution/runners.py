@@ -143,7 +143,7 @@ def build_invocation(
     :func:`~.environment.task_environment`); without it, this process's environment
     (the direct mode: the user's own)."""
     env = {**(_base_env() if base_env is None else base_env), **settings.nushell.env_vars}
-    libs = [str(settings.nushell_lib)]
+    libs = [str(lib) for lib in settings.nushell_libs]
     if run.nushell is not None and run.nushell.lib:
         libs.insert(0, run.nushell.lib)
     # nu separates the folders of -I / NU_LIB_DIRS with the record separator.

@@ -41,6 +41,17 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SshOverride(_Closed):
+    """A server's own ``ssh`` settings (over the workspace's ``[ssh]``)."""
+
+    user: str | None = None
+    key: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    jump: str | None = None
+    use_sudo: bool | None = None
+    address: str | None = None
+
+
 class ServerDef(_Closed):
     hostname: Label
     provider: Literal["local", "aws", "upcloud"] = "local"
@@ -54,6 +65,7 @@ class ServerDef(_Closed):
     ssh_keys: list[str] = []
     labels: dict[str, str] = {}
     taskservs: list[Label] = []
+    ssh: SshOverride = SshOverride()
 
     _hostname = field_validator("hostname")(_label)
     _login_user = field_validator("login_user")(_optional_label)

@@ -1,39 +1,36 @@
 # Install/remove steps shared by taskservs (the platform's and a workspace's own):
-#     use taskserv_steps.nu [install-taskserv remove-taskserv]
+#     use taskserv_steps.nu [install-taskserv remove-taskserv check-taskserv]
+# Files are rendered here; everything else happens on the server, over SSH.
 use provisioning.nu *
 
-# Install the taskserv named in the task's parameters: render its templates into the
-# server, lay down its files, start its service if it has one, record it.
+# Install the taskserv named in the task's parameters on its server: render its
+# bundle and ask the server what it has; unless that is this bundle, healthy, upload
+# it, install and start it there, check it and record it. A second run with nothing
+# changed changes nothing and says so.
 export def install-taskserv [params: record] {
-    let status = (taskserv-tool status)
-    if $status.installed {
-        report-progress 100 $"($status.taskserv) ($status.version) already on ($status.hostname)"
+    let status = (taskserv-tool prepare)
+    if $status.installed and $status.healthy {
+        report-progress 100 $"($status.taskserv) ($status.version) already on ($status.hostname): nothing changed"
         emit-result ($status | insert changed false)
         return
     }
-    report-progress 10 $"installing ($status.taskserv) ($status.version) on ($status.hostname)"
-    let rendered = (taskserv-tool render)
-    report-progress 50 $"rendered ($rendered.files | length) file\(s\)"
-    let opt = ($status.root | path join "opt" $status.taskserv)
-    mkdir $opt
-    $status.version | save -f ($opt | path join "VERSION")
-    let service = if $status.service { taskserv-tool start } else { null }
-    report-progress 90 "recording"
-    let recorded = (taskserv-tool record)
-    emit-result ($recorded | insert changed true | insert files $rendered.files | insert service $service)
+    let why = if $status.installed { $"reinstalling: ($status.reason)" } else { "installing" }
+    report-progress 10 $"($why) ($status.taskserv) ($status.version) on ($status.hostname) at ($status.address): ($status.files | length) file\(s\), ($status.packages | length) package\(s\)"
+    let applied = (taskserv-tool apply)
+    report-progress 100 $"($status.taskserv) ($status.version) installed on ($status.hostname), healthy"
+    emit-result ($applied | insert changed true | insert files $status.files | insert packages $status.packages)
 }
 
-# Remove the taskserv: stop its service, delete its files, forget it.
+# Remove the taskserv: stop its service and delete its files on the server, forget it.
 export def remove-taskserv [params: record] {
-    let status = (taskserv-tool status)
-    if not $status.installed {
-        emit-result ($status | insert changed false)
-        return
+    let removed = (taskserv-tool uninstall)
+    if $removed.changed {
+        report-progress 100 $"($removed.taskserv) removed from ($removed.hostname)"
     }
-    report-progress 20 $"removing ($status.taskserv) from ($status.hostname)"
-    if $status.service { taskserv-tool stop | ignore }
-    taskserv-tool unrender | ignore
-    rm -rf ($status.root | path join "opt" $status.taskserv)
-    let recorded = (taskserv-tool forget)
-    emit-result ($recorded | insert changed true)
+    emit-result $removed
+}
+
+# The taskserv's health check on its server (process answers, port listens, version).
+export def check-taskserv [params: record] {
+    emit-result (taskserv-tool status)
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..infra import Infra
+from ..infra import Infra, InfraError
 from ..infra.state import read_state
 from ..taskservs import TaskservDef, install_order
 
@@ -47,6 +47,12 @@ def _taskserv_ops(
                     "taskserv": definition.name,
                     "version": definition.version,
                     "settings": definition.settings,
+                    # Every server getting it: a clustered taskserv (etcd) knows its peers.
+                    "peers": needs[definition.name],
+                    "ssh": {
+                        h: infra.server(h).ssh.model_dump(exclude_none=True)
+                        for h in needs[definition.name]
+                    },
                 },
                 "depends_on": [*after, *(f"taskserv-{d}" for d in definition.depends_on)],
             }
@@ -107,7 +113,11 @@ def delete_taskserv(
         "type": "delete",
         "infra": infra.name,
         "items": hostnames,
-        "params": {**_base(workspace_dir), "taskserv": name},
+        "params": {
+            **_base(workspace_dir),
+            "taskserv": name,
+            "ssh": {h: infra.server(h).ssh.model_dump(exclude_none=True) for h in hostnames},
+        },
     }
     return _workflow(f"taskserv-delete-{name}", [op], rollback=False)
 
@@ -149,8 +159,13 @@ def _workflow(name: str, ops: list[dict[str, Any]], *, rollback: bool = True) ->
     }
 
 
+# What a server's record must match of its definition, else the plan shows `~ update`.
+SERVER_FIELDS = ("plan", "cores", "memory_mb", "storage_gb", "zone")
+
+
 def changes(workspace_dir: Path, infra: Infra, workflow: dict[str, Any]) -> list[dict[str, Any]]:
-    """What running ``workflow`` would change, from the recorded state (``--check``)."""
+    """What running ``workflow`` would change, from the recorded state (``--check``);
+    an ``update`` names each differing field as ``[recorded, defined]``."""
     servers = read_state(workspace_dir, infra.name)["servers"]
     found = []
     for op in workflow["operations"]:
@@ -162,7 +177,12 @@ def changes(workspace_dir: Path, infra: Infra, workflow: dict[str, Any]) -> list
                     "create": "exists" if exists else "create",
                     "delete": "delete" if exists else "absent",
                 }[op["type"]]
-                found.append({"server": item, "action": action})
+                change: dict[str, Any] = {"server": item, "action": action}
+                if action == "exists" and recorded is not None:
+                    drift = _server_drift(infra, item, recorded)
+                    if drift:
+                        change = {**change, "action": "update", "changes": drift}
+                found.append(change)
             else:
                 taskserv = op["params"]["taskserv"]
                 installed = (recorded or {}).get("taskservs", {}).get(taskserv)
@@ -170,5 +190,24 @@ def changes(workspace_dir: Path, infra: Infra, workflow: dict[str, Any]) -> list
                     action = "installed" if installed else "install"
                 else:
                     action = "remove" if installed else "absent"
-                found.append({"server": item, "taskserv": taskserv, "action": action})
+                change = {"server": item, "taskserv": taskserv, "action": action}
+                wanted = op["params"].get("version")
+                had = (installed or {}).get("version") if isinstance(installed, dict) else None
+                if action == "installed" and wanted and had and had != wanted:
+                    change = {**change, "action": "update", "changes": {"version": [had, wanted]}}
+                found.append(change)
     return found
+
+
+def _server_drift(infra: Infra, hostname: str, recorded: dict[str, Any]) -> dict[str, list[Any]]:
+    try:
+        defined = infra.server(hostname)
+    except InfraError:
+        return {}
+    drift = {}
+    for name in SERVER_FIELDS:
+        want = getattr(defined, name, None)
+        have = recorded.get(name)
+        if want is not None and have is not None and want != have:
+            drift[name] = [have, want]
+    return drift

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..providers.base import HOSTNAME_RE
 from ..tasks import RunSpec
 from ..taskservs import CatalogError, resolve
+from ..workflow.spec import OperationSpec, WorkflowSpec
 
 HANDLERS = "provisioning.operations.handlers"
 
@@ -37,6 +38,59 @@ def _taskserv(params: dict[str, object], function: str) -> RunSpec:
             }
         }
     )
+
+
+def with_taskserv_dependencies(spec: WorkflowSpec) -> WorkflowSpec:
+    """A workflow file's ``taskserv.create`` operations pull in what their taskserv
+    depends on, as ``provisioning taskserv create`` does: a dependency another
+    operation installs becomes an edge to it; one nobody installs becomes an
+    operation of its own (``<op>-<dependency>``, same servers), run first."""
+    ops = list(spec.operations)
+    installs = {
+        str(op.params["taskserv"]): op.id
+        for op in ops
+        if op.operation_name == "taskserv.create" and isinstance(op.params.get("taskserv"), str)
+    }
+    if not installs:
+        return spec
+    taken = {op.id for op in ops}
+    out: list[OperationSpec] = []
+    pending = list(ops)
+    while pending:
+        op = pending.pop(0)
+        name = op.params.get("taskserv")
+        workspace = op.params.get("workspace_dir")
+        if op.operation_name != "taskserv.create" or not isinstance(name, str):
+            out.append(op)
+            continue
+        try:
+            depends = resolve(name, Path(workspace) if isinstance(workspace, str) else None)
+        except CatalogError:
+            out.append(op)  # platform_runs names the problem
+            continue
+        edges = list(op.depends_on)
+        for dependency in depends.depends_on:
+            if dependency not in installs:
+                new_id = f"{op.id}-{dependency}"
+                while new_id in taken:
+                    new_id += "-dep"
+                taken.add(new_id)
+                installs[dependency] = new_id
+                params = {k: v for k, v in op.params.items() if k not in ("version", "settings")}
+                pending.append(
+                    op.model_copy(
+                        update={
+                            "id": new_id,
+                            "description": f"{dependency} (needed by {name})",
+                            "params": {**params, "taskserv": dependency},
+                            "depends_on": list(op.depends_on),
+                        }
+                    )
+                )
+            if installs[dependency] not in edges and installs[dependency] != op.id:
+                edges.append(installs[dependency])
+        out.append(op.model_copy(update={"depends_on": edges}))
+    return spec.model_copy(update={"operations": out})
 
 
 def _label(value: object, what: str) -> None:

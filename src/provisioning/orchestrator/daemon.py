@@ -26,6 +26,7 @@ import httpx
 import typer
 import uvicorn
 
+from .. import sdnotify
 from ..config import ConfigError, Settings, load_config
 from ..execution.sandbox import SandboxError
 from ..pidfile import PidFile, PidFileBusy, read_pid
@@ -100,6 +101,15 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            sdnotify.notify("READY=1", f"MAINPID={os.getpid()}", "STATUS=accepting requests")
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        sdnotify.notify("STOPPING=1", "STATUS=finishing running tasks")
+        await super().shutdown(sockets)
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

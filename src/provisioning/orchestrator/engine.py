@@ -38,7 +38,11 @@ def _task_for(
     params = op_params(op)
     if op.items is not None:
         params["item"] = item
-    suffix = f"[{index}]" if count > 1 else ""
+    # Named after what it acts on (``.../taskserv-runc/web-2``) when its item is a name.
+    if op.items is not None and isinstance(item, str) and item:
+        suffix = f"/{item}"
+    else:
+        suffix = f"[{index}]" if count > 1 else ""
     return NewTask(
         name=f"{spec.name}/{op.id}{suffix}",
         run=run,

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 QUEUE_SIZE = 10_000
+# Recorded in the daemon's log (`orchestrator logs`): what happened, never parameters
+# or output (those may hold user data).
+LOGGED_KEYS = ("id", "task_id", "workflow_id", "name", "status", "attempt", "exit_code")
+QUIET_EVENTS = frozenset({"progress", "log", "changed"})
+log = logging.getLogger("provisioning.orchestrator.events")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class EventBus:
         self._ids = itertools.count(1)
 
     def publish(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        if kind in ("task", "workflow") and name not in QUIET_EVENTS:
+            fields = " ".join(f"{k}={data[k]}" for k in LOGGED_KEYS if data.get(k) is not None)
+            log.info("%s %s %s", kind, name, fields)
         if not self._subscribers:
             return
         event = Event(next(self._ids), kind, name, data)

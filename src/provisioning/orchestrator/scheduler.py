@@ -277,7 +277,7 @@ class Scheduler:
                 base_env=self.sandbox.environment(run),
             )
         except RunnerError as exc:
-            return Outcome(AttemptStatus.FAILED, error=str(exc))
+            return Outcome(AttemptStatus.FAILED, error=str(exc), permanent=True)
 
         def on_spawn(info: ProcessInfo) -> None:
             # Not awaited here: the store's single worker runs it before this attempt's
@@ -344,7 +344,7 @@ class Scheduler:
         now = time.time()
         retry_at: float | None = None
         counts = outcome.status is not AttemptStatus.INTERRUPTED
-        retryable = outcome.status in (
+        retryable = not outcome.permanent and outcome.status in (
             AttemptStatus.FAILED,
             AttemptStatus.TIMED_OUT,
             AttemptStatus.LOST,

@@ -14,7 +14,11 @@ optionally overridden by the provider's settings in the workspace configuration:
 ``zone``
     the availability zone used when a server names none (else EC2 picks one);
 ``key_name``, ``subnet_id``, ``security_group_ids``
-    passed to ``RunInstances`` as they are;
+    passed to ``RunInstances`` as they are; without ``key_name`` the workspace's public
+    key is imported as the key pair ``provisioning-<workspace>`` and used, and given to
+    cloud-init in the user data too (with the server's ``ssh_keys``);
+``private_addresses``
+    hostname -> the private IPv4 address to launch it with (``PrivateIpAddress``);
 ``wait_timeout``, ``wait_delay``
     how long (seconds) to wait for an instance to run or terminate, and how often to look;
 ``max_attempts``, ``connect_timeout``, ``read_timeout``
@@ -28,6 +32,7 @@ always findable, even when the wait that follows its launch fails.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from ..ssh.endpoint import workspace_key
 from .base import (
     HOSTNAME_RE,
     ProviderContext,
@@ -219,6 +225,16 @@ def provider_error(doing: str, exc: BaseException) -> ProviderError:
 
 def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
     return {str(tag["Key"]): str(tag.get("Value", "")) for tag in instance.get("Tags") or ()}
+
+
+def cloud_init(keys: list[str], user: str | None) -> str:
+    """User data authorising ``keys`` (cloud-init), for images that read it."""
+    lines = ["#cloud-config", "ssh_authorized_keys:"]
+    lines += [f"  - {json.dumps(key)}" for key in keys]
+    if user:
+        lines += ["users:", "  - default", f"  - name: {json.dumps(user)}"]
+        lines += ["    ssh_authorized_keys:", *(f"      - {json.dumps(k)}" for k in keys)]
+    return "\n".join(lines) + "\n"
 
 
 def _record(instance: Mapping[str, Any], region: str | None) -> ServerRecord:
@@ -424,8 +440,15 @@ class AwsProvider:
             params["Placement"] = {"AvailabilityZone": str(zone)}
         if spec.storage_gb:
             params["BlockDeviceMappings"] = self._root_volume(str(image), spec.storage_gb, doing)
-        if self.settings.get("key_name"):
-            params["KeyName"] = str(self.settings["key_name"])
+        key_name = self._key_name(doing)
+        if key_name:
+            params["KeyName"] = key_name
+        keys = [*spec.ssh_keys, *self._workspace_keys()]
+        if keys:
+            params["UserData"] = cloud_init(keys, spec.login_user)
+        private = (self.settings.get("private_addresses") or {}).get(spec.hostname)
+        if private:
+            params["PrivateIpAddress"] = str(private)
         if self.settings.get("subnet_id"):
             params["SubnetId"] = str(self.settings["subnet_id"])
         if self.settings.get("security_group_ids"):
@@ -437,6 +460,28 @@ class AwsProvider:
             raise provider_error(doing, exc) from exc
         instance_id = str(response["Instances"][0]["InstanceId"])
         return self._wait_running(instance_id, doing), True
+
+    def _workspace_keys(self) -> list[str]:
+        public = workspace_key(self.context.workspace_dir).with_suffix(".pub")
+        return [public.read_text().strip()] if public.is_file() else []
+
+    def _key_name(self, doing: str) -> str | None:
+        """The key pair instances get: the configured one, or the workspace's own key
+        imported once as ``provisioning-<workspace>`` (none without either)."""
+        if self.settings.get("key_name"):
+            return str(self.settings["key_name"])
+        name = f"provisioning-{self.context.workspace}"
+        keys = self._workspace_keys()
+        if not keys:
+            return None
+        try:
+            self.ec2.import_key_pair(KeyName=name, PublicKeyMaterial=keys[0].encode())
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidKeyPair.Duplicate":
+                raise provider_error(doing, exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise provider_error(doing, exc) from exc
+        return name
 
     def _wait_running(self, instance_id: str, doing: str) -> ServerRecord:
         try:

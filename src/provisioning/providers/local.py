@@ -1,23 +1,20 @@
-"""The ``local`` provider: a server is a sandbox directory tree on this machine.
+"""The ``local`` provider: a server is a *lab host* on this machine -- Linux
+namespaces (network, mount, UTS, PID, IPC) running Debian's real ``sshd``, with an
+address on the lab bridge (see :mod:`.lab`). Everything else reaches it over SSH,
+as it would a cloud server.
 
-``runtime/servers/<infra>/<hostname>/`` holds the server's filesystem (``etc``,
-``opt``, ``var``, ``run``) and ``server.json``. Taskservs install into it; a
-service taskserv runs real processes bound to loopback, recorded as pid files
-under ``run/``, and deleting the server stops them.
+``runtime/servers/<infra>/<hostname>/`` holds the host's overlay layers and
+``host.json``; deleting the server kills the host's PID 1 (so every process in it)
+and removes the folder.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import signal
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from ..execution.procfs import start_ticks
+from ..ssh.endpoint import workspace_key
+from ..ssh.keys import ensure_key_pair
 from .base import (
     HOSTNAME_RE,
     ProviderContext,
@@ -26,18 +23,18 @@ from .base import (
     ServerRecord,
     ServerSpec,
 )
+from .lab import hosts
+from .lab.network import LabNetworkError
 
 PLANS: list[dict[str, Any]] = [
     {"plan": "small", "cores": 1, "memory_mb": 1024},
     {"plan": "medium", "cores": 2, "memory_mb": 4096},
     {"plan": "large", "cores": 4, "memory_mb": 8192},
 ]
-LAYOUT = ("etc", "opt", "var", "run", "var/log")
-STOP_GRACE_SECONDS = 5.0
 
 
 def server_dir(context: ProviderContext, hostname: str) -> Path:
-    """The server's tree; refuses any name that is not an RFC 1123 label (so no path
+    """The server's folder; refuses any name that is not an RFC 1123 label (so no path
     can leave the workspace, whatever a caller passes)."""
     for label, value in (("hostname", hostname), ("infra", context.infra)):
         if not HOSTNAME_RE.fullmatch(value):
@@ -47,80 +44,48 @@ def server_dir(context: ProviderContext, hostname: str) -> Path:
     return context.runtime_dir / "servers" / context.infra / hostname
 
 
-def stop_services(
-    root: Path, only: str | None = None, grace: float = STOP_GRACE_SECONDS
-) -> list[int]:
-    """Stop the processes recorded under ``root/run/*.pid`` (or only ``run/<only>.pid``):
-    SIGTERM to each one's group, SIGKILL after ``grace``."""
-    stopped = []
-    for pid_file in sorted((root / "run").glob(f"{only or '*'}.pid")):
-        try:
-            fields = pid_file.read_text().split()
-            pid = int(fields[0])
-            ticks = int(fields[1]) if len(fields) > 1 else None
-        except (OSError, ValueError, IndexError):
-            pid_file.unlink(missing_ok=True)
-            continue
-        if ticks is not None and start_ticks(pid) != ticks:
-            # The service is gone and its pid now belongs to another process.
-            pid_file.unlink(missing_ok=True)
-            continue
-        if _signal_group(pid, signal.SIGTERM):
-            deadline = time.monotonic() + grace
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                _signal_group(pid, signal.SIGKILL)
-            stopped.append(pid)
-        pid_file.unlink(missing_ok=True)
-    return stopped
-
-
-def _signal_group(pid: int, sig: int) -> bool:
-    try:
-        os.killpg(pid, sig)  # services lead their own session and group
-    except ProcessLookupError:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return False
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 class LocalProvider:
-    """Servers as directories of this machine; no account needed."""
+    """Lab hosts on this machine; no account needed."""
 
     name = "local"
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
 
-    def _record(self, root: Path) -> ServerRecord:
-        data: dict[str, Any] = json.loads((root / "server.json").read_text(encoding="utf-8"))
+    def _record(self, root: Path, data: dict[str, Any]) -> ServerRecord:
         return ServerRecord(
             hostname=data["hostname"],
             provider=self.name,
             provider_id=str(root),
-            status="running",
-            address="127.0.0.1",
-            zone=data.get("zone"),
+            status=hosts.state(root).value,
+            address=data["address"],
+            zone="local",
             plan=data.get("plan"),
             labels=data.get("labels", {}),
-            extra={"root": str(root), "created_at": data.get("created_at")},
+            extra={
+                "root": str(root),
+                "pid": data["pid"],
+                "private_address": data["address"],
+                "ssh_port": data["port"],
+                "login_user": data.get("user", "root"),
+                "host_key": data["host_key"],
+                "created_at": data.get("created_at"),
+                **({} if data.get("user", "root") == "root" else {"note": hosts.UNPRIVILEGED_NOTE}),
+            },
         )
 
     def create_server(self, spec: ServerSpec) -> tuple[ServerRecord, bool]:
         root = server_dir(self.context, spec.hostname)
-        if (root / "server.json").is_file():
-            return self._record(root), False
+        try:
+            hosts.check_privileges()
+            hosts.sshd_binary()
+        except hosts.LabHostError as exc:
+            raise ProviderError(
+                ProviderErrorKind.OTHER, f"creating server {spec.hostname}: {exc}"
+            ) from None
+        existing = hosts.read(root)
+        if existing is not None and hosts.state(root) is not hosts.HostState.STOPPED:
+            return self._record(root, existing), False
         plan = spec.plan or "small"
         if plan not in {p["plan"] for p in PLANS}:
             raise ProviderError(
@@ -133,53 +98,70 @@ class LocalProvider:
                 ProviderErrorKind.INVALID,
                 f"creating server {spec.hostname}: unknown zone {spec.zone!r} (local has 'local')",
             )
+        if existing is not None:
+            # Its host stopped (killed, or this machine rebooted): start a fresh one.
+            hosts.destroy(root)
+        keys = [*spec.ssh_keys, self._workspace_public_key()]
+        address = self.context.settings.get("addresses", {}).get(spec.hostname)
         try:
-            for folder in LAYOUT:
-                (root / folder).mkdir(parents=True, exist_ok=True)
-            (root / "etc" / "hostname").write_text(spec.hostname + "\n")
-            description = {
-                "hostname": spec.hostname,
-                "plan": plan,
-                "zone": "local",
-                "labels": spec.labels,
-                "workspace": self.context.workspace,
-                "infra": self.context.infra,
-                "created_at": time.time(),
-            }
-            # server.json last: its presence is what makes the server exist.
-            fd, temp = tempfile.mkstemp(dir=root, prefix=".server.", suffix=".json")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(json.dumps(description, indent=2))
-            os.replace(temp, root / "server.json")
-        except OSError as exc:
+            host = hosts.create(root, spec.hostname, "\n".join(keys) + "\n", address=address)
+        except (hosts.LabHostError, LabNetworkError, OSError) as exc:
+            hosts.destroy(root)
             raise ProviderError(
-                ProviderErrorKind.OTHER, f"creating server {spec.hostname} in {root}: {exc}"
+                ProviderErrorKind.OTHER, f"creating lab host {spec.hostname}: {exc}"
             ) from None
-        return self._record(root), True
+        data = hosts.read(root) or {}
+        data.update({"plan": plan, "labels": spec.labels})
+        hosts.write(root, data)
+        return self._record(root, data), host.pid > 0
+
+    def _workspace_public_key(self) -> str:
+        private = workspace_key(self.context.workspace_dir)
+        return ensure_key_pair(private, f"provisioning@{self.context.workspace}")
 
     def delete_server(self, hostname: str) -> bool:
-        root = server_dir(self.context, hostname)
-        if not root.exists():
-            return False
-        stop_services(root)
-        shutil.rmtree(root)
-        return True
+        return hosts.destroy(server_dir(self.context, hostname))
 
     def find_server(self, hostname: str) -> ServerRecord | None:
         root = server_dir(self.context, hostname)
-        return self._record(root) if (root / "server.json").is_file() else None
+        data = hosts.read(root)
+        return None if data is None else self._record(root, data)
+
+    def resize_server(self, hostname: str, plan: str) -> ServerRecord:
+        """Give an existing server another plan (a lab host shares this machine's
+        hardware, so its record says the new plan)."""
+        root = server_dir(self.context, hostname)
+        if plan not in {p["plan"] for p in PLANS}:
+            raise ProviderError(
+                ProviderErrorKind.INVALID,
+                f"resizing server {hostname}: unknown plan {plan!r} "
+                f"(local plans: {', '.join(p['plan'] for p in PLANS)})",
+            )
+        data = hosts.read(root)
+        if data is None:
+            raise ProviderError(
+                ProviderErrorKind.NOT_FOUND, f"resizing server {hostname}: no lab host in {root}"
+            )
+        data["plan"] = plan
+        hosts.write(root, data)
+        return self._record(root, data)
 
     def list_servers(self) -> list[ServerRecord]:
         base = self.context.runtime_dir / "servers" / self.context.infra
         if not base.is_dir():
             return []
-        return [self._record(p) for p in sorted(base.iterdir()) if (p / "server.json").is_file()]
+        found = []
+        for folder in sorted(base.iterdir()):
+            data = hosts.read(folder)
+            if data is not None:
+                found.append(self._record(folder, data))
+        return found
 
     def plans(self) -> list[dict[str, Any]]:
         return [dict(p) for p in PLANS]
 
     def zones(self) -> list[dict[str, Any]]:
-        return [{"zone": "local", "description": "this machine"}]
+        return [{"zone": "local", "description": "lab hosts on this machine"}]
 
     def pricing(self) -> list[dict[str, Any]]:
         return [{"plan": p["plan"], "price_per_hour": 0.0, "currency": "EUR"} for p in PLANS]

@@ -33,6 +33,7 @@ from upcloud_api.api import API
 from upcloud_api.server import ServerNetworkInterface, login_user_block
 from upcloud_api.storage import BackupDeletionPolicy
 
+from ..ssh.endpoint import workspace_key
 from .base import ProviderContext, ProviderError, ProviderErrorKind, ServerRecord, ServerSpec
 
 T = TypeVar("T")
@@ -134,6 +135,18 @@ def _labels(data: Mapping[str, Any]) -> dict[str, str]:
     raw = data.get("labels")
     items = raw.get("label", []) if isinstance(raw, Mapping) else raw or []
     return {str(item["key"]): str(item.get("value", "")) for item in items if "key" in item}
+
+
+def _utility_address(data: Mapping[str, Any]) -> str | None:
+    """The server's private (utility network) IPv4 address, if it has one."""
+    interfaces = data.get("networking", {}).get("interfaces", {}).get("interface", [])
+    for interface in interfaces:
+        if interface.get("type") != "utility":
+            continue
+        for ip in interface.get("ip_addresses", {}).get("ip_address", []):
+            if ip.get("family") == "IPv4" and ip.get("address"):
+                return str(ip["address"])
+    return None
 
 
 def _address(data: Mapping[str, Any], ips: Iterable[Any]) -> str | None:
@@ -297,6 +310,7 @@ class UpCloudProvider:
                 "core_number": server.get("core_number"),
                 "memory_amount": server.get("memory_amount"),
                 "storages": _storage_uuids(storages),
+                "private_address": _utility_address(server),
             },
         )
 
@@ -383,6 +397,10 @@ class UpCloudProvider:
     def _server_object(self, spec: ServerSpec, zone: str, plan_fields: dict[str, Any]) -> Any:
         labels = {**spec.labels, **self._own_labels(spec.hostname)}
         keys = list(spec.ssh_keys) or list(self._setting("ssh_keys", []))
+        # The workspace's own key: what `server create` then logs in with.
+        public = workspace_key(self.context.workspace_dir).with_suffix(".pub")
+        if public.is_file() and public.read_text().strip() not in keys:
+            keys.append(public.read_text().strip())
         user = spec.login_user or str(self._setting("login_user", DEFAULT_LOGIN_USER))
         storage = Storage(
             os=spec.image or str(self._setting("template", DEFAULT_TEMPLATE)),

@@ -79,8 +79,33 @@ def _run_nickel(expr: str, path: Path, timeout: float) -> Any:
         raise LoadError(f"{path}: the Nickel evaluator failed: {tail[0]}")
     answer = json.loads(done.stdout)
     if not answer["ok"]:
-        raise LoadError(_ANSI.sub("", answer["error"]).strip())
+        raise LoadError(tidy_nickel_error(_ANSI.sub("", answer["error"])))
     return json.loads(answer["json"])
+
+
+_SNIPPET = re.compile(r"^\s*┌─ (\S+?):\d+:\d+\s*$")
+
+
+def tidy_nickel_error(text: str) -> str:
+    """Nickel's report for a user: without its leading ``error:`` (the CLI says it once)
+    and without the snippets of the loader's own wrapper expression (``python:1:...``),
+    keeping each ``file:line:col`` of the user's file with its caret."""
+    blocks: list[list[str]] = [[]]
+    for line in text.strip().splitlines():
+        if _SNIPPET.match(line):
+            blocks.append([])
+        blocks[-1].append(line)
+    kept = [
+        block
+        for block in blocks
+        if not (match := _SNIPPET.match(block[0])) or not match.group(1).startswith(("python", "<"))
+    ]
+    lines = [line for block in kept for line in block]
+    while lines and lines[-1].strip() in ("", "│"):
+        lines.pop()
+    if lines and lines[0].startswith("error: "):
+        lines[0] = lines[0][len("error: ") :]
+    return "\n".join(lines)
 
 
 def unwrap(data: Any, wrappers: tuple[str, ...] = WRAPPERS) -> Any:

@@ -9,7 +9,7 @@ business logic all build on it.
 
 from __future__ import annotations
 
-from .outcome import Outcome
+from .outcome import EXIT_PERMANENT, Outcome
 from .protocol import CONTROL_FD_VAR, OutputLine, emit, parse_line
 from .retry import Backoff, RetryPolicy
 from .spec import MAX_PARAMS_BYTES, NewTask, NushellRun, PythonRun, RunSpec
@@ -17,6 +17,7 @@ from .status import AttemptStatus, Priority, TaskStatus, WorkflowStatus
 
 __all__ = [
     "CONTROL_FD_VAR",
+    "EXIT_PERMANENT",
     "MAX_PARAMS_BYTES",
     "AttemptStatus",
     "Backoff",

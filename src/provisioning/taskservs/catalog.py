@@ -29,6 +29,10 @@ class TaskservDef:
     description: str = ""
     service_argv: tuple[str, ...] = ()
     override: dict[str, Any] = field(default_factory=dict)
+    # Debian packages fetched on this machine (``apt-get download``) and unpacked on
+    # the server; the health check run after install and by ``taskserv status``.
+    packages: tuple[str, ...] = ()
+    check: dict[str, Any] = field(default_factory=dict)
 
     @property
     def library(self) -> Path:
@@ -71,6 +75,8 @@ def _read(name: str, folder: Path, source: str) -> TaskservDef:
         source=source,
         description=str(data.get("description", "")),
         service_argv=tuple(data.get("service", {}).get("argv", [])),
+        packages=tuple(data.get("packages", {}).get("debian", [])),
+        check=dict(data.get("check", {})),
     )
 
 
@@ -100,6 +106,8 @@ def resolve(name: str, workspace_dir: Path | None, infra: Infra | None = None) -
         description=found.description,
         service_argv=found.service_argv,
         override=override.model_dump(exclude_none=True),
+        packages=found.packages,
+        check=found.check,
     )
 
 

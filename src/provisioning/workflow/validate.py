@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from ..config import Settings
 from ..execution.runners import RunnerError, check_runner
-from ..operations.platform import PlatformOpError, platform_runs
+from ..operations.platform import PlatformOpError, platform_runs, with_taskserv_dependencies
 from ..tasks import RunSpec
 from .original import from_original
 from .plan import Plan, PlanError, Problem
@@ -70,9 +70,10 @@ def parse_spec(data: Any) -> WorkflowSpec:
     if problems:
         raise PlanError(problems)
     try:
-        return WorkflowSpec.model_validate(data)
+        spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
         raise PlanError(validation_problems(exc, data)) from None
+    return with_taskserv_dependencies(spec)
 
 
 def resolve_run(op: OperationSpec) -> tuple[RunSpec, RunSpec | None]:

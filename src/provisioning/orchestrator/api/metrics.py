@@ -49,7 +49,7 @@ async def snapshot(svc: OrchestratorService) -> metrics.StoreSnapshot:
         workflows_by_status=workflow_totals,
         nodes_alive=sum(1 for node in node_list if now - node.last_seen <= lease),
         nodes_registered=len(node_list),
-        shared_store=bool(getattr(svc.db.store, "shared", False)),
+        shared_store=svc.db.store.shared,
         running_here=svc.scheduler.running_count,
         max_concurrent=svc.settings.executor.max_concurrent_tasks,
         backend=str(meta.get("backend", "unknown")),

@@ -90,7 +90,8 @@ class WorkflowView(BaseModel):
             priority=wf.priority.label,
             parallel_limit=wf.parallel_limit,
             rollback_enabled=wf.rollback_enabled,
-            progress=100 * (wf.tasks_total - wf.tasks_open) // max(wf.tasks_total, 1),
+            # Completed work only: a cancelled or failed workflow never shows 100 %.
+            progress=100 * wf.tasks_completed // max(wf.tasks_total, 1),
             tasks={
                 "total": wf.tasks_total,
                 "completed": wf.tasks_completed,

@@ -27,14 +27,13 @@ PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -45,10 +44,9 @@ from psycopg.rows import dict_row
 from ..models import Claim
 from .base import StoreError
 from .rows import task_of
-from .sql_reads import WF
+from .sql_queries import one, verb
 from .sql_retention import SqlRetention
 from .sql_store import SqlStore
-from .sql_workflow import one
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
 
@@ -60,32 +58,13 @@ WORK_CHANNEL = "provisioning_work"
 # A verb that lost a deadlock (PostgreSQL aborts one of the transactions) runs again.
 DEADLOCK_RETRIES = 3
 
-P = ParamSpec("P")
 R = TypeVar("R")
-S = TypeVar("S", bound="PostgresStore")
-
-
-def retry_deadlocks(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """A verb run through :meth:`PostgresStore._run_verb`."""
-
-    @functools.wraps(method)
-    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._run_verb(method.__name__, functools.partial(method, self, *args, **kwargs))
-
-    return wrapper
 
 
 def notify_work(db: Conn) -> None:
     """Tell idle nodes that tasks became claimable (sent when the transaction commits;
     several in one transaction are folded into one)."""
     db.execute(f"NOTIFY {WORK_CHANNEL}")
-
-
-def lock_workflow(db: Conn, workflow_id: str) -> Row | None:
-    """Lock a workflow's row for the rest of the transaction (and read it)."""
-    return db.execute(
-        f"SELECT {WF} FROM workflows WHERE id = %s FOR UPDATE", (workflow_id,)
-    ).fetchone()
 
 
 log = logging.getLogger("provisioning.orchestrator.store.postgres")
@@ -154,8 +133,9 @@ class PostgresStore(SqlStore, SqlRetention):
 
     backend = "postgres"
     dialect = "postgres"
-    P = marker = "%s"
+    marker = "%s"
     shared = True
+    row_locks = True
     # The thread running run_batch, while it does.
     _batch_thread: int | None = None
 
@@ -493,7 +473,7 @@ class PostgresStore(SqlStore, SqlRetention):
 
     # -- queue --------------------------------------------------------------------------
 
-    @retry_deadlocks
+    @verb
     def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
         if limit <= 0:
             return []

@@ -20,14 +20,17 @@ from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
 from .. import flow
 from ..models import Attempt, Task
 from .rows import attempt_of, new_task_values, task_of
+from .sql_queries import one, verb
 from .sql_reads import SqlReads
-from .sql_workflow import SqlWorkflowVerbs, one, verb
+from .sql_workflow import SqlWorkflowVerbs
 
 
 class SqlStore(SqlWorkflowVerbs, SqlReads):
     """The verbs both SQL stores share; a subclass gives the connection and the claim."""
 
     shared: bool
+    # Whether a transaction locks the rows it reads (PostgreSQL); SQLite has one writer.
+    row_locks = False
 
     def _text(self, value: str | None) -> str | None:
         """Text as the database can keep it."""
@@ -120,6 +123,8 @@ class SqlStore(SqlWorkflowVerbs, SqlReads):
         """Lock the row of the task's workflow, if it has one, before the task's own:
         every transaction changing a workflow locks it first (a task never changes
         workflow, so reading which one needs no lock)."""
+        if not self.row_locks:
+            return
         row = self._q(db, "task_workflow", task_id).fetchone()
         if row is not None and row["workflow_id"] is not None:
             self._q(db, "lock_workflow", row["workflow_id"])

@@ -12,109 +12,20 @@ deadlock again).
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 import uuid
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from importlib import resources
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from ...tasks import Priority, RetryPolicy, TaskStatus, WorkflowStatus
 from .. import flow
 from ..models import NewStep, Workflow
-from .base import StoreError
 from .rows import NEW_TASK_COLUMNS, Row, markers, new_task_values, workflow_of
-from .sql_reads import WF
-
-P = ParamSpec("P")
-R = TypeVar("R")
-S = TypeVar("S", bound="SqlWorkflowVerbs")
-
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+from .sql_queries import SqlDialect, one, verb
 
 
-class Cursor(Protocol):
-    """What both drivers' cursors offer."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-def load_queries(dialect: str, marker: str) -> dict[str, str]:
-    """The named queries of ``queue.sql`` and ``workflow.sql``, with ``dialect``'s
-    overrides applied."""
-    folder = resources.files("provisioning.orchestrator.store") / "sql"
-    queries: dict[str, str] = {}
-    for name in ("queue.sql", "workflow.sql", f"{dialect}.sql"):
-        entry = folder / name
-        if not entry.is_file():
-            continue
-        parts = _NAME.split(entry.read_text(encoding="utf-8"))
-        for query_name, body in zip(parts[1::2], parts[2::2], strict=True):
-            lines = [line for line in body.splitlines() if not line.startswith("--")]
-            text = " ".join(" ".join(lines).split()).rstrip(";")
-            for field, value in (
-                ("{wf}", WF),
-                ("{new_task_columns}", NEW_TASK_COLUMNS),
-                ("{new_task_markers}", markers("?")),
-            ):
-                text = text.replace(field, value)
-            queries[query_name] = text.replace("?", marker)
-    return queries
-
-
-def verb(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """A store verb, run through the dialect's ``_run_verb``."""
-
-    @functools.wraps(method)
-    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self._run_verb(method.__name__, functools.partial(method, self, *args, **kwargs))
-
-    return wrapper
-
-
-def one(row: Row | None) -> Row:
-    """The row a statement must have returned."""
-    if row is None:
-        raise StoreError("the database returned no row where one was expected")
-    return row
-
-
-class SqlWorkflowVerbs(ABC):
+class SqlWorkflowVerbs(SqlDialect):
     """The workflow verbs over a SQL connection; the store provides the dialect."""
-
-    dialect = "sqlite"
-    marker = "?"
-
-    @functools.cached_property
-    def _queries(self) -> dict[str, str]:
-        return load_queries(self.dialect, self.marker)
-
-    @abstractmethod
-    def _tx(self, durable: bool = True) -> AbstractContextManager[Any]: ...
-
-    def _run_verb(self, name: str, call: Callable[[], R]) -> R:
-        return call()
-
-    def _work_released(self, db: Any) -> None:  # noqa: B027  (a hook: nothing to do here)
-        """Tasks became claimable in this transaction."""
-
-    def _q(self, db: Any, name: str, *args: Any) -> Cursor:
-        cursor: Cursor = db.execute(self._queries[name], args)
-        return cursor
-
-    def _many(self, db: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            cursor = db.cursor()
-            cursor.executemany(sql, rows)
-            cursor.close()
 
     def _workflow_row(self, db: Any, workflow_id: str) -> Row:
         return one(self._q(db, "workflow", workflow_id).fetchone())

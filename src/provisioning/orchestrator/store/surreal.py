@@ -25,12 +25,10 @@ SurrealQL. With the embedded engine every commit is fsynced
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,6 +46,16 @@ from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, Tas
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
 from .base import StoreError, run_each
+from .surreal_rows import (
+    attempt_of,
+    key_of,
+    log_line_of,
+    new_task_row,
+    node_of,
+    opt_float,
+    rid,
+    task_of,
+)
 from .surreal_tx import CONFLICT, Tx
 from .surreal_workflow import SurrealWorkflowVerbs
 
@@ -100,21 +108,6 @@ CREATE meta:state CONTENT { rev: 0, task_seq: 0, workflow_seq: 0, log_seq: 0 } R
 
 class _Conflict(Exception):
     """The revision check failed: something else wrote since the verb read."""
-
-
-def rid(table: str, key: Any) -> RecordID:
-    """The record id ``table:key`` (a bound value, never SurrealQL text)."""
-    return RecordID(table, key)
-
-
-def key_of(record: Mapping[str, Any]) -> Any:
-    """The key part of a record's id (``task:⟨uuid⟩`` -> ``"uuid"``)."""
-    value: RecordID = record["id"]
-    return value.id
-
-
-def opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _clean(value: Any) -> Any:
@@ -312,103 +305,6 @@ def _release(engine: _Engine) -> None:
 # -- records --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=256)
-def _retry(text: str) -> RetryPolicy:
-    # Most tasks share a handful of policies: parse each text once.
-    return RetryPolicy.model_validate_json(text)
-
-
-def task_of(row: Mapping[str, Any]) -> Task:
-    result = row.get("result")
-    item = row.get("item")
-    return Task(
-        id=str(key_of(row)),
-        seq=int(row["seq"]),
-        workflow_id=row.get("workflow_id"),
-        name=row["name"],
-        run=json.loads(row["run"]),
-        params=json.loads(row["params"]),
-        priority=Priority(row["priority"]),
-        status=TaskStatus(row["status"]),
-        retry=_retry(row["retry"]),
-        timeout_seconds=float(row["timeout_seconds"]),
-        progress=int(row.get("progress", 0)),
-        progress_message=row.get("progress_message"),
-        result=None if result is None else json.loads(result),
-        error=row.get("error"),
-        attempt=int(row.get("attempt", 0)),
-        tries=int(row.get("tries", 0)),
-        run_after=float(row.get("run_after", 0.0)),
-        created_at=float(row["created_at"]),
-        started_at=opt_float(row.get("started_at")),
-        completed_at=opt_float(row.get("completed_at")),
-        owner=row.get("owner"),
-        lease_expires_at=opt_float(row.get("lease_expires_at")),
-        cancel_requested=bool(row.get("cancel_requested", False)),
-        step_id=row.get("step_id"),
-        item=None if item is None else int(item),
-    )
-
-
-def new_task_row(
-    tx: Tx,
-    task: NewTask,
-    *,
-    status: str,
-    default_timeout: float,
-    default_retry: RetryPolicy,
-    now: float,
-    workflow_id: str | None,
-    step_id: str | None = None,
-    item: int | None = None,
-) -> dict[str, Any]:
-    """A new task record (its id included); ``None`` fields are simply absent."""
-    row: dict[str, Any] = {
-        "id": rid("task", str(uuid.uuid4())),
-        "seq": tx.next_seq("task_seq"),
-        "name": task.name,
-        "run": task.run.model_dump_json(exclude_none=True),
-        "params": json.dumps(task.params),
-        "priority": int(Priority.parse(task.priority)),
-        "status": status,
-        "retry": (task.retry or default_retry).model_dump_json(),
-        "timeout_seconds": float(task.timeout_seconds or default_timeout),
-        "progress": 0,
-        "attempt": 0,
-        "tries": 0,
-        "run_after": 0.0,
-        "created_at": float(now),
-        "cancel_requested": False,
-    }
-    for name, value in (("workflow_id", workflow_id), ("step_id", step_id), ("item", item)):
-        if value is not None:
-            row[name] = value
-    return row
-
-
-def _attempt(row: Mapping[str, Any]) -> Attempt:
-    process = None
-    if row.get("pid") is not None:
-        process = ProcessInfo(
-            pid=int(row["pid"]),
-            pgid=int(row["pgid"]),
-            start_ticks=int(row["start_ticks"]),
-            boot_id=row["boot_id"],
-        )
-    exit_code = row.get("exit_code")
-    return Attempt(
-        task_id=row["task_id"],
-        number=int(row["number"]),
-        node_id=row["node_id"],
-        status=AttemptStatus(row["status"]),
-        started_at=float(row["started_at"]),
-        finished_at=opt_float(row.get("finished_at")),
-        exit_code=None if exit_code is None else int(exit_code),
-        error=row.get("error"),
-        process=process,
-    )
-
-
 def _rows(value: Any) -> list[dict[str, Any]]:
     return list(value or [])
 
@@ -480,31 +376,6 @@ class SurrealStore(SurrealWorkflowVerbs):
         raise StoreError(
             f"SurrealDB ({self._target.display}): the store kept changing under this "
             f"orchestrator ({_RETRIES} tries); is another one writing to it?"
-        )
-
-    def _new_task_row(
-        self,
-        tx: Tx,
-        task: NewTask,
-        *,
-        status: str,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None,
-        step_id: str | None = None,
-        item: int | None = None,
-    ) -> dict[str, Any]:
-        return new_task_row(
-            tx,
-            task,
-            status=status,
-            default_timeout=default_timeout,
-            default_retry=default_retry,
-            now=now,
-            workflow_id=workflow_id,
-            step_id=step_id,
-            item=item,
         )
 
     @staticmethod
@@ -754,18 +625,7 @@ class SurrealStore(SurrealWorkflowVerbs):
             " SELECT owner, count() AS n FROM task WHERE status = 'running' GROUP BY owner;"
         )
         by_owner = {row["owner"]: int(row["n"]) for row in _rows(running)}
-        return [
-            NodeInfo(
-                id=str(key_of(row)),
-                host=row["host"],
-                pid=int(row["pid"]),
-                max_concurrent=int(row["max_concurrent"]),
-                started_at=float(row["started_at"]),
-                last_seen=float(row["last_seen"]),
-                running=by_owner.get(str(key_of(row)), 0),
-            )
-            for row in _rows(rows)
-        ]
+        return [node_of(row, by_owner.get(str(key_of(row)), 0)) for row in _rows(rows)]
 
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
@@ -914,7 +774,7 @@ class SurrealStore(SurrealWorkflowVerbs):
         for row in rows:
             found = attempts.get((str(key_of(row)), row["attempt"]))
             if found is not None:
-                pairs.append((task_of(row), _attempt(found)))
+                pairs.append((task_of(row), attempt_of(found)))
         return pairs
 
     def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
@@ -948,7 +808,7 @@ class SurrealStore(SurrealWorkflowVerbs):
 
     def attempts(self, task_id: str) -> list[Attempt]:
         rows = self._select("SELECT * FROM attempt WHERE task_id = $t ORDER BY number", t=task_id)
-        return [_attempt(row) for row in rows]
+        return [attempt_of(row) for row in rows]
 
     def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
         rows = self._select(
@@ -957,17 +817,7 @@ class SurrealStore(SurrealWorkflowVerbs):
             after=after,
             limit=limit,
         )
-        return [
-            LogLine(
-                int(row["seq"]),
-                row["task_id"],
-                int(row["attempt"]),
-                row["stream"],
-                row["line"],
-                float(row["ts"]),
-            )
-            for row in rows
-        ]
+        return [log_line_of(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         rows = self._select("SELECT status, count() AS n FROM task GROUP BY status")

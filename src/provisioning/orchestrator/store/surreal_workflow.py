@@ -13,71 +13,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from surrealdb import RecordID
 
-from ...tasks import NewTask, Priority, RetryPolicy, TaskStatus, WorkflowStatus
+from ...tasks import Priority, RetryPolicy, TaskStatus, WorkflowStatus
 from .. import flow as rules
 from ..models import NewStep, Step, Workflow
+from .surreal_rows import new_task_row, rid, step_of, workflow_of
 from .surreal_tx import Tx
 
 T = TypeVar("T")
 
 OPEN_TASK = rules.OPEN_TASK
-
-
-def _rid(table: str, key: Any) -> RecordID:
-    return RecordID(table, key)
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def workflow_of(row: Mapping[str, Any]) -> Workflow:
-    key: RecordID = row["id"]
-    return Workflow(
-        id=str(key.id),
-        seq=int(row["seq"]),
-        name=row["name"],
-        version=row["version"],
-        status=WorkflowStatus(row["status"]),
-        phase=row["phase"],
-        failure=row.get("failure"),
-        error=row.get("error"),
-        priority=Priority(row["priority"]),
-        parallel_limit=int(row["parallel_limit"]),
-        rollback_enabled=bool(row["rollback_enabled"]),
-        tasks_total=int(row["tasks_total"]),
-        tasks_open=int(row["tasks_open"]),
-        tasks_completed=int(row["tasks_completed"]),
-        tasks_failed=int(row["tasks_failed"]),
-        steps_completed=int(row["steps_completed"]),
-        checkpoint_at=_opt_float(row.get("checkpoint_at")),
-        created_at=float(row["created_at"]),
-        started_at=_opt_float(row.get("started_at")),
-        completed_at=_opt_float(row.get("completed_at")),
-    )
-
-
-def step_of(row: Mapping[str, Any], depends_on: Iterable[str]) -> Step:
-    return Step(
-        workflow_id=row["workflow_id"],
-        step_id=row["step_id"],
-        kind=row["kind"],
-        position=int(row["position"]),
-        layer=int(row["layer"]),
-        on_failure=row["on_failure"],
-        status=row["status"],
-        waiting_on=int(row["waiting_on"]),
-        total=int(row["total"]),
-        completed=int(row["completed"]),
-        failed=int(row["failed"]),
-        finished_at=_opt_float(row.get("finished_at")),
-        depends_on=tuple(sorted(depends_on)),
-    )
 
 
 class Flow:
@@ -155,7 +105,7 @@ class Flow:
         assignments = ", ".join(["status = $after", *(f"{name} = $f_{name}" for name in sets)])
         self.tx.add(
             f"UPDATE $ids SET {assignments} RETURN NONE",
-            ids=[_rid("task", key) for key in moved],
+            ids=[rid("task", key) for key in moved],
             after=after,
             **{f"f_{name}": value for name, value in sets.items()},
         )
@@ -178,32 +128,17 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, A
     }
 
 
-class SurrealWorkflowVerbs:
+class SurrealWorkflowVerbs(ABC):
     """Mixed into :class:`~.surreal.SurrealStore`."""
 
-    def _transact(self, build: Callable[[Tx], T]) -> T:
-        raise NotImplementedError
+    @abstractmethod
+    def _transact(self, build: Callable[[Tx], T]) -> T: ...
 
-    def _query(self, sql: str, **params: Any) -> list[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _query(self, sql: str, **params: Any) -> list[Any]: ...
 
-    def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    def _new_task_row(
-        self,
-        tx: Tx,
-        task: NewTask,
-        *,
-        status: str,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None,
-        step_id: str | None = None,
-        item: int | None = None,
-    ) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]: ...
 
     # -- loading ------------------------------------------------------------------------
 
@@ -212,7 +147,7 @@ class SurrealWorkflowVerbs:
             "SELECT * OMIT spec FROM ONLY $id;"
             " SELECT * FROM wf_step WHERE workflow_id = $w;"
             " SELECT * FROM wf_edge WHERE workflow_id = $w;",
-            id=_rid("workflow", workflow_id),
+            id=rid("workflow", workflow_id),
             w=workflow_id,
         )
         if workflow is None:
@@ -251,7 +186,7 @@ class SurrealWorkflowVerbs:
             waiting = len(step.depends_on)
             step_status, task_status = rules.initial_status(waiting)
             row: dict[str, Any] = {
-                "id": _rid("wf_step", [workflow_id, step.step_id]),
+                "id": rid("wf_step", [workflow_id, step.step_id]),
                 "workflow_id": workflow_id,
                 "step_id": step.step_id,
                 "kind": step.kind,
@@ -267,7 +202,7 @@ class SurrealWorkflowVerbs:
             step_rows.append(row)
             edge_rows.extend(
                 {
-                    "id": _rid("wf_edge", [workflow_id, dep, step.step_id]),
+                    "id": rid("wf_edge", [workflow_id, dep, step.step_id]),
                     "workflow_id": workflow_id,
                     "step_id": dep,
                     "dependent_id": step.step_id,
@@ -276,7 +211,7 @@ class SurrealWorkflowVerbs:
             )
             for item, task in enumerate(step.tasks):
                 task_rows.append(
-                    self._new_task_row(
+                    new_task_row(
                         tx,
                         task,
                         status=task_status.value,
@@ -327,7 +262,7 @@ class SurrealWorkflowVerbs:
                 now=now,
             )
             row: dict[str, Any] = {
-                "id": _rid("workflow", workflow_id),
+                "id": rid("workflow", workflow_id),
                 "seq": tx.next_seq("workflow_seq"),
                 "name": name,
                 "version": version,
@@ -546,9 +481,7 @@ class SurrealWorkflowVerbs:
         """Mark a finished workflow for rollback (the engine then plans the undo steps)."""
 
         def build(tx: Tx) -> Workflow | None:
-            found = self._query(
-                "SELECT * OMIT spec FROM ONLY $id", id=_rid("workflow", workflow_id)
-            )
+            found = self._query("SELECT * OMIT spec FROM ONLY $id", id=rid("workflow", workflow_id))
             row = found[-1]
             if row is None:
                 return None
@@ -602,14 +535,14 @@ class SurrealWorkflowVerbs:
     # -- reads --------------------------------------------------------------------------
 
     def workflow_spec(self, workflow_id: str) -> dict[str, Any] | None:
-        spec = self._query("SELECT VALUE spec FROM ONLY $id", id=_rid("workflow", workflow_id))[-1]
+        spec = self._query("SELECT VALUE spec FROM ONLY $id", id=rid("workflow", workflow_id))[-1]
         if spec is None:
             return None
         found: dict[str, Any] = json.loads(spec)
         return found
 
     def get_workflow(self, workflow_id: str) -> Workflow | None:
-        row = self._query("SELECT * OMIT spec FROM ONLY $id", id=_rid("workflow", workflow_id))[-1]
+        row = self._query("SELECT * OMIT spec FROM ONLY $id", id=rid("workflow", workflow_id))[-1]
         return None if row is None else workflow_of(row)
 
     def list_workflows(

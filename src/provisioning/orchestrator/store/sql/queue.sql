@@ -62,9 +62,6 @@ UPDATE tasks SET status = 'cancelled', completed_at = ?, error = 'cancelled befo
 -- name: flag_cancel
 UPDATE tasks SET cancel_requested = TRUE WHERE id = ? AND status = 'running' RETURNING *;
 
--- name: task
-SELECT * FROM tasks WHERE id = ?;
-
 -- name: running_with_attempts
 SELECT t.*, a.task_id, a.number, a.node_id, a.status AS a_status, a.started_at AS a_started_at,
   a.finished_at, a.exit_code, a.error AS a_error, a.pid, a.pgid, a.start_ticks, a.boot_id

@@ -1,0 +1,102 @@
+"""SurrealDB records read as the SQL stores' rows (one reader per domain record, in
+:mod:`.rows`), and the new task record."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from surrealdb import RecordID
+
+from ...tasks import NewTask, Priority, RetryPolicy
+from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
+from . import rows
+from .surreal_tx import Tx
+
+
+def rid(table: str, key: Any) -> RecordID:
+    """The record id ``table:key`` (a bound value, never SurrealQL text)."""
+    return RecordID(table, key)
+
+
+def key_of(record: Mapping[str, Any]) -> Any:
+    """The key part of a record's id (``task:⟨uuid⟩`` -> ``"uuid"``)."""
+    value: RecordID = record["id"]
+    return value.id
+
+
+def opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class AsRow:
+    """A record as :mod:`.rows` reads a row: an absent field is NULL, the id is its key."""
+
+    def __init__(self, record: Mapping[str, Any], **extra: Any) -> None:
+        self._record = {**record, **extra}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._record.get(key)
+        return str(value.id) if key == "id" and isinstance(value, RecordID) else value
+
+
+def new_task_row(
+    tx: Tx,
+    task: NewTask,
+    *,
+    status: str,
+    default_timeout: float,
+    default_retry: RetryPolicy,
+    now: float,
+    workflow_id: str | None,
+    step_id: str | None = None,
+    item: int | None = None,
+) -> dict[str, Any]:
+    """A new task record (its id included); ``None`` fields are simply absent."""
+    row: dict[str, Any] = {
+        "id": rid("task", str(uuid.uuid4())),
+        "seq": tx.next_seq("task_seq"),
+        "name": task.name,
+        "run": task.run.model_dump_json(exclude_none=True),
+        "params": json.dumps(task.params),
+        "priority": int(Priority.parse(task.priority)),
+        "status": status,
+        "retry": (task.retry or default_retry).model_dump_json(),
+        "timeout_seconds": float(task.timeout_seconds or default_timeout),
+        "progress": 0,
+        "attempt": 0,
+        "tries": 0,
+        "run_after": 0.0,
+        "created_at": float(now),
+        "cancel_requested": False,
+    }
+    for name, value in (("workflow_id", workflow_id), ("step_id", step_id), ("item", item)):
+        if value is not None:
+            row[name] = value
+    return row
+
+
+def task_of(record: Mapping[str, Any]) -> Task:
+    return rows.task_of(AsRow(record))
+
+
+def attempt_of(record: Mapping[str, Any]) -> Attempt:
+    return rows.attempt_of(AsRow(record))
+
+
+def workflow_of(record: Mapping[str, Any]) -> Workflow:
+    return rows.workflow_of(AsRow(record))
+
+
+def step_of(record: Mapping[str, Any], depends_on: Iterable[str]) -> Step:
+    return rows.step_of(AsRow(record), depends_on)
+
+
+def node_of(record: Mapping[str, Any], running: int) -> NodeInfo:
+    return rows.node_of(AsRow(record, running=running))
+
+
+def log_line_of(record: Mapping[str, Any]) -> LogLine:
+    return rows.log_line_of(AsRow(record))
