@@ -218,15 +218,21 @@ class Cgroups:
     def release(self, group: TaskCgroup) -> int:
         """Move what is left in ``group`` to a services group of the same name (kept
         running), then remove ``group``; return how many processes moved."""
-        pids = group.pids()
-        if pids:
-            target = TaskCgroup(self.services / group.path.name)
+        moved: set[int] = set()
+        target = TaskCgroup(self.services / group.path.name)
+        # Services may fork while they are moved: move until the group is empty.
+        for _ in range(50):
+            pids = group.pids()
+            if not pids:
+                break
             target.path.mkdir(parents=True, exist_ok=True)
             for pid in pids:
                 with contextlib.suppress(OSError):
                     target.add(pid)
-        group.end(wait_seconds=1.0)
-        return len(pids)
+                    moved.add(pid)
+        with contextlib.suppress(OSError):
+            group.path.rmdir()
+        return len(moved)
 
     def sweep(self, older_than: float) -> int:
         """Remove empty attempt (and services) groups last changed before ``older_than``."""
