@@ -80,6 +80,8 @@ class TaskView(TypedDict):
     started_at: str | None
     completed_at: str | None
     attempts: list[AttemptView] | None
+    # While it runs: its process tree's cpu_seconds, memory_bytes, memory_peak_bytes.
+    usage: dict[str, float | int | None] | None
 
 
 class TaskPageView(TypedDict):

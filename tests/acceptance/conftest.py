@@ -3,6 +3,7 @@ subprocess, on a free loopback port, with its own data dir and configuration."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -37,10 +38,24 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
 class Daemon:
     """One orchestrator process under test."""
 
-    def __init__(self, root: Path, **executor: Any) -> None:
+    def __init__(
+        self, root: Path, sections: dict[str, dict[str, Any]] | None = None, **executor: Any
+    ) -> None:
         self.root = root
         self.data_dir = root / "data"
         self.lib = root / "nulib"
@@ -51,25 +66,20 @@ class Daemon:
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = root / "orchestrator.toml"
         self.log_path = root / "daemon.log"
-        settings = {"max_concurrent_tasks": 4, "kill_grace_seconds": 1, **executor}
-        executor_toml = "\n".join(f"{k} = {v!r}" for k, v in settings.items())
+        config: dict[str, dict[str, Any]] = {
+            "server": {"host": "127.0.0.1", "port": self.port},
+            "storage": {"data_dir": str(self.data_dir)},
+            "nushell": {"provisioning_lib": str(self.lib)},
+            "python": {"path": [str(self.pylib)]},
+            "executor": {"max_concurrent_tasks": 4, "kill_grace_seconds": 1, **executor},
+        }
+        for name, keys in (sections or {}).items():
+            config[name] = {**config.get(name, {}), **keys}
         self.config.write_text(
-            textwrap.dedent(
-                f"""
-                [server]
-                host = "127.0.0.1"
-                port = {self.port}
-                [storage]
-                data_dir = "{self.data_dir}"
-                [nushell]
-                provisioning_lib = "{self.lib}"
-                [python]
-                path = ["{self.pylib}"]
-                [executor]
-                """
+            "".join(
+                f"[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items())
+                for name, keys in config.items()
             )
-            + executor_toml
-            + "\n"
         )
         self.env = {
             **os.environ,
@@ -84,10 +94,11 @@ class Daemon:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> Daemon:
+    def start(self, *args: str, wrapper: tuple[str, ...] = ()) -> Daemon:
+        """Start it (``args``: extra flags; ``wrapper``: a command it runs under)."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
         self.proc = subprocess.Popen(
-            [str(BIN / "provisioning-orchestrator"), "--config", str(self.config)],
+            [*wrapper, str(BIN / "provisioning-orchestrator"), "--config", str(self.config), *args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -180,10 +191,10 @@ def _nu_available() -> None:
 def make_daemon(tmp_path: Path) -> Iterator[Any]:
     started: list[Daemon] = []
 
-    def make(**executor: Any) -> Daemon:
+    def make(sections: dict[str, dict[str, Any]] | None = None, **executor: Any) -> Daemon:
         root = tmp_path / f"d{len(started)}"
         root.mkdir()
-        daemon = Daemon(root, **executor)
+        daemon = Daemon(root, sections, **executor)
         started.append(daemon)
         return daemon
 

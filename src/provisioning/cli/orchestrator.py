@@ -189,7 +189,10 @@ def status(ctx: typer.Context, json_out: JsonFlag = False, output: OutputOption 
     )
     if not report["compatible"]:
         notify(f"this CLI cannot use it: {report['compatibility_problem']}", "warning")
-    say(f"storage: {report['storage']['backend']} {report['storage'].get('path', '')}")
+    storage = report["storage"]
+    size = storage.get("size_bytes")
+    shown = f", {size / 1_048_576:.1f} MiB" if isinstance(size, int) else ""
+    say(f"storage: {storage['backend']} {storage.get('path', '')}{shown}")
     say(f"running here: {report['running_here']} of {report['max_concurrent_tasks']}")
     counts_table(report["tasks"]).print(fmt)
     if len(report.get("nodes", [])) > 1 or report["storage"].get("backend") != "sqlite":

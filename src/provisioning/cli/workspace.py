@@ -87,7 +87,7 @@ def init(
     from ..ssh.keys import ensure_key_pair
 
     for label, value in (("workspace name", name), ("--infra", infra)):
-        if not NAME_RE.match(value):
+        if not NAME_RE.fullmatch(value):
             fail(f"{label} {value!r} is not an RFC 1123 label (a-z, 0-9, '-')", EXIT_USAGE)
     root = (path or Path(name)).resolve()
     if (root / "config" / "provisioning.toml").exists():

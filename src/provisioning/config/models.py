@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -107,6 +108,14 @@ class ServerSection(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 9090
     token_file: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    # Open connections at once (the event stream's included); more are answered 503.
+    max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+    # A request's headers, then its body, must arrive within these.
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = 10
+    body_timeout_seconds: Annotated[float, Field(gt=0)] = 30
+    # TLS (served by uvicorn): required to listen on anything but loopback.
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 class StorageSection(_Section):
@@ -115,6 +124,9 @@ class StorageSection(_Section):
     # postgres: a libpq connection string (also PROVISIONING_STORAGE_DSN);
     # surrealdb: a ws:// URL of a server (empty: embedded, a surrealkv:// file in data_dir).
     dsn: str = ""
+    # Finished tasks (and their logs) and finished workflows older than this are
+    # deleted; 0 keeps them forever.
+    retention_days: Annotated[float, Field(ge=0)] = 30
     # The original's SurrealDB server mode (--storage-type surrealdb-server): a server
     # URL and its credentials; "server" never falls back to the embedded engine.
     surrealdb_mode: Literal["", "embedded", "server"] = ""
@@ -149,6 +161,23 @@ class ExecutorSection(_Section):
     kill_grace_seconds: Annotated[float, Field(ge=0)] = 5
     shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 10
     lease_seconds: Annotated[float, Field(gt=0)] = 30
+    # Per attempt, the first and the last this many MiB of output are kept; what is
+    # between is dropped (and the log says how much).
+    log_keep_mib: Annotated[float, Field(gt=0)] = 8
+    # When the daemon runs as root, tasks run as this user (empty: as root, warned).
+    run_as: str = ""
+    # Variables every task gets (besides the task contract's own); the daemon's own
+    # environment is not passed on.
+    env: dict[str, str] = {}
+    # A cap on each task's memory (cgroup v2 memory.max: bytes, or with K/M/G); empty: none.
+    memory_max: str = ""
+
+    @field_validator("memory_max")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[0-9]+[KMGT]?", value):
+            raise ValueError("expected a size: bytes, or a number with K, M, G or T")
+        return value
 
 
 class NushellSection(_Section):

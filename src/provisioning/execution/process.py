@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -20,8 +22,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..tasks import EXIT_PERMANENT, AttemptStatus, Outcome, parse_line
+from ..tasks import CONTROL_FD_VAR, EXIT_PERMANENT, AttemptStatus, Outcome, parse_line
 from . import procfs
+from .cgroups import TaskCgroup
+from .environment import TaskUser
+from .logbudget import MIB, LogBudget
 from .procfs import ProcessInfo
 
 LOG_FLUSH_SECONDS = 0.2
@@ -29,6 +34,28 @@ LOG_FLUSH_LINES = 500
 STDERR_TAIL_LINES = 20
 MAX_LINE_BYTES = 1024 * 1024
 DRAIN_SECONDS = 2.0
+# The handler's end of the control pipe: protocol lines there cannot be forged by
+# output that merely echoes data (stdout parsing stays, for compatibility).
+# Enter the attempt's cgroup before the handler starts: the wrapper waits until the
+# daemon has moved it (one line on stdin), then becomes the handler. A constant
+# script; the handler's argv follows as its positional parameters, never spliced in.
+_ENTER_CGROUP = 'read -r _ready; exec "$@" </dev/null'
+
+log = logging.getLogger("provisioning.execution")
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """Where and as whom a handler runs: its attempt's cgroup (when cgroups can be had),
+    an unprivileged user, a control pipe, the umask of the files it creates."""
+
+    cgroup: TaskCgroup | None = None
+    user: TaskUser | None = None
+    control_pipe: bool = True
+    umask: int = -1
+    # After a normal exit, what left the process group (a service the platform's own
+    # operation started in a session of its own) is handed to this instead of killed.
+    release: Callable[[TaskCgroup], int] | None = None
 
 
 class StopReason(StrEnum):
@@ -64,9 +91,12 @@ class _Watch(asyncio.SubprocessProtocol):
     """Output and exit of one handler, straight from the event loop's callbacks (no
     stream readers or reader tasks: this runs once per task, thousands of times)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, hooks: ProcessHooks) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, hooks: ProcessHooks, log_keep_bytes: int
+    ) -> None:
         self._loop = loop
         self._hooks = hooks
+        self._budget = LogBudget(log_keep_bytes)
         self._partial = {1: bytearray(), 2: bytearray()}
         self._open_pipes = 2
         self._lines: list[tuple[str, str, float]] = []
@@ -75,6 +105,8 @@ class _Watch(asyncio.SubprocessProtocol):
         self.drained: asyncio.Future[None] = loop.create_future()
         self.pending: list[asyncio.Future[None]] = []
         self.result: list[Any] = []
+        self.control_result: list[Any] = []
+        self.control_used = False
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
@@ -92,6 +124,8 @@ class _Watch(asyncio.SubprocessProtocol):
         self._maybe_flush()
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd not in self._partial:
+            return  # stdin (the cgroup handshake)
         if self._partial.get(fd):
             self._line(fd, bytes(self._partial[fd]))
             self._partial[fd].clear()
@@ -107,15 +141,47 @@ class _Watch(asyncio.SubprocessProtocol):
         text = raw.decode("utf-8", errors="replace").rstrip("\r")
         if fd == 2:
             self.stderr_tail.append(text)
-            self._lines.append(("stderr", text, time.time()))
+            self._keep(("stderr", text, time.time()), len(raw) + 1)
             return
+        parsed = parse_line(text)
+        if not self.control_used:
+            # Once the handler speaks on the control pipe, stdout is only its log.
+            if parsed.kind == "progress":
+                assert parsed.progress is not None
+                self._spawn(self._hooks.on_progress(parsed.progress, parsed.message))
+            elif parsed.kind == "result":
+                self.result[:] = [parsed.result]
+        self._keep(("stdout", parsed.text, time.time()), len(raw) + 1)
+
+    def control_line(self, text: str) -> None:
         parsed = parse_line(text)
         if parsed.kind == "progress":
             assert parsed.progress is not None
+            self.control_used = True
             self._spawn(self._hooks.on_progress(parsed.progress, parsed.message))
         elif parsed.kind == "result":
-            self.result[:] = [parsed.result]
-        self._lines.append(("stdout", parsed.text, time.time()))
+            self.control_used = True
+            self.control_result[:] = [parsed.result]
+        elif text.strip():
+            self._keep(("stdout", text, time.time()), len(text) + 1)
+        self._maybe_flush()
+
+    @property
+    def final_result(self) -> list[Any]:
+        return self.control_result if self.control_used else self.result
+
+    def _keep(self, entry: tuple[str, str, float], size: int) -> None:
+        if self._budget.admit(entry, size):
+            self._lines.append(entry)
+
+    def finish_logs(self) -> None:
+        """After the process ended: the kept tail of an over-long output, then flush."""
+        self._lines += self._budget.drain()
+        self.flush()
+
+    def note(self, text: str) -> None:
+        """A line of the orchestrator's own in the task's log."""
+        self._lines.append(("stderr", f"[provisioning] {text}", time.time()))
 
     def _maybe_flush(self) -> None:
         now = time.monotonic()
@@ -158,6 +224,109 @@ async def _first(
         timer.cancel()
 
 
+class _Control(asyncio.Protocol):
+    """The daemon's end of the control pipe: protocol lines, one per line."""
+
+    def __init__(self, watch: _Watch) -> None:
+        self._watch = watch
+        self._partial = bytearray()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self._partial += data
+        while (end := self._partial.find(b"\n")) >= 0:
+            self._watch.control_line(bytes(self._partial[:end]).decode("utf-8", "replace"))
+            del self._partial[: end + 1]
+        if len(self._partial) > MAX_LINE_BYTES:
+            self._partial.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._partial:
+            self._watch.control_line(bytes(self._partial).decode("utf-8", "replace"))
+            self._partial.clear()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def _startable(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """Why ``argv[0]`` cannot be executed, or ``None`` (the wrapper shell would
+    otherwise turn a missing binary into its own exit code 127)."""
+    name = argv[0]
+    if os.sep in name:
+        return None if os.access(name, os.X_OK) else "No such file or directory"
+    return None if shutil.which(name, path=env.get("PATH", os.defpath)) else "not found on PATH"
+
+
+async def _spawn(
+    loop: asyncio.AbstractEventLoop,
+    watch: _Watch,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str | None,
+    confine: Confinement,
+) -> tuple[asyncio.SubprocessTransport, asyncio.BaseTransport | None, _Control | None]:
+    """Start the handler; raises ``OSError``."""
+    extra: dict[str, Any] = {"umask": confine.umask}
+    if confine.user is not None:
+        extra.update(user=confine.user.uid, group=confine.user.gid, extra_groups=[])
+    spawn_env = dict(env)
+    read_end = write_end = -1
+    if confine.control_pipe:
+        read_end, write_end = os.pipe()
+        spawn_env[CONTROL_FD_VAR] = str(write_end)
+        extra["pass_fds"] = (write_end,)
+    command = list(argv)
+    stdin: int = subprocess.DEVNULL
+    if confine.cgroup is not None:
+        command = ["/bin/sh", "-c", _ENTER_CGROUP, "provisioning-task", *argv]
+        stdin = subprocess.PIPE
+    try:
+        transport, _ = await loop.subprocess_exec(
+            lambda: watch,
+            *command,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=spawn_env,
+            cwd=cwd,
+            start_new_session=True,
+            **extra,
+        )
+    except BaseException:
+        if read_end >= 0:
+            os.close(read_end)
+        raise
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+    if confine.cgroup is not None:
+        try:
+            confine.cgroup.add(transport.get_pid())
+        except OSError as exc:
+            log.warning(
+                "cannot move pid %d into %s: %s", transport.get_pid(), confine.cgroup.path, exc
+            )
+        ready = transport.get_pipe_transport(0)
+        assert isinstance(ready, asyncio.WriteTransport)
+        ready.write(b"\n")
+        ready.close()
+    control: _Control | None = None
+    pipe: asyncio.BaseTransport | None = None
+    if read_end >= 0:
+        control = _Control(watch)
+        pipe, _ = await loop.connect_read_pipe(lambda: control, os.fdopen(read_end, "rb", 0))
+    return transport, pipe, control
+
+
+def _signal_all(pgid: int, cgroup: TaskCgroup | None, sig: int) -> None:
+    kill_group(pgid, sig)
+    if cgroup is not None:
+        if sig == signal.SIGKILL:
+            cgroup.kill()
+        else:
+            cgroup.signal(sig)
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -167,22 +336,21 @@ async def run_process(
     kill_grace: float,
     hooks: ProcessHooks,
     stop: asyncio.Future[StopReason],
+    log_keep_bytes: int = 8 * MIB,
+    confine: Confinement = Confinement(),
 ) -> Outcome:
     """Run ``argv`` to the end, a timeout, or ``stop`` resolving; never raises for the
     handler's own failures."""
     loop = asyncio.get_running_loop()
-    watch = _Watch(loop, hooks)
-    try:
-        transport, _ = await loop.subprocess_exec(
-            lambda: watch,
-            *argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
+    watch = _Watch(loop, hooks, log_keep_bytes)
+    cgroup = confine.cgroup
+    problem = _startable(argv, env) if cgroup is not None else None
+    if problem is not None:
+        return Outcome(
+            AttemptStatus.FAILED, error=f"cannot start {argv[0]!r}: {problem}", permanent=True
         )
+    try:
+        transport, pipe, control = await _spawn(loop, watch, argv, env, cwd, confine)
     except OSError as exc:
         return Outcome(
             AttemptStatus.FAILED,
@@ -206,19 +374,35 @@ async def run_process(
                 stopped = stop.result()
             else:
                 timed_out = True
-            kill_group(pgid, signal.SIGTERM)
+            _signal_all(pgid, cgroup, signal.SIGTERM)
             if await _first(loop, [watch.exited], kill_grace) is None:
-                kill_group(pgid, signal.SIGKILL)
+                _signal_all(pgid, cgroup, signal.SIGKILL)
             await watch.exited
     finally:
-        # Grandchildren may still hold the pipes or run on: end the whole group.
-        kill_group(pgid)
+        # Descendants may still hold the pipes or run on (setsid, double forks): end the
+        # whole tree, the cgroup when there is one, the group in any case; only services
+        # of the platform's own operations that exited normally are kept.
+        keep = confine.release is not None and stopped is None and not timed_out
+        _signal_all(pgid, None if keep else cgroup, signal.SIGKILL)
         if not watch.exited.done():
             await watch.exited
-        await _first(loop, [watch.drained], DRAIN_SECONDS)
+        drains: list[asyncio.Future[Any]] = [watch.drained]
+        if control is not None:
+            drains.append(control.closed)
+        await _first(loop, [asyncio.gather(*drains)], DRAIN_SECONDS)
+        if cgroup is not None:
+            usage = cgroup.usage()
+            if keep and confine.release is not None:
+                await loop.run_in_executor(None, confine.release, cgroup)
+            elif not await loop.run_in_executor(None, cgroup.end):
+                watch.note(f"processes of {cgroup.path} did not end in time")
+            if usage.cpu_seconds is not None:
+                watch.note(usage.describe())
         code = transport.get_returncode()
         transport.close()
-        watch.flush()
+        if pipe is not None:
+            pipe.close()
+        watch.finish_logs()
         if watch.pending:
             await asyncio.gather(*watch.pending)
 
@@ -236,8 +420,8 @@ async def run_process(
         return Outcome(
             AttemptStatus.COMPLETED,
             exit_code=0,
-            result=watch.result[0] if watch.result else None,
-            has_result=bool(watch.result),
+            result=watch.final_result[0] if watch.final_result else None,
+            has_result=bool(watch.final_result),
         )
     return Outcome(
         AttemptStatus.FAILED,
@@ -257,16 +441,24 @@ def _failure_text(code: int | None, tail: deque[str]) -> str:
 
 
 def ensure_dead(
-    process: ProcessInfo | None, marker: tuple[str, str], *, wait_seconds: float = 10.0
+    process: ProcessInfo | None,
+    marker: tuple[str, str],
+    *,
+    wait_seconds: float = 10.0,
+    cgroup: TaskCgroup | None = None,
 ) -> list[int]:
     """Kill what is left of an orphaned attempt and return only once it is gone.
 
     Blocking (used at recovery). Finds the attempt by its process group when
     that group is still the one we spawned (same boot, leader not reused), and
     by the attempt marker in the environment, which also catches processes that
-    left the group or were spawned before their group was recorded.
+    left the group or were spawned before their group was recorded, and by the
+    attempt's cgroup, which holds every descendant whatever it did.
     """
     victims = set(procfs.pids_with_env(*marker))
+    if cgroup is not None:
+        victims |= set(cgroup.pids())
+        cgroup.kill()
     groups: set[int] = set()
     if process is not None and process.boot_id == procfs.boot_id():
         leader_ticks = procfs.start_ticks(process.pid)
@@ -286,4 +478,6 @@ def ensure_dead(
         if not alive:
             break
         time.sleep(0.02)
+    if cgroup is not None:
+        cgroup.end(max(deadline - time.monotonic(), 0.1))
     return sorted(victims | groups)

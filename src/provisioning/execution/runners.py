@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,9 +135,14 @@ def build_invocation(
     settings: Settings,
     *,
     task_env: dict[str, str],
+    base_env: Mapping[str, str] | None = None,
 ) -> Invocation:
-    """The argv and environment of one attempt; raises :class:`RunnerError`."""
-    env = {**_base_env(), **settings.nushell.env_vars}
+    """The argv and environment of one attempt; raises :class:`RunnerError`.
+
+    ``base_env`` is what the task starts from (the daemon gives an explicit one, see
+    :func:`~.environment.task_environment`); without it, this process's environment
+    (the direct mode: the user's own)."""
+    env = {**(_base_env() if base_env is None else base_env), **settings.nushell.env_vars}
     libs = [str(lib) for lib in settings.nushell_libs]
     if run.nushell is not None and run.nushell.lib:
         libs.insert(0, run.nushell.lib)

@@ -26,7 +26,7 @@ def _optional_label(value: str | None) -> str | None:
 
 
 def _label(value: str) -> str:
-    if not HOSTNAME_RE.match(value):
+    if not HOSTNAME_RE.fullmatch(value):
         raise ValueError(
             "expected an RFC 1123 label: lowercase letters, digits and '-', 1 to 63 "
             "characters, not starting or ending with '-'"
@@ -149,7 +149,7 @@ class Infra(_Closed):
 
 
 def infra_file(workspace_dir: Path, name: str) -> Path:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InfraError(f"infra name {name!r} is not an RFC 1123 label")
     folder = workspace_dir / "infra" / name
     for candidate in INFRA_FILES:

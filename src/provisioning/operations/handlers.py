@@ -23,11 +23,11 @@ from ..providers.base import HOSTNAME_RE, ServerRecord
 from ..ssh import EndpointError, SshError, wait_for_ssh
 from ..ssh import known_hosts as host_keys
 from ..ssh.servers import connect, endpoint_of, known_hosts_file
-from ..tasks import EXIT_PERMANENT
+from ..tasks import EXIT_PERMANENT, emit
 
 
 def _progress(value: int, message: str) -> None:
-    print(f"PROGRESS: {value} {message}", flush=True)
+    emit(f"PROGRESS: {value} {message}")
 
 
 SECRET_KEYS = frozenset(
@@ -75,7 +75,7 @@ def _hostname(params: dict[str, Any]) -> str:
     # An item is a hostname, or (the original's server_configs) a whole server definition.
     named = item.get("hostname") if isinstance(item, dict) else item
     hostname = str(params.get("hostname") or named)
-    if not HOSTNAME_RE.match(hostname):
+    if not HOSTNAME_RE.fullmatch(hostname):
         print(f"hostname {hostname!r} is not an RFC 1123 label", file=sys.stderr)
         raise SystemExit(2)
     return hostname

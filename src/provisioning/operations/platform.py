@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..providers.base import HOSTNAME_RE
 from ..tasks import RunSpec
 from ..taskservs import CatalogError, resolve
 from ..workflow.spec import OperationSpec, WorkflowSpec
@@ -92,15 +93,47 @@ def with_taskserv_dependencies(spec: WorkflowSpec) -> WorkflowSpec:
     return spec.model_copy(update={"operations": out})
 
 
-def platform_runs(
-    target: str, op_type: str, params: dict[str, object]
-) -> tuple[RunSpec, RunSpec | None]:
-    """The runner of a platform operation and of its undo (server.create <-> server.delete)."""
-    if not isinstance(params.get("workspace_dir"), str) or not isinstance(params.get("infra"), str):
+def _label(value: object, what: str) -> None:
+    if not isinstance(value, str) or not HOSTNAME_RE.fullmatch(value):
+        raise PlatformOpError(
+            f"{what} {value!r} is not a name (RFC 1123: lowercase letters, digits and '-', "
+            "1 to 63 characters)"
+        )
+
+
+def check_platform_params(
+    target: str, op_type: str, params: dict[str, object], items: list[object] | None = None
+) -> None:
+    """What every platform operation's handler relies on, checked before it is queued:
+    a workspace folder, an infra name, server names (each item, or ``hostname``)."""
+    workspace = params.get("workspace_dir")
+    if not isinstance(workspace, str) or not isinstance(params.get("infra"), str):
         raise PlatformOpError(
             f"{target}.{op_type} needs the workspace and infra (params.workspace_dir and "
             "infra; the provisioning CLI fills them in)"
         )
+    _label(params["infra"], "infra")
+    folder = Path(workspace)
+    if "\0" in workspace or not folder.is_absolute() or ".." in folder.parts:
+        raise PlatformOpError(f"params.workspace_dir {workspace!r} is not an absolute folder path")
+    if not (folder / "config" / "provisioning.toml").is_file():
+        raise PlatformOpError(f"params.workspace_dir {workspace} is not a workspace folder")
+    if not (folder / "infra" / str(params["infra"])).is_dir():
+        raise PlatformOpError(
+            f"infra {params['infra']!r}: no folder infra/{params['infra']} in {workspace}"
+        )
+    if target in ("server", "taskserv"):
+        names = items if items is not None else [params.get("hostname")]
+        for name in names:
+            # An item is a hostname, or (the original's server_configs) a server record.
+            _label(name.get("hostname") if isinstance(name, dict) else name, "server")
+
+
+def platform_runs(
+    target: str, op_type: str, params: dict[str, object], items: list[object] | None = None
+) -> tuple[RunSpec, RunSpec | None]:
+    """The runner of a platform operation and of its undo (server.create <-> server.delete)."""
+    check_platform_params(target, op_type, params, items)
     key = f"{target}.{op_type}"
     if key == "server.create":
         return _python("server_create"), _python("server_delete")

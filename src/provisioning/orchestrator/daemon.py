@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -27,10 +28,14 @@ import uvicorn
 
 from .. import sdnotify
 from ..config import ConfigError, Settings, load_config
+from ..execution.sandbox import SandboxError
 from ..pidfile import PidFile, PidFileBusy, read_pid
 from .api import create_app
+from .httpguard import guarded_protocol, quiet_accept_errors, raise_file_limit
+from .privacy import PRIVATE_UMASK, secure_data_dir
 from .service import OrchestratorService
 from .store import StoreError, open_store
+from .store.faults import StoreUnusable
 
 PID_FILE = "orchestrator.pid"
 LOG_FILE = "orchestrator.log"
@@ -40,6 +45,24 @@ log = logging.getLogger("provisioning.orchestrator")
 
 class DaemonError(Exception):
     """The daemon cannot start; the message says why and what to do."""
+
+    exit_code = 1
+
+
+class DataError(DaemonError):
+    """Its data cannot be used (not a database, damaged, not writable): exit 2, as
+    for a bad configuration: retrying will not help, the operator must act."""
+
+    exit_code = 2
+
+
+def _data_dir_error(data_dir: Path, exc: OSError) -> DataError:
+    where = exc.filename or data_dir
+    return DataError(
+        f"{where}: {exc.strerror}: the orchestrator must be able to write its data dir "
+        f"{data_dir} (check its owner and permissions, and that its filesystem is not "
+        "read-only or full)"
+    )
 
 
 def _existing_token(path: Path) -> str:
@@ -109,6 +132,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+    quiet_accept_errors(asyncio.get_running_loop())
     if sys.version_info < (3, 12) and hasattr(asyncio, "PidfdChildWatcher"):
         # 3.11's default watcher starts a thread per child; pidfd costs nothing extra
         # (and is the default from 3.12 on).
@@ -118,26 +142,82 @@ async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
     await server.serve(sockets=[sock])
 
 
-def serve(settings: Settings) -> None:
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_files(settings: Settings, insecure_plaintext: bool) -> tuple[str, str] | None:
+    """The certificate and key to serve, or ``None`` for plain HTTP; refuses plain
+    HTTP on anything but loopback unless the operator insists."""
+    server = settings.server
+    if bool(server.tls_cert) != bool(server.tls_key):
+        raise DaemonError("server.tls_cert and server.tls_key go together: set both or neither")
+    files = None
+    if server.tls_cert:
+        cert, key = (str(Path(p).expanduser()) for p in (server.tls_cert, server.tls_key))
+        for name, path in (("server.tls_cert", cert), ("server.tls_key", key)):
+            if not os.access(path, os.R_OK):
+                raise DaemonError(f"{name}: cannot read {path}")
+        files = (cert, key)
+    if is_loopback(server.host):
+        return files
+    if files is None and not insecure_plaintext:
+        raise DaemonError(
+            f"server.host {server.host} is not loopback: the API (and its token) would "
+            "cross the network in plain text; set server.tls_cert and server.tls_key, "
+            "or pass --insecure-plaintext"
+        )
+    log.warning(
+        "listening on %s, reachable from other machines, %s",
+        server.host,
+        "over TLS" if files else "IN PLAIN TEXT (--insecure-plaintext): use TLS",
+    )
+    return files
+
+
+def serve(settings: Settings, *, insecure_plaintext: bool = False) -> None:
     """Run the orchestrator in this process until SIGTERM/SIGINT."""
     data_dir = settings.data_dir
+    os.umask(PRIVATE_UMASK)
+    tls = tls_files(settings, insecure_plaintext)
+    raise_file_limit()
     pid_file = PidFile(data_dir / PID_FILE)
     try:
+        secure_data_dir(data_dir)
         pid_file.acquire()
     except PidFileBusy as exc:
         raise DaemonError(
             f"another orchestrator (pid {exc.pid}) is running on {data_dir}; "
             "stop it first (provisioning orchestrator stop)"
         ) from None
+    except OSError as exc:
+        raise _data_dir_error(data_dir, exc) from None
     try:
-        token = ensure_token(settings.token_path)
+        try:
+            token = ensure_token(settings.token_path)
+        except OSError as exc:
+            raise _data_dir_error(data_dir, exc) from None
         sock = _bind(settings.server.host, settings.server.port)
         try:
             store = open_store(settings)
+        except StoreUnusable as exc:
+            raise DataError(str(exc)) from None
         except StoreError as exc:
             raise DaemonError(str(exc)) from None
-        service = OrchestratorService(settings, store, token)
+        except OSError as exc:
+            raise _data_dir_error(data_dir, exc) from None
+        try:
+            service = OrchestratorService(settings, store, token)
+        except SandboxError as exc:
+            store.close()
+            raise DaemonError(str(exc)) from None
         app = create_app(service, token)
+        limits = settings.server
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -145,11 +225,19 @@ def serve(settings: Settings) -> None:
             lifespan="on",
             timeout_graceful_shutdown=3,
             ws="auto",
+            http=guarded_protocol(
+                limits.max_connections,
+                limits.header_timeout_seconds,
+                limits.body_timeout_seconds,
+            ),
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
         server = _Server(config)
         log.info(
-            "orchestrator %s listening on http://%s:%d (data %s)",
+            "orchestrator %s listening on %s://%s:%d (data %s)",
             service.node_id,
+            "https" if tls else "http",
             settings.server.host,
             settings.server.port,
             data_dir,
@@ -165,12 +253,12 @@ def serve(settings: Settings) -> None:
 def detach(argv: list[str], settings: Settings, wait_seconds: float) -> int:
     """Start the daemon in the background; return its pid once ``/health`` answers."""
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     running = read_pid(data_dir)
     if running is not None:
         raise DaemonError(f"an orchestrator (pid {running}) is already running on {data_dir}")
     log_path = data_dir / LOG_FILE
-    with open(log_path, "ab") as log_file:
+    with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log_file:
         child = subprocess.Popen(
             [sys.executable, "-m", "provisioning.orchestrator.daemon", *argv],
             stdin=subprocess.DEVNULL,
@@ -179,7 +267,8 @@ def detach(argv: list[str], settings: Settings, wait_seconds: float) -> int:
             start_new_session=True,
             close_fds=True,
         )
-    url = f"http://{settings.server.host}:{settings.server.port}/health"
+    scheme = "https" if settings.server.tls_cert else "http"
+    url = f"{scheme}://{settings.server.host}:{settings.server.port}/health"
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -187,7 +276,10 @@ def detach(argv: list[str], settings: Settings, wait_seconds: float) -> int:
                 f"the orchestrator exited with code {child.returncode}:\n{_tail(log_path)}"
             )
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200 and read_pid(data_dir) == child.pid:
+            # A readiness probe of our own child (no token sent): the certificate may be
+            # self-signed, and the pid check below says it is the right process.
+            probe = httpx.get(url, timeout=1, verify=False)
+            if probe.status_code == 200 and read_pid(data_dir) == child.pid:
                 return child.pid
         time.sleep(0.05)
     child.terminate()
@@ -234,6 +326,12 @@ def run(
     max_concurrent_tasks: Annotated[
         int | None, typer.Option(help="[executor.max_concurrent_tasks]")
     ] = None,
+    insecure_plaintext: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-plaintext", help="Allow plain HTTP on a non-loopback --host (no TLS)."
+        ),
+    ] = False,
 ) -> None:
     """provisioning-orchestrator: the durable task and workflow orchestrator daemon."""
     flags: dict[str, Any] = {
@@ -260,10 +358,11 @@ def run(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-        serve(settings)
+        serve(settings, insecure_plaintext=insecure_plaintext)
     except (ConfigError, DaemonError) as exc:
         typer.echo(f"provisioning-orchestrator: {exc}", err=True)
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+        code = 2 if isinstance(exc, ConfigError) else exc.exit_code
+        raise typer.Exit(code) from None
 
 
 def main() -> None:

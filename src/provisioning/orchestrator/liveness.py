@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 
@@ -21,7 +22,8 @@ from ..execution.runners import ATTEMPT_MARKER
 from ..tasks import AttemptStatus, Outcome
 from . import metrics
 from .models import Attempt, Task
-from .scheduler import Scheduler
+from .scheduler import Scheduler, attempt_key
+from .store import StoreError
 from .storeclient import StoreClient
 
 log = logging.getLogger("provisioning.orchestrator.liveness")
@@ -42,7 +44,9 @@ async def settle_orphans(
         killed: list[int] = []
         if attempt.process is None or attempt.process.boot_id == here:
             marker = (ATTEMPT_MARKER, f"{task.id}/{attempt.number}")
-            killed = await loop.run_in_executor(None, ensure_dead, attempt.process, marker)
+            cgroup = scheduler.sandbox.cgroup_of(attempt_key(task.id, attempt.number))
+            end = functools.partial(ensure_dead, attempt.process, marker, cgroup=cgroup)
+            killed = await loop.run_in_executor(None, end)
         detail = f"; killed what was left of it ({len(killed)} process(es)/group(s))"
         outcome = Outcome(AttemptStatus.LOST, error=reason + (detail if killed else ""))
         if await scheduler.finish_attempt(task, attempt.number, outcome) is not None:
@@ -96,6 +100,8 @@ class Liveness:
                 await self._loop_task
         try:
             await self._store.run(self._store.store.deregister_node, self.node_id)
+        except StoreError as exc:
+            log.warning("could not deregister node %s (%s)", self.node_id, exc)
         except Exception:
             log.exception("could not deregister node %s", self.node_id)
 
@@ -122,6 +128,10 @@ class Liveness:
                     now=time.time(),
                     lease_seconds=self._lease,
                 )
+            except StoreError as exc:
+                log.warning("heartbeat failed (%s)", exc)
+                self._fence_if_late()
+                continue
             except Exception:
                 log.exception("heartbeat failed")
                 self._fence_if_late()

@@ -15,21 +15,44 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import Settings
 from ..execution import ProcessHooks, ProcessInfo, RunnerError, build_invocation, run_process
 from ..execution.process import StopReason
 from ..execution.runners import ATTEMPT_MARKER
+from ..execution.sandbox import Sandbox
 from ..tasks import AttemptStatus, Outcome
 from . import observe
 from .events import EventBus
 from .models import Claim, Task
+from .ratelog import RateLimitedLog
+from .store import StoreError
 from .storeclient import StoreClient
+
+T = TypeVar("T")
 
 log = logging.getLogger("provisioning.orchestrator.scheduler")
 
 IDLE_POLL_SECONDS = 1.0
+RECORD_RETRY_MAX_SECONDS = 2.0
+_dropped = RateLimitedLog(log, "store writes for running tasks dropped (store failing)")
+_claims = RateLimitedLog(log, "claiming work failed (store failing)")
+
+
+async def _tolerated(call: Awaitable[T], task_id: str) -> T | None:
+    """A write that may be lost without harm (a log line, progress, the process record:
+    recovery also finds processes by their marker) when the store cannot take it."""
+    try:
+        return await call
+    except StoreError as exc:
+        _dropped.note(f"task {task_id}: {exc}")
+        return None
+
+
+def attempt_key(task_id: str, attempt: int) -> str:
+    """The name of an attempt's cgroup: a restarted node finds it from the store."""
+    return f"{task_id}.{attempt}"
 
 
 def task_summary(task: Task) -> dict[str, object]:
@@ -81,6 +104,7 @@ class Scheduler:
         self._loops: list[asyncio.Task[None]] = []
         self._retry_times: list[float] = []
         self._finishing: set[asyncio.Future[Task | None]] = set()
+        self.sandbox = Sandbox.from_settings(settings)
 
     @property
     def running_count(self) -> int:
@@ -113,6 +137,15 @@ class Scheduler:
                 return
             if notified and not self._stopping:
                 loop.call_soon_threadsafe(self.wake)
+
+    def usage(self, task_id: str) -> dict[str, float | int | None] | None:
+        """CPU and memory of a task running here, read from its cgroup (``None``: not
+        running here, or no cgroup)."""
+        running = self._running.get(task_id)
+        if running is None:
+            return None
+        group = self.sandbox.cgroup_of(attempt_key(task_id, running.claim.attempt))
+        return group.usage().as_dict() if group is not None else None
 
     def cancel_local(self, task_id: str) -> bool:
         """Stop a task running on this node at once; ``False`` if it is not here."""
@@ -169,6 +202,8 @@ class Scheduler:
                         now=time.time(),
                         lease_seconds=lease,
                     )
+                except StoreError as exc:
+                    _claims.note(exc)
                 except Exception:
                     log.exception("claim failed; retrying shortly")
             for claim in claims:
@@ -212,7 +247,7 @@ class Scheduler:
         # The process is gone, so its slot is free: the claim that refills it queues
         # behind this finish in the store (one commit for both, usually) instead of
         # waiting for the finish's answer first.
-        finishing = asyncio.ensure_future(self.finish_attempt(task, claim.attempt, outcome))
+        finishing = asyncio.ensure_future(self._record_end(task, claim.attempt, outcome))
         self._finishing.add(finishing)
         finishing.add_done_callback(self._finishing.discard)
         self._running.pop(task.id, None)
@@ -233,8 +268,13 @@ class Scheduler:
             **observe.attempt_started(task, attempt),
         }
         try:
+            run = task.run_spec
             invocation = build_invocation(
-                task.run_spec, task.params, self._settings, task_env=task_env
+                run,
+                task.params,
+                self._settings,
+                task_env=task_env,
+                base_env=self.sandbox.environment(run),
             )
         except RunnerError as exc:
             return Outcome(AttemptStatus.FAILED, error=str(exc), permanent=True)
@@ -245,18 +285,26 @@ class Scheduler:
             running.process = info
             observe.attempt_spawned(task, claimed_at)
             running.recording = asyncio.ensure_future(
-                self._store.run(self._store.store.record_process, task.id, attempt, info)
+                _tolerated(
+                    self._store.run(self._store.store.record_process, task.id, attempt, info),
+                    task.id,
+                )
             )
 
         async def on_progress(progress: int, message: str | None) -> None:
-            updated = await self._store.run(
-                self._store.store.record_progress, task.id, progress, message, attempt=attempt
+            updated = await _tolerated(
+                self._store.run(
+                    self._store.store.record_progress, task.id, progress, message, attempt=attempt
+                ),
+                task.id,
             )
             if updated is not None:
                 self._bus.publish("task", "progress", {**task_summary(updated), "message": message})
 
         async def on_logs(lines: list[tuple[str, str, float]]) -> None:
-            await self._store.run(self._store.store.append_logs, task.id, attempt, lines)
+            await _tolerated(
+                self._store.run(self._store.store.append_logs, task.id, attempt, lines), task.id
+            )
             self._bus.publish(
                 "task", "log", {"task_id": task.id, "lines": [line for _, line, _ in lines[-50:]]}
             )
@@ -264,12 +312,32 @@ class Scheduler:
         return await run_process(
             invocation.argv,
             env=invocation.env,
-            cwd=None,
+            cwd=self.sandbox.cwd,
             timeout=task.timeout_seconds,
             kill_grace=self._settings.executor.kill_grace_seconds,
             hooks=ProcessHooks(on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs),
             stop=running.stop,
+            log_keep_bytes=int(self._settings.executor.log_keep_mib * 1024 * 1024),
+            confine=self.sandbox.confinement(attempt_key(task.id, attempt), run),
         )
+
+    async def _record_end(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
+        """:meth:`finish_attempt`, tried again while the store cannot take the write (a
+        full disk): the outcome lands once there is room. At shutdown it gives up; the
+        attempt is then settled as an orphan at the next start."""
+        delay = 0.1
+        while True:
+            try:
+                return await self.finish_attempt(task, attempt, outcome)
+            except StoreError as exc:
+                if self._stopping:
+                    log.error("outcome of %s/%d not recorded (%s)", task.id, attempt, exc)
+                    return None
+                log.warning(
+                    "recording the outcome of %s/%d failed (%s); retrying", task.id, attempt, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECORD_RETRY_MAX_SECONDS)
 
     async def finish_attempt(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
         """Record how an attempt ended and decide on a retry (also used by recovery)."""

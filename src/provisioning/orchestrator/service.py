@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import os
 import socket
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from .. import API_VERSION, __version__
 from ..config import Settings
 from ..execution import RunnerError, check_runner
-from ..tasks import MAX_PARAMS_BYTES, NewTask, RetryPolicy, TaskStatus, WorkflowStatus
+from ..tasks import NewTask, RetryPolicy, TaskStatus, WorkflowStatus
 from . import observe, tracing
 from .engine import WorkflowEngine
 from .events import EventBus
@@ -27,6 +28,20 @@ from .store import Store
 from .storeclient import StoreClient
 
 log = logging.getLogger("provisioning.orchestrator")
+
+
+RETENTION_INTERVAL_SECONDS = 3600.0
+
+
+def storage_size(path: object) -> int | None:
+    """Bytes on disk of a file store (its WAL and shared memory too) or store folder."""
+    if not isinstance(path, str) or path == ":memory:":
+        return None
+    base = Path(path)
+    if base.is_dir():
+        return sum(f.stat().st_size for f in base.rglob("*") if f.is_file())
+    sizes = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")]
+    return sum(p.stat().st_size for p in sizes if p.is_file()) if base.is_file() else None
 
 
 class InvalidTask(ValueError):
@@ -47,7 +62,8 @@ class OrchestratorService:
         self.bus = EventBus()
         self.db = StoreClient(store)
         self._token = token.encode()
-        endpoint = f"http://{settings.server.host}:{settings.server.port}"
+        scheme = "https" if settings.server.tls_cert else "http"
+        endpoint = f"{scheme}://{settings.server.host}:{settings.server.port}"
         self.engine = WorkflowEngine(self.db, settings, self.bus)
         self.scheduler = Scheduler(
             self.db,
@@ -59,6 +75,7 @@ class OrchestratorService:
             on_finished=self.engine.after_task,
         )
         self.liveness = Liveness(self.db, self.scheduler, settings, self.node_id)
+        self._retention: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -67,14 +84,49 @@ class OrchestratorService:
         await self.liveness.start(socket.gethostname(), os.getpid())
         await self.engine.resume_pending_rollbacks()
         self.scheduler.start()
+        self._retention = asyncio.create_task(self._retain(), name="retention")
 
     async def stop(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
         await self.scheduler.stop(self.settings.executor.shutdown_grace_seconds)
         await self.liveness.stop()
         await observe.drain()
         tracing.shutdown()
         self.bus.close()
         await asyncio.get_running_loop().run_in_executor(None, self.db.close)
+
+    async def _retain(self) -> None:
+        """Delete finished work older than ``storage.retention_days``, now and then."""
+        keep = self.settings.storage.retention_days * 86_400
+        if not keep:
+            return
+        purge = getattr(self.db.store, "purge_finished", None)
+        if purge is None:
+            log.warning(
+                "storage.retention_days: the %s store keeps everything (no retention yet)",
+                getattr(self.db.store, "backend", "configured"),
+            )
+            return
+        every = min(max(keep / 4, 1.0), RETENTION_INTERVAL_SECONDS)
+        while True:
+            try:
+                removed: dict[str, int] = await self.db.run(purge, before=time.time() - keep)
+            except Exception as exc:
+                log.warning("retention: deleting old finished work failed (%s)", exc)
+            else:
+                if any(removed.values()):
+                    log.info(
+                        "retention: deleted %d task(s), %d log line(s), %d workflow(s) "
+                        "finished over %g day(s) ago",
+                        removed.get("tasks", 0),
+                        removed.get("task_logs", 0),
+                        removed.get("workflows", 0),
+                        self.settings.storage.retention_days,
+                    )
+            await asyncio.sleep(every)
 
     # -- operations ---------------------------------------------------------------------
 
@@ -86,8 +138,6 @@ class OrchestratorService:
         return hmac.compare_digest(self.task_token(task_id), presented)
 
     async def submit(self, new: NewTask, workflow_id: str | None = None) -> Task:
-        if len(json.dumps(new.params)) > MAX_PARAMS_BYTES:
-            raise InvalidTask(f"params: larger than {MAX_PARAMS_BYTES} bytes as JSON")
         try:
             check_runner(new.run, self.settings)
         except RunnerError as exc:
@@ -186,8 +236,10 @@ class OrchestratorService:
         return task
 
     async def health(self) -> dict[str, Any]:
+        store_full = self.db.full
         return {
-            "status": "healthy",
+            "status": "degraded" if store_full else "healthy",
+            **({"store": "full: writes fail for lack of space"} if store_full else {}),
             "version": __version__,
             "api_version": API_VERSION,
             "node_id": self.node_id,
@@ -198,9 +250,10 @@ class OrchestratorService:
         counts: dict[str, int] = await self.db.run(self.db.store.counts)
         meta: dict[str, Any] = await self.db.run(self.db.store.meta)
         nodes: list[NodeInfo] = await self.db.run(self.db.store.nodes)
+        size = await asyncio.to_thread(storage_size, meta.get("path"))
         return {
             **(await self.health()),
-            "storage": meta,
+            "storage": {**meta, "size_bytes": size} if size is not None else meta,
             "tasks": counts,
             "running_here": self.scheduler.running_count,
             "max_concurrent_tasks": self.settings.executor.max_concurrent_tasks,

@@ -21,11 +21,26 @@ from typing import Any, ParamSpec, TypeVar
 from . import metrics
 from .store import Store
 from .store.base import run_each
+from .store.faults import StoreFull, classify
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 MAX_BATCH = 256
+# Verbs that write: one of them succeeding means the store takes writes again.
+_WRITES = frozenset(
+    {
+        "enqueue",
+        "claim",
+        "finish",
+        "append_logs",
+        "heartbeat",
+        "record_progress",
+        "record_process",
+        "register_node",
+        "request_cancel",
+    }
+)
 
 
 @dataclass
@@ -33,6 +48,7 @@ class _Call:
     fn: Callable[[], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    verb: str = ""
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -51,14 +67,22 @@ class StoreClient:
         self.store = store
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="store", daemon=True)
+        # When a write last failed for lack of space, and when one last succeeded.
+        self.full_at = 0.0
+        self.write_ok_at = 0.0
         self._thread.start()
+
+    @property
+    def full(self) -> bool:
+        """The last write that was tried failed for lack of space."""
+        return self.full_at > self.write_ok_at
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` (a verb of :attr:`store`) on the store's thread, in the
         next group commit; its result once that commit is on disk."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._calls.put(_Call(functools.partial(fn, *args, **kwargs), future, loop))
+        self._calls.put(_Call(functools.partial(fn, *args, **kwargs), future, loop, fn.__name__))
         return await future
 
     def _work(self) -> None:
@@ -78,9 +102,18 @@ class StoreClient:
                     break
                 calls.append(more)
             began = time.perf_counter()
-            outcomes = self._run(calls)
+            try:
+                outcomes = self._run(calls)
+            except Exception as exc:  # The worker must outlive any failure of a round.
+                outcomes = [(False, exc)] * len(calls)
             metrics.store_round(time.perf_counter() - began)
             for call, (ok, value) in zip(calls, outcomes, strict=True):
+                if not ok:
+                    value = classify(value)
+                    if isinstance(value, StoreFull):
+                        self.full_at = time.monotonic()
+                elif call.verb in _WRITES:
+                    self.write_ok_at = time.monotonic()
                 call.loop.call_soon_threadsafe(_settle, call.future, ok, value)
             if stop:
                 return

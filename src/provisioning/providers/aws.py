@@ -506,7 +506,7 @@ class AwsProvider:
         """Terminate every live instance of ``hostname`` here and wait until terminated;
         ``False`` when there was none."""
         doing = f"deleting server {hostname}"
-        if not HOSTNAME_RE.match(hostname):
+        if not HOSTNAME_RE.fullmatch(hostname):
             raise ProviderError(ProviderErrorKind.INVALID, f"{doing}: not an RFC 1123 label")
         instances = self._find_instances(hostname, doing)
         if not instances:

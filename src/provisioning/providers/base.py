@@ -58,7 +58,7 @@ class ServerSpec:
     taskservs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not HOSTNAME_RE.match(self.hostname):
+        if not HOSTNAME_RE.fullmatch(self.hostname):
             raise ValueError(f"hostname {self.hostname!r} is not an RFC 1123 label")
 
 

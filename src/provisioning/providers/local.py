@@ -37,7 +37,7 @@ def server_dir(context: ProviderContext, hostname: str) -> Path:
     """The server's folder; refuses any name that is not an RFC 1123 label (so no path
     can leave the workspace, whatever a caller passes)."""
     for label, value in (("hostname", hostname), ("infra", context.infra)):
-        if not HOSTNAME_RE.match(value):
+        if not HOSTNAME_RE.fullmatch(value):
             raise ProviderError(
                 ProviderErrorKind.INVALID, f"{label} {value!r} is not an RFC 1123 label"
             )

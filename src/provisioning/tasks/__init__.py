@@ -10,12 +10,13 @@ business logic all build on it.
 from __future__ import annotations
 
 from .outcome import EXIT_PERMANENT, Outcome
-from .protocol import OutputLine, parse_line
+from .protocol import CONTROL_FD_VAR, OutputLine, emit, parse_line
 from .retry import Backoff, RetryPolicy
 from .spec import MAX_PARAMS_BYTES, NewTask, NushellRun, PythonRun, RunSpec
 from .status import AttemptStatus, Priority, TaskStatus, WorkflowStatus
 
 __all__ = [
+    "CONTROL_FD_VAR",
     "EXIT_PERMANENT",
     "MAX_PARAMS_BYTES",
     "AttemptStatus",
@@ -30,5 +31,6 @@ __all__ = [
     "RunSpec",
     "TaskStatus",
     "WorkflowStatus",
+    "emit",
     "parse_line",
 ]

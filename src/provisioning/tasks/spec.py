@@ -12,13 +12,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from .limits import MAX_PARAMS_BYTES as MAX_PARAMS_BYTES
+from .limits import check_params
 from .retry import RetryPolicy, Strict
 
 NU_MODULE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 NU_FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 PY_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 PY_FUNCTION_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_PARAMS_BYTES = 64 * 1024
 
 
 class NushellRun(Strict):
@@ -120,4 +121,10 @@ class NewTask(BaseModel):
     def _printable(cls, value: str) -> str:
         if not value.isprintable():
             raise ValueError("must be printable text (no control characters)")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_params(value, "params")
         return value

@@ -82,7 +82,7 @@ def _read(name: str, folder: Path, source: str) -> TaskservDef:
 
 def resolve(name: str, workspace_dir: Path | None, infra: Infra | None = None) -> TaskservDef:
     """The definition of ``name``: infra override over workspace over platform."""
-    if not HOSTNAME_RE.match(name):
+    if not HOSTNAME_RE.fullmatch(name):
         raise CatalogError(f"taskserv name {name!r} is not an RFC 1123 label")
     for source, base in _folders(workspace_dir):
         if (base / name / "taskserv.toml").is_file():

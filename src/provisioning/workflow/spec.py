@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..tasks import RetryPolicy, RunSpec
+from ..tasks.limits import check_params
 
 ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 PriorityName = Literal["low", "normal", "high", "critical"]
@@ -77,6 +78,9 @@ class OperationSpec(_Closed):
             raise ValueError("a platform operation needs both target and type")
         if len(set(self.depends_on)) != len(self.depends_on):
             raise ValueError("depends_on lists an operation twice")
+        # Each of the operation's tasks gets its params plus one item: bounding them
+        # together bounds every task's, as for a task submitted alone.
+        check_params({**self.params, "item": self.items}, "params (with items)")
         return self
 
     @property

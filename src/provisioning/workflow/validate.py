@@ -82,7 +82,7 @@ def resolve_run(op: OperationSpec) -> tuple[RunSpec, RunSpec | None]:
         return op.run, op.undo
     assert op.target is not None and op.type is not None
     try:
-        run, undo = platform_runs(op.target.value, op.type.value, op_params(op))
+        run, undo = platform_runs(op.target.value, op.type.value, op_params(op), op.items)
     except PlatformOpError as exc:
         raise RunnerError(str(exc)) from None
     return run, op.undo or undo

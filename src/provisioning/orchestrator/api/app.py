@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,56 +14,90 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ... import API_VERSION, __version__
+from ...tasks.limits import MAX_BODY_DEPTH, MAX_PARAMS_DEPTH, encoded_depth
 from ..service import OrchestratorService
+from ..store import StoreError
+from ..store.faults import StoreFull
 from . import metrics, original, seed, stream, system, tasks, ui, workflows
 from .auth import require_token
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Read a request's whole body before the app sees it: refuse it with 413 when it
+    is over ``limit`` bytes (declared or streamed, chunked or not) and with 422 when it
+    is JSON nested deeper than any request needs (decoding it would recurse)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await _refuse(send, 413, "request body too large", f"limit {self.limit} bytes")
+            await _discard(receive, {"type": "http.request", "more_body": True})
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # The client went away.
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await _refuse(send, 413, "request body too large", f"limit {self.limit} bytes")
+                await _discard(receive, message)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        depth = encoded_depth(body)
+        if depth > MAX_BODY_DEPTH:
+            await _refuse(
+                send,
+                422,
+                f"body nested {depth} levels deep; the limit is {MAX_BODY_DEPTH}",
+                f"params may nest {MAX_PARAMS_DEPTH} levels",
+            )
+            return
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-    async def _refuse(self, send: Send) -> None:
-        body = b'{"error":"request body too large","detail":"limit %d bytes"}' % self.limit
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, replay, send)
 
 
-class _TooLarge(Exception):
-    pass
+async def _discard(receive: Receive, message: Message) -> None:
+    # Read the rest so the client, still sending, gets to see the answer; the server's
+    # body deadline bounds how long this may take.
+    while message["type"] == "http.request" and message.get("more_body", False):
+        message = await receive()
+
+
+async def _refuse(send: Send, status: int, error: str, detail: str) -> None:
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -88,6 +123,23 @@ def jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
         for e in exc.errors()
     ]
+
+
+async def _store_error(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StoreFull):
+        return JSONResponse(
+            status_code=507,
+            content={
+                "error": "store full: no space left for the orchestrator's data; "
+                "free some and retry (nothing was changed)",
+                "detail": str(exc),
+            },
+        )
+    return JSONResponse(
+        status_code=503,
+        content={"error": "store unavailable; retry shortly", "detail": str(exc)},
+        headers={"Retry-After": "5"},
+    )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -131,6 +183,7 @@ def create_app(service: OrchestratorService, token: str, *, manage_service: bool
     app.state.token = token
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StoreError, _store_error)
     app.include_router(system.router)
     app.include_router(tasks.router)
     app.include_router(seed.router)

@@ -16,6 +16,7 @@ from ...workflow import PlanError
 from ..models import Step, Workflow
 from .auth import require_token
 from .filters import parse_status
+from .params import Limit, Offset
 from .schemas import iso
 from .tasks import Service
 from .workflow_views import WorkflowPageView, WorkflowView
@@ -85,8 +86,8 @@ async def batch_execute(
 async def batch_operations(
     svc: Service,
     status_: Annotated[str | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> WorkflowPageView:
     """Batch operations (workflows), newest first."""
     found, total = await svc.workflows(parse_status(WorkflowStatus, status_), limit, offset)
@@ -202,8 +203,8 @@ async def statistics(svc: Service) -> dict[str, Any]:
 @router.get("/rollback/checkpoints", response_model=list[Checkpoint])
 async def checkpoints(
     svc: Service,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> list[Checkpoint]:
     """The latest checkpoint of each workflow (its completed steps), newest first."""
     found, _ = await svc.workflows(None, limit, offset)

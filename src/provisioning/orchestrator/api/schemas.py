@@ -59,6 +59,8 @@ class TaskView(BaseModel):
     started_at: str | None
     completed_at: str | None
     attempts: list[AttemptView] | None = None
+    # While it runs on the node answering: its process tree's CPU seconds and memory.
+    usage: dict[str, float | int | None] | None = None
 
     @classmethod
     def of(cls, task: Task, attempts: list[Attempt] | None = None) -> TaskView:

@@ -19,7 +19,7 @@ from fastapi import (
 )
 from fastapi.responses import StreamingResponse
 
-from .auth import check_token, require_token
+from .auth import check_token, presented_token, require_stream_token
 from .tasks import Service
 
 router = APIRouter()
@@ -58,7 +58,7 @@ async def _hello(svc: Service, kinds: frozenset[str] | None) -> dict[str, Any] |
     }
 
 
-@router.get("/events", dependencies=[Depends(require_token)])
+@router.get("/events", dependencies=[Depends(require_stream_token)])
 async def events(
     request: Request,
     svc: Service,
@@ -96,14 +96,10 @@ async def events(
 
 
 @router.websocket("/ws")
-async def websocket(
-    socket: WebSocket, svc: Service, token: str | None = None, events: str | None = None
-) -> None:
+async def websocket(socket: WebSocket, svc: Service, events: str | None = None) -> None:
     """The original platform's ``ws://.../ws?token=...&events=task,system``."""
-    header = socket.headers.get("authorization", "")
-    presented = header[7:].strip() if header.lower().startswith("bearer ") else token
     try:
-        check_token(socket.app.state.token, presented)
+        check_token(socket.app.state.token, presented_token(socket, in_query=True))
     except Exception:
         await socket.close(code=4401, reason="unauthorized")
         return

@@ -12,6 +12,7 @@ from ..service import InvalidTask, NotRunning, OrchestratorService
 from .auth import check_token, presented_token, require_token
 from .filters import parse_status
 from .original_tasks import OriginalTask, OriginalTaskPage, Shape, original_tasks
+from .params import After, Limit, LogLimit, Offset
 from .schemas import LogLineView, LogsView, ProgressReport, SubmittedView, TaskPageView, TaskView
 
 router = APIRouter()
@@ -54,8 +55,8 @@ async def list_tasks(
     status_: Annotated[
         str | None, Query(alias="status", description="a task status, in any case")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
     shape: Annotated[
         Shape | None, Query(description="`original`: the original platform's task shape")
     ] = None,
@@ -81,15 +82,17 @@ async def get_task(task_id: str, svc: Service, shape: Shape | None = None) -> An
         raise _not_found(task_id)
     if shape is Shape.ORIGINAL:
         return (await original_tasks(svc, [task], 1, 1, 0)).tasks[0]
-    return TaskView.of(task, await svc.attempts(task_id))
+    view = TaskView.of(task, await svc.attempts(task_id))
+    view.usage = svc.scheduler.usage(task_id)
+    return view
 
 
 @router.get("/tasks/{task_id}/logs", dependencies=[Depends(require_token)], response_model=LogsView)
 async def task_logs(
     task_id: str,
     svc: Service,
-    after: Annotated[int, Query(ge=0, description="return lines after this seq")] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    after: After = 0,
+    limit: LogLimit = 1000,
 ) -> LogsView:
     """The task's output lines (every attempt), oldest first."""
     if await svc.get(task_id) is None:

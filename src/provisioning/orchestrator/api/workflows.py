@@ -13,6 +13,7 @@ from ...workflow import PlanError
 from ..engine import WorkflowConflict
 from .auth import require_token
 from .filters import parse_status
+from .params import Limit, Offset
 from .tasks import Service
 from .workflow_views import WorkflowPageView, WorkflowSubmittedView, WorkflowView
 
@@ -59,8 +60,8 @@ async def list_workflows(
     status_: Annotated[
         str | None, Query(alias="status", description="a workflow status, in any case")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> WorkflowPageView:
     """Workflows, newest first."""
     found, total = await svc.workflows(parse_status(WorkflowStatus, status_), limit, offset)

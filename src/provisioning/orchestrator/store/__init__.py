@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...config import Settings, StorageBackend
 from .base import Store, StoreError
-from .sqlite import SQLiteStore
+from .sqlite import SQLiteStore, open_sqlite
 
 __all__ = ["SQLiteStore", "Store", "StoreError", "open_store"]
 
@@ -22,9 +22,7 @@ def open_store(settings: Settings) -> Store:
     if backend is StorageBackend.SQLITE:
         data_dir: Path = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        store = SQLiteStore(data_dir / "orchestrator.db")
-        store.migrate()
-        return store
+        return open_sqlite(data_dir / "orchestrator.db")
     if backend is StorageBackend.POSTGRES:
         if not settings.storage.dsn:
             raise StoreError(

@@ -12,14 +12,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..models import Claim
 from .base import StoreError
+from .faults import StoreUnusable, classify
 from .rows import task_of
+from .sql_retention import SqlRetention
 from .sql_store import SqlStore
 
 
@@ -32,7 +34,34 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SQLiteStore(SqlStore):
+def open_sqlite(path: Path) -> SQLiteStore:
+    """Open, check and migrate the database; a file that is not one, a damaged one or
+    one that cannot be written is a :class:`StoreError` saying which and what to do."""
+    try:
+        store = SQLiteStore(path)
+        problems = [row[0] for row in store._query("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            store.close()
+            raise StoreUnusable(
+                f"{path} is damaged ({'; '.join(problems[:3])}): restore it from a backup, "
+                "or move it (and its -wal file) aside to start with an empty queue"
+            )
+        store.migrate()
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        if "readonly" in text or "unable to open" in text or "read-only" in text:
+            raise StoreUnusable(
+                f"{path}: cannot write it ({text}): the data dir must be writable by the "
+                "orchestrator (check its permissions and that its filesystem is not read-only)"
+            ) from None
+        raise StoreUnusable(
+            f"{path} is not a usable orchestrator database ({text}): restore it from a "
+            "backup, or move it (and its -wal file) aside to start with an empty queue"
+        ) from None
+    return store
+
+
+class SQLiteStore(SqlStore, SqlRetention):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
@@ -66,8 +95,9 @@ class SQLiteStore(SqlStore):
                 try:
                     yield self._db
                 except BaseException:
-                    self._db.execute("ROLLBACK TO verb")
-                    self._db.execute("RELEASE verb")
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK TO verb")
+                        self._db.execute("RELEASE verb")
                     raise
                 self._db.execute("RELEASE verb")
                 return
@@ -75,10 +105,17 @@ class SQLiteStore(SqlStore):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (a full disk does): then there is
+        # nothing to undo, and ROLLBACK itself would fail.
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _sync(self, durable: bool) -> None:
         if durable != self._durable:
@@ -100,13 +137,19 @@ class SQLiteStore(SqlStore):
                         outcomes.append((True, call()))
                     except Exception as exc:
                         outcomes.append((False, exc))
+                        if not self._db.in_transaction:
+                            # SQLite rolled the whole batch back (disk full, I/O error):
+                            # nothing of it stands, so every verb fails.
+                            return [(False, classify(exc))] * len(calls)
             finally:
                 self._batching = False
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                error = StoreError(f"commit failed: {exc}")
+                self._rollback()
+                error = classify(exc)
+                if not isinstance(error, StoreError):
+                    error = StoreError(f"commit failed: {exc}")
                 return [(False, error) for _ in calls]
         return outcomes
 

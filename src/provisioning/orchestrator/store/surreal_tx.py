@@ -49,7 +49,7 @@ class Tx:
         if not changes:
             return
         for name in changes:
-            if name == "id" or not _FIELD.match(name):
+            if name == "id" or not _FIELD.fullmatch(name):
                 raise ValueError(f"not a settable field name: {name!r}")
         assignments = ", ".join(f"{name} = $f_{name}" for name in changes)
         self.add(
