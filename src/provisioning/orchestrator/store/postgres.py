@@ -45,7 +45,6 @@ from ..models import Claim
 from .base import StoreError
 from .rows import task_of
 from .sql_queries import one, verb
-from .sql_retention import SqlRetention
 from .sql_store import SqlStore
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
@@ -128,7 +127,7 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
-class PostgresStore(SqlStore, SqlRetention):
+class PostgresStore(SqlStore):
     """The :class:`~.base.Store` on a PostgreSQL database shared by several nodes."""
 
     backend = "postgres"

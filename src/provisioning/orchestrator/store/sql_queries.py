@@ -25,7 +25,7 @@ WF = (
     " rollback_enabled, tasks_total, tasks_open, tasks_completed, tasks_failed,"
     " steps_completed, checkpoint_at, created_at, started_at, completed_at"
 )
-SHARED = ("queue.sql", "workflow.sql", "reads.sql")
+SHARED = ("queue.sql", "workflow.sql", "reads.sql", "retention.sql")
 
 P = ParamSpec("P")
 R = TypeVar("R")

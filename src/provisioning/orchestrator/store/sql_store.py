@@ -22,10 +22,11 @@ from ..models import Attempt, Task
 from .rows import attempt_of, new_task_values, task_of
 from .sql_queries import one, verb
 from .sql_reads import SqlReads
+from .sql_retention import SqlRetention
 from .sql_workflow import SqlWorkflowVerbs
 
 
-class SqlStore(SqlWorkflowVerbs, SqlReads):
+class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
     """The verbs both SQL stores share; a subclass gives the connection and the claim."""
 
     shared: bool

@@ -21,7 +21,6 @@ from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnusable, classify
 from .rows import task_of
-from .sql_retention import SqlRetention
 from .sql_store import SqlStore
 
 
@@ -61,7 +60,7 @@ def open_sqlite(path: Path) -> SQLiteStore:
     return store
 
 
-class SQLiteStore(SqlStore, SqlRetention):
+class SQLiteStore(SqlStore):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
