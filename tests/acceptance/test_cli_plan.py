@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from provisioning.providers.lab import hosts
-from tests.acceptance.business_helpers import Workspace, assert_no_leftover, stop_machine
+from tests.acceptance.business_helpers import Workspace, assert_no_leftover, get, stop_machine
 from tests.acceptance.cli_env import PROVISIONING, Cli
 
 
@@ -54,6 +54,32 @@ def test_plan_shows_create_update_and_no_changes(workspace: Workspace) -> None:
     assert "No changes." in after.stdout, after
 
 
+def test_a_changed_taskserv_setting_shows_as_update_and_is_applied(workspace: Workspace) -> None:
+    workspace.ok("server", "create", "web-1", "--direct")
+    pid = workspace.remote("web-1", "cat", "/run/provisioning/webserver.pid").stdout
+    assert workspace.installed("web-1")["webserver"]["settings"]["port"] == 8080
+    workspace.edit_infra(
+        'webserver = { settings = { title = "Hello from acme/default" } }',
+        'webserver = { settings = { title = "Hello again", port = 8081 } }',
+    )
+    changed = workspace.ok("server", "create", "web-1", "--check")
+    assert "~ taskserv webserver on web-1" in changed.stdout, changed
+    assert "settings.port: 8080 -> 8081" in changed.stdout
+    assert "settings.title: 'Hello from acme/default' -> 'Hello again'" in changed.stdout
+    assert "Plan: 0 to add, 1 to change, 0 to destroy." in changed.stdout
+
+    applied = workspace.ok("server", "create", "web-1", "--direct")
+    assert "updating webserver 1.0.0 on web-1" in applied.stderr, applied
+    recorded = workspace.installed("web-1")["webserver"]
+    address = workspace.address("web-1")
+    assert recorded["url"] == f"http://{address}:8081/"
+    # Reconfigured and restarted on the server: a new service process, on the new port.
+    assert workspace.remote("web-1", "cat", "/run/provisioning/webserver.pid").stdout != pid
+    page = get(recorded["url"])
+    assert page.status_code == 200 and "Hello again" in page.text
+    assert "No changes." in workspace.ok("server", "create", "web-1", "--check").stdout
+
+
 def test_delete_asks_for_yes(workspace: Workspace) -> None:
     workspace.ok("server", "create", "web-1", "--no-taskservs", "--direct")
     refused = workspace.run("server", "delete", "web-1", "--direct")
@@ -88,7 +114,7 @@ def test_check_refuses_an_unknown_plan(workspace: Workspace) -> None:
     workspace.edit_infra('plan = "small"', 'plan = "huge"')
     refused = workspace.run("server", "create", "--check")
     assert refused.code == 2, refused
-    assert "plan 'huge' is not a local plan" in refused.stderr
+    assert "server web-1: plan 'huge' is unknown to local (known plans: " in refused.stderr
     assert refused.stderr.count("\n") == 1
 
 
@@ -122,3 +148,24 @@ def test_check_sees_a_server_gone_at_the_provider(workspace: Workspace) -> None:
     assert "+ server web-1" in drifted.stdout, drifted
     assert "(drift)" in drifted.stdout
     assert "Plan: 1 to add, 0 to change, 0 to destroy." in drifted.stdout
+
+
+def test_check_sees_a_server_changed_at_the_provider(workspace: Workspace) -> None:
+    workspace.ok("server", "create", "web-1", "--no-taskservs", "--direct")
+    # Resized behind the platform's back: the provider's own record changes, the
+    # workspace's state does not.
+    root = workspace.server_dir("web-1")
+    record = hosts.read(root)
+    assert record is not None and record["plan"] == "small"
+    hosts.write(root, {**record, "plan": "large"})
+    assert workspace.state()["servers"]["web-1"]["plan"] == "small"
+    drifted = workspace.ok("server", "create", "web-1", "--no-taskservs", "--check")
+    assert "~ server web-1" in drifted.stdout, drifted
+    assert "plan: 'large' -> 'small'" in drifted.stdout
+    assert "changed at the provider since it was recorded (plan) (drift)" in drifted.stdout
+    assert "Plan: 0 to add, 1 to change, 0 to destroy." in drifted.stdout
+    applied = workspace.ok("server", "create", "web-1", "--no-taskservs", "--direct")
+    assert "web-1 resized: plan large -> small" in applied.stderr + applied.stdout, applied
+    assert hosts.read(root) == {**record, "plan": "small"}
+    after = workspace.ok("server", "create", "web-1", "--no-taskservs", "--check")
+    assert "No changes." in after.stdout, after

@@ -537,3 +537,14 @@ def test_the_message_says_what_was_done_in_the_providers_words() -> None:
         "invalid: creating server web-1 (t3.small in us-east-1a): "
         'InvalidAMIID.Malformed: Invalid id: "ami-x"'
     )
+
+
+def test_check_spec_asks_ec2_about_the_instance_type_and_zone(provider: AwsProvider) -> None:
+    assert provider.check_spec(ServerSpec("web-1", "aws", plan="small", zone=ZONE)) == []
+    assert provider.check_spec(ServerSpec("web-1", "aws", plan="m5.xlarge")) == []
+    found = provider.check_spec(ServerSpec("web-1", "aws", plan="huge", zone="us-east-1z"))
+    assert found[0] == "plan 'huge' is not an EC2 instance type (huge)"
+    assert found[1].startswith("zone 'us-east-1z' is unknown to AWS us-east-1 (known zones: ")
+    assert ZONE in found[1]
+    assert len(found) == 2
+    assert provider.list_servers() == []

@@ -394,3 +394,18 @@ def test_plans_zones_and_prices_come_from_the_api(provider: UpCloudProvider) -> 
 )
 def test_error_classification(code: str | None, status: int, kind: ProviderErrorKind) -> None:
     assert classify(code, status) is kind
+
+
+def test_check_spec_names_a_plan_or_zone_upcloud_does_not_have(
+    fake: FakeUpCloud, provider: UpCloudProvider
+) -> None:
+    assert provider.check_spec(web(zone="de-fra1")) == []
+    found = provider.check_spec(web(plan="huge", zone="mars-1"))
+    assert len(found) == 2
+    assert found[0].startswith("plan 'huge' is unknown to UpCloud (known plans: ")
+    assert "1xCPU-2GB" in found[0]
+    assert found[1].startswith("zone 'mars-1' is unknown to UpCloud (known zones: ")
+    assert "de-fra1" in found[1]
+    # Asked live, nothing created.
+    assert {path for _, path, _ in fake.calls("GET")} == {"/1.3/plan", "/1.3/zone"}
+    assert fake.calls("POST") == []

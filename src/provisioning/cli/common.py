@@ -42,6 +42,8 @@ class State:
     config_file: Path | None = None
     flags: dict[str, Any] = field(default_factory=dict)
     _loaded: LoadedConfig | None = None
+    # Each provider a command asks, made once: (infra, provider name) -> provider.
+    providers: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
     def loaded(self) -> LoadedConfig:

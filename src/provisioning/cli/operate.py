@@ -18,6 +18,7 @@ import typer
 from ..client import ClientError
 from ..infra import Infra, InfraError, load_infra
 from ..operations import plans
+from ..providers import Provider, ProviderContext, ProviderError, get_provider
 from ..taskservs import CatalogError
 from .common import (
     EXIT_FAILED,
@@ -207,33 +208,42 @@ def show_plan(workflow: dict[str, Any], found: list[dict[str, Any]]) -> None:
         say(("Plan:", "bold"), f" {add} to add, {change_} to change, {destroy} to destroy.")
 
 
-# Providers whose plans are known without asking a cloud (the others check on apply).
-OFFLINE_CATALOG = ("local",)
-
-
-def provider_problems(workspace: Path, infra: Infra, workflow: dict[str, Any]) -> list[str]:
-    """Values a provider would refuse on apply (an unknown plan), found at ``--check``."""
-    from ..providers import ProviderContext, get_provider
-
+def provider_problems(
+    ctx: typer.Context, workspace: Path, infra: Infra, workflow: dict[str, Any]
+) -> list[str]:
+    """Values a provider would refuse on apply (an unknown plan or zone), found at
+    ``--check`` by asking each provider, as ``terraform plan`` asks its providers."""
     problems = []
-    catalogs: dict[str, set[str]] = {}
     for op in workflow["operations"]:
         if op.get("target") != "server" or op.get("type") != "create":
             continue
         for hostname in op.get("items", []):
             server = infra.server(hostname)
-            if server.plan is None or server.provider not in OFFLINE_CATALOG:
+            if server.plan is None and server.zone is None:
                 continue
-            if server.provider not in catalogs:
-                context = ProviderContext(infra.name, workspace, infra.name)
-                known = get_provider(server.provider, context).plans()
-                catalogs[server.provider] = {str(p["plan"]) for p in known}
-            if server.plan not in catalogs[server.provider]:
-                problems.append(
-                    f"server {hostname}: plan {server.plan!r} is not a {server.provider} plan "
-                    f"(known: {', '.join(sorted(catalogs[server.provider]))})"
-                )
+            try:
+                found = _provider(ctx, workspace, infra, server.provider).check_spec(server.spec())
+            except ProviderError as exc:
+                notify(f"{hostname}: cannot ask {server.provider} about its values ({exc})")
+                continue
+            problems += [f"server {hostname}: {problem}" for problem in found]
     return problems
+
+
+def _provider(ctx: typer.Context, workspace: Path, infra: Infra, name: str) -> Provider:
+    """The workspace's provider ``name``, made once per command."""
+    made = state(ctx).providers
+    if (infra.name, name) not in made:
+        settings = state(ctx).loaded.settings
+        context = ProviderContext(
+            settings.workspace.name or workspace.name,
+            workspace,
+            infra.name,
+            dict(getattr(settings.providers, name, {})),
+        )
+        made[(infra.name, name)] = get_provider(name, context)
+    found: Provider = made[(infra.name, name)]
+    return found
 
 
 def refresh(
@@ -241,11 +251,7 @@ def refresh(
 ) -> list[dict[str, Any]]:
     """The plan against what each provider reports now, as Terraform refreshes its
     state: a recorded server the provider no longer has is to be created again (or,
-    for a delete, is already gone)."""
-    from ..providers import ProviderContext, ProviderError, get_provider
-
-    settings = state(ctx).loaded.settings
-    providers: dict[str, Any] = {}
+    for a delete, is already gone); one changed there is an update from its live values."""
     refreshed = []
     for change in found:
         if change.get("taskserv") or change["action"] not in ("exists", "update", "delete"):
@@ -257,15 +263,7 @@ def refresh(
         except InfraError:
             name = "local"
         try:
-            if name not in providers:
-                context = ProviderContext(
-                    settings.workspace.name or workspace.name,
-                    workspace,
-                    infra.name,
-                    dict(getattr(settings.providers, name, {})),
-                )
-                providers[name] = get_provider(name, context)
-            live = providers[name].find_server(hostname)
+            live = _provider(ctx, workspace, infra, name).find_server(hostname)
         except ProviderError as exc:
             notify(f"{hostname}: cannot ask {name} how it is ({exc}); planned from the record")
             refreshed.append(change)
@@ -274,8 +272,28 @@ def refresh(
             gone = "recorded, but the provider has no such server (drift)"
             action = "absent" if change["action"] == "delete" else "create"
             change = {"server": hostname, "action": action, "drift": gone}
+        elif change["action"] != "delete":
+            change = _against_live(infra, change, live.as_dict())
         refreshed.append(change)
     return refreshed
+
+
+def _against_live(infra: Infra, change: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """What the provider reports wins over the record: a server changed behind the
+    platform's back is an update from its live values (or none, if it already matches)."""
+    hostname = change["server"]
+    drift = plans.server_drift(infra, hostname, live)
+    if not drift:
+        return {"server": hostname, "action": "exists"}
+    recorded = change.get("changes") or {}
+    # A field the record did not differ in was recorded as defined.
+    behind = {field for field, (old, new) in drift.items() if recorded.get(field, [new])[0] != old}
+    found: dict[str, Any] = {"server": hostname, "action": "update", "changes": drift}
+    if behind:
+        found["drift"] = (
+            f"changed at the provider since it was recorded ({', '.join(sorted(behind))}) (drift)"
+        )
+    return found
 
 
 def show_changes(
@@ -343,7 +361,7 @@ def plan_and_run(
     if opts.check:
         # The plan also says what a provider would refuse on apply (the apply itself
         # leaves that to the provider, whose error the run reports).
-        problems = provider_problems(workspace, infra, workflow)
+        problems = provider_problems(ctx, workspace, infra, workflow)
         if problems:
             fail(f"infra {infra.name}: " + "; ".join(problems), EXIT_USAGE)
         show_changes(ctx, workspace, infra, workflow, opts)

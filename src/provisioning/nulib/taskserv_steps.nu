@@ -14,8 +14,13 @@ export def install-taskserv [params: record] {
         emit-result ($status | insert changed false)
         return
     }
-    let why = if $status.installed { $"reinstalling: ($status.reason)" } else { "installing" }
-    report-progress 10 $"($why) ($status.taskserv) ($status.version) on ($status.hostname) at ($status.address): ($status.files | length) file\(s\), ($status.packages | length) package\(s\)"
+    # Another version, or files and settings other than these (a `~ update`): reconfigure
+    # and restart it in place.
+    let why = if $status.installed {
+        $"reinstalling: ($status.reason)"
+    } else if $status.reason != "not installed" { "updating" } else { "installing" }
+    let because = if $why == "updating" { $" \(($status.reason)\)" } else { "" }
+    report-progress 10 $"($why) ($status.taskserv) ($status.version) on ($status.hostname) at ($status.address): ($status.files | length) file\(s\), ($status.packages | length) package\(s\)($because)"
     let applied = (taskserv-tool apply)
     report-progress 100 $"($status.taskserv) ($status.version) installed on ($status.hostname), healthy"
     emit-result ($applied | insert changed true | insert files $status.files | insert packages $status.packages)

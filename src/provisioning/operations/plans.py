@@ -179,7 +179,7 @@ def changes(workspace_dir: Path, infra: Infra, workflow: dict[str, Any]) -> list
                 }[op["type"]]
                 change: dict[str, Any] = {"server": item, "action": action}
                 if action == "exists" and recorded is not None:
-                    drift = _server_drift(infra, item, recorded)
+                    drift = server_drift(infra, item, recorded)
                     if drift:
                         change = {**change, "action": "update", "changes": drift}
                 found.append(change)
@@ -191,15 +191,15 @@ def changes(workspace_dir: Path, infra: Infra, workflow: dict[str, Any]) -> list
                 else:
                     action = "remove" if installed else "absent"
                 change = {"server": item, "taskserv": taskserv, "action": action}
-                wanted = op["params"].get("version")
-                had = (installed or {}).get("version") if isinstance(installed, dict) else None
-                if action == "installed" and wanted and had and had != wanted:
-                    change = {**change, "action": "update", "changes": {"version": [had, wanted]}}
+                if action == "installed" and isinstance(installed, dict):
+                    drift = _taskserv_drift(op["params"], installed)
+                    if drift:
+                        change = {**change, "action": "update", "changes": drift}
                 found.append(change)
     return found
 
 
-def _server_drift(infra: Infra, hostname: str, recorded: dict[str, Any]) -> dict[str, list[Any]]:
+def server_drift(infra: Infra, hostname: str, recorded: dict[str, Any]) -> dict[str, list[Any]]:
     try:
         defined = infra.server(hostname)
     except InfraError:
@@ -210,4 +210,19 @@ def _server_drift(infra: Infra, hostname: str, recorded: dict[str, Any]) -> dict
         have = recorded.get(name)
         if want is not None and have is not None and want != have:
             drift[name] = [have, want]
+    return drift
+
+
+def _taskserv_drift(wanted: dict[str, Any], installed: dict[str, Any]) -> dict[str, list[Any]]:
+    """The version and each setting that differ between the definition and what was
+    installed (a record made before settings were recorded compares its version only)."""
+    drift: dict[str, list[Any]] = {}
+    had, want = installed.get("version"), wanted.get("version")
+    if had and want and had != want:
+        drift["version"] = [had, want]
+    before, after = installed.get("settings"), wanted.get("settings")
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                drift[f"settings.{key}"] = [before.get(key), after.get(key)]
     return drift

@@ -50,6 +50,7 @@ from .base import (
     ProviderErrorKind,
     ServerRecord,
     ServerSpec,
+    not_in_catalogue,
 )
 
 TAG_WORKSPACE = "provisioning:workspace"
@@ -528,6 +529,23 @@ class AwsProvider:
         return [
             {"plan": t.name, "cores": t.cores, "memory_mb": t.memory_mb} for t in INSTANCE_TYPES
         ]
+
+    def check_spec(self, spec: ServerSpec) -> list[str]:
+        problems = []
+        if spec.plan:
+            wanted = plan_to_instance_type(spec.plan)
+            try:
+                self.ec2.describe_instance_types(InstanceTypes=[wanted])
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "InvalidInstanceType":
+                    raise provider_error(f"checking instance type {wanted}", exc) from exc
+                problems.append(f"plan {spec.plan!r} is not an EC2 instance type ({wanted})")
+            except botocore.exceptions.BotoCoreError as exc:
+                raise provider_error(f"checking instance type {wanted}", exc) from exc
+        if spec.zone:
+            zones = (z["zone"] for z in self.zones())
+            problems += not_in_catalogue("zone", spec.zone, zones, f"AWS {self.region}")
+        return problems
 
     def zones(self) -> list[dict[str, Any]]:
         """The availability zones of the configured region."""

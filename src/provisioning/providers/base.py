@@ -11,6 +11,7 @@ tags what it creates with both, so ``list`` and ``delete`` find exactly ours.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -122,8 +123,22 @@ class Provider(Protocol):
     def list_servers(self) -> list[ServerRecord]:
         """Servers of this workspace and infra only."""
 
+    def check_spec(self, spec: ServerSpec) -> list[str]:
+        """The values of ``spec`` this provider would refuse on create (an unknown plan
+        or zone), one line each; asks the provider's API where the catalogue lives there."""
+
     def plans(self) -> list[dict[str, Any]]: ...
 
     def zones(self) -> list[dict[str, Any]]: ...
 
     def pricing(self) -> list[dict[str, Any]]: ...
+
+
+def not_in_catalogue(
+    label: str, value: str | None, known: Iterable[str], provider: str
+) -> list[str]:
+    """``[]`` when ``value`` is unset or one of ``known``; else the one line that says so."""
+    names = sorted(set(known))
+    if value is None or value in names:
+        return []
+    return [f"{label} {value!r} is unknown to {provider} (known {label}s: {', '.join(names)})"]

@@ -22,6 +22,7 @@ from .base import (
     ProviderErrorKind,
     ServerRecord,
     ServerSpec,
+    not_in_catalogue,
 )
 from .lab import hosts
 from .lab.network import LabNetworkError
@@ -162,6 +163,13 @@ class LocalProvider:
 
     def zones(self) -> list[dict[str, Any]]:
         return [{"zone": "local", "description": "lab hosts on this machine"}]
+
+    def check_spec(self, spec: ServerSpec) -> list[str]:
+        plans = (p["plan"] for p in PLANS)
+        return [
+            *not_in_catalogue("plan", spec.plan, plans, self.name),
+            *not_in_catalogue("zone", spec.zone, ["local"], self.name),
+        ]
 
     def pricing(self) -> list[dict[str, Any]]:
         return [{"plan": p["plan"], "price_per_hour": 0.0, "currency": "EUR"} for p in PLANS]

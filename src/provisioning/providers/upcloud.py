@@ -34,7 +34,14 @@ from upcloud_api.server import ServerNetworkInterface, login_user_block
 from upcloud_api.storage import BackupDeletionPolicy
 
 from ..ssh.endpoint import workspace_key
-from .base import ProviderContext, ProviderError, ProviderErrorKind, ServerRecord, ServerSpec
+from .base import (
+    ProviderContext,
+    ProviderError,
+    ProviderErrorKind,
+    ServerRecord,
+    ServerSpec,
+    not_in_catalogue,
+)
 
 T = TypeVar("T")
 
@@ -335,6 +342,14 @@ class UpCloudProvider:
                 raise
             records.append(self._record(details))
         return sorted(records, key=lambda record: record.hostname)
+
+    def check_spec(self, spec: ServerSpec) -> list[str]:
+        plans = [str(p.get("name")) for p in self.plans()] if spec.plan else []
+        zones = [str(z.get("id")) for z in self.zones()] if spec.zone else []
+        return [
+            *not_in_catalogue("plan", spec.plan, plans, "UpCloud"),
+            *not_in_catalogue("zone", spec.zone, zones, "UpCloud"),
+        ]
 
     def plans(self) -> list[dict[str, Any]]:
         data = _call("listing UpCloud plans", lambda: self.manager.get_server_plans())

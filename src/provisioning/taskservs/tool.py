@@ -303,6 +303,8 @@ class Job:
     def record(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "version": self.definition.version,
+            # What `--check` compares the definition with (`~ update` old -> new).
+            "settings": self.definition.settings,
             "installed_at": time.time(),
             "address": self._host_address(self.server),
         }
