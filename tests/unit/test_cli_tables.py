@@ -275,3 +275,41 @@ def test_colours_only_on_a_terminal_and_never_with_no_color(
     stream = FakeTerminal(True)
     output.line(output.status_part("failed"), " \x1b]0;title\x07x", stream=stream)  # type: ignore[arg-type]
     assert stream.written == "failed x\n"  # no colour, and the data's escapes stripped
+
+
+def test_the_monitor_view_keeps_step_and_task_names_whole_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rich.console import Console
+
+    from provisioning.cli import monitor
+
+    def step(name: str, hosts: list[str]) -> dict[str, object]:
+        made = []
+        for n, host in enumerate(hosts):
+            one = a_task(n, "running" if host == "node-1" else "completed")
+            made.append({**one, "name": f"cluster-create-web/{name}/{host}", "progress": 40})
+        return {"id": name, "layer": 1, "status": "running", "tasks": made}
+
+    view = {
+        **a_workflow(),
+        "name": "cluster-create-web",
+        "status": "running",
+        "steps": [
+            step("taskserv-containerd", ["web-1", "node-1"]),
+            step("taskserv-webserver", ["web-2"]),
+        ],
+    }
+    narrow = Console(width=80, record=True, color_system=None)
+    monkeypatch.setattr(monitor, "out", narrow)
+    narrow.print(monitor.render(view, {}))
+    text = narrow.export_text()
+    for whole in ("taskserv-containerd", "containerd@node-1", "webserver@web-2", "running #3"):
+        assert whole in text, text
+    assert " 40%" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    wide = Console(width=140, record=True, color_system=None)
+    monkeypatch.setattr(monitor, "out", wide)
+    wide.print(monitor.render(view, {}))
+    shown = wide.export_text()
+    assert "attempt" in shown and "progress" in shown

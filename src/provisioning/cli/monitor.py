@@ -31,6 +31,8 @@ DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
 REFRESH_SECONDS = 0.25
 FALLBACK_POLL_SECONDS = 2.0
 LOG_TAIL = 6
+# From this terminal width on, the view has room for progress bars and attempts.
+WIDE_COLUMNS = 100
 
 
 def _elapsed(task: Mapping[str, Any]) -> str:
@@ -56,7 +58,11 @@ def render(workflow: Mapping[str, Any], logs: dict[str, deque[str]]) -> Group:
     )
     overall = ProgressBar(total=max(tasks["total"], 1), completed=done, width=40)
     table = Table(expand=False)
-    for name in ("step", "task", "status", "progress", "attempt", "elapsed"):
+    # At 80 columns the bars and the attempt column give way, so that no step or task
+    # name has to fold (an attempt past the first shows beside the status instead).
+    wide = out.width >= WIDE_COLUMNS
+    names = ("step", "task", "status", "progress", "attempt", "elapsed")
+    for name in names if wide else ("step", "task", "status", "done", "elapsed"):
         # Never an ellipsis: what does not fit folds onto the next line.
         table.add_column(name, overflow="fold")
     running: list[Mapping[str, Any]] = []
@@ -64,19 +70,17 @@ def render(workflow: Mapping[str, Any], logs: dict[str, deque[str]]) -> Group:
         for task in step["tasks"]:
             if task["status"] == "running":
                 running.append(task)
-            bar = Table.grid(padding=(0, 1))
-            bar.add_row(
-                ProgressBar(total=100, completed=task["progress"], width=12),
-                f"{task['progress']:>3}%",
-            )
-            table.add_row(
-                step["id"],
-                task_label(task, step["id"]),
-                styled_status(task["status"]),
-                bar,
-                str(task["attempt"]),
-                _elapsed(task),
-            )
+            percent = f"{task['progress']:>3}%"
+            status = styled_status(task["status"])
+            if wide:
+                bar = Table.grid(padding=(0, 1))
+                bar.add_row(ProgressBar(total=100, completed=task["progress"], width=12), percent)
+                cells: list[Any] = [status, bar, str(task["attempt"])]
+            else:
+                if task["attempt"] > 1:
+                    status = Text.assemble(status, f" #{task['attempt']}")
+                cells = [status, percent]
+            table.add_row(step["id"], task_label(task, step["id"]), *cells, _elapsed(task))
     top = Table.grid(padding=(0, 1))
     top.add_row(header)
     top.add_row(overall)
