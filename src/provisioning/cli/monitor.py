@@ -147,7 +147,12 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> WorkflowVi
             elif event.get("workflow_id") == workflow_id or event.get("task_id") in task_ids:
                 dirty = True
             now = time.monotonic()
-            stale = now - last_fetch >= (REFRESH_SECONDS if dirty else FALLBACK_POLL_SECONDS)
+            # The end is shown (and the monitor returns) the moment it is published.
+            ended = event.get("workflow_id") == workflow_id and event.get("status") in DONE
+            ended = ended and event.get("type") == "workflow"
+            stale = ended or now - last_fetch >= (
+                REFRESH_SECONDS if dirty else FALLBACK_POLL_SECONDS
+            )
             if stale:
                 workflow = client.workflow(workflow_id)
                 task_ids = {t["id"] for s in workflow["steps"] or [] for t in s["tasks"]}

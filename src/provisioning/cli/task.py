@@ -79,18 +79,25 @@ def _default_name(
 
 def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> TaskView:
     """Show a task's progress until it ends; return its final state. Ctrl-C detaches."""
-    last: tuple[str | None, int | None] = (None, None)
+    from .waiting import wait_for_end
+
+    last: list[tuple[str | None, int | None]] = [(None, None)]
+
+    def show(task: TaskView) -> None:
+        key = (task["status"], task["progress"])
+        if not quiet and key != last[0]:
+            message = task.get("progress_message") or ""
+            say(status_part(task["status"]), f" {task['progress']:>3}% {message}".rstrip())
+            last[0] = key
+
     try:
-        while True:
-            task = client.task(task_id)
-            key = (task["status"], task["progress"])
-            if not quiet and key != last:
-                message = task.get("progress_message") or ""
-                say(status_part(task["status"]), f" {task['progress']:>3}% {message}".rstrip())
-                last = key
-            if task["status"] not in ("pending", "running"):
-                return task
-            time.sleep(0.2)  # A client's polling interval, not a stand-in for a condition.
+        return wait_for_end(
+            lambda: client.events(task_id=task_id),
+            lambda: client.task(task_id),
+            lambda task: task["status"] not in ("pending", "running"),
+            lambda event: event.get("task_id") == task_id,
+            show,
+        )
     except KeyboardInterrupt:
         detached("task", task_id, f"provisioning task status {task_id}")
 

@@ -3,7 +3,6 @@ seed's name for the same commands)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -217,14 +216,17 @@ def submit(
 def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> WorkflowView:
     """Follow a workflow until it ends (live view unless ``quiet``); Ctrl-C detaches."""
     from .monitor import monitor_workflow
+    from .waiting import wait_for_end
 
     try:
         if quiet:
-            while True:
-                workflow = client.workflow(workflow_id)
-                if workflow["status"] in WORKFLOW_DONE:
-                    return workflow
-                time.sleep(0.2)  # A client's polling interval.
+            # Only the workflow's own events can end it: task events need no read.
+            return wait_for_end(
+                lambda: client.events(kinds="workflow"),
+                lambda: client.workflow(workflow_id),
+                lambda workflow: workflow["status"] in WORKFLOW_DONE,
+                lambda event: event.get("workflow_id") == workflow_id,
+            )
         return monitor_workflow(client, workflow_id)
     except KeyboardInterrupt:
         detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,12 +61,19 @@ class EventBus:
                 sub.overflowed = True
                 self._subscribers.discard(sub)
 
-    async def subscribe(
+    def subscribe(
         self, kinds: frozenset[str] | None = None, heartbeat: float = 15.0
-    ) -> AsyncIterator[Event | None]:
-        """Events as they come; ``None`` every ``heartbeat`` seconds of silence."""
+    ) -> AsyncGenerator[Event | None, None]:
+        """Events as they come; ``None`` every ``heartbeat`` seconds of silence. The
+        subscription holds from this call on (not from the first read), so a stream that
+        says "connected" before its first event misses nothing published after that."""
         sub = _Subscriber(kinds)
         self._subscribers.add(sub)
+        return self._drain(sub, heartbeat)
+
+    async def _drain(
+        self, sub: _Subscriber, heartbeat: float
+    ) -> AsyncGenerator[Event | None, None]:
         try:
             while not sub.overflowed or not sub.queue.empty():
                 try:

@@ -73,12 +73,13 @@ async def events(
     except UnknownKind as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
     hello = await _hello(svc, kinds)
+    feed = svc.bus.subscribe(kinds)
 
     async def stream() -> AsyncIterator[str]:
         yield ": connected\n\n"
         if hello is not None:
             yield f"id: 0\nevent: system\ndata: {json.dumps(hello)}\n\n"
-        async for event in svc.bus.subscribe(kinds):
+        async for event in feed:
             if await request.is_disconnected():
                 return
             if event is None:
@@ -111,12 +112,15 @@ async def websocket(socket: WebSocket, svc: Service, events: str | None = None) 
         await socket.send_json({"type": "error", "error": str(exc)})
         await socket.close(code=4400, reason=str(exc)[:120])
         return
+    feed = svc.bus.subscribe(kinds)
     try:
         hello = await _hello(svc, kinds)
         if hello is not None:
             await socket.send_json(hello)
-        async for event in svc.bus.subscribe(kinds):
+        async for event in feed:
             if event is not None:
                 await socket.send_json(event.as_dict())
     except WebSocketDisconnect:
         return
+    finally:
+        await feed.aclose()
