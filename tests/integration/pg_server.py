@@ -156,6 +156,16 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def halt(self) -> None:
+        """Stop the server as an outage does (``pg_ctl stop -m fast``), keeping its data."""
+        self._run(self.bindir / "pg_ctl", "stop", "-D", self.data, "-m", "fast", "-w")
+
+    def resume(self) -> None:
+        """Start it again after :meth:`halt`, on the same port."""
+        self._run(
+            self.bindir / "pg_ctl", "start", "-D", self.data, "-l", self.logfile, "-w", "-t", "60"
+        )
+
     def dsn(self, dbname: str = "postgres", **extra: str) -> str:
         options = "".join(f" {key}={value}" for key, value in extra.items())
         return f"host={self.host} port={self.port} user={self.user} dbname={dbname}{options}"

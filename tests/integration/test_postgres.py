@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+import psycopg.errors
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel
 
 from provisioning.orchestrator.models import Claim, NewStep, Task
@@ -869,3 +871,54 @@ def test_workflow_verbs_answer_exactly_as_sqlite(connect: Callable[[], PostgresS
     assert len(actual) == len(expected)
     for got, want in zip(actual, expected, strict=True):
         assert got == want, got[0]
+
+
+# -- a frozen holder (issue 15, item 2) ---------------------------------------------------
+
+
+def test_sessions_carry_guards_derived_from_the_lease(dsn: str) -> None:
+    store = PostgresStore(dsn, lease_seconds=4)
+    try:
+        with store._tx() as db:  # the session's own settings
+            shown = {
+                name: db.execute(f"SHOW {name}").fetchone()[name]  # type: ignore[index]
+                for name in (
+                    "statement_timeout",
+                    "lock_timeout",
+                    "idle_in_transaction_session_timeout",
+                )
+            }
+    finally:
+        store.close()
+    assert shown == {
+        "statement_timeout": "4s",
+        "lock_timeout": "4s",
+        "idle_in_transaction_session_timeout": "2s",
+    }
+    # TCP keepalives and tcp_user_timeout are the client's side (libpq) of the same
+    # bound: a black-holed link is given up instead of waited on forever.
+    params = conninfo_to_dict(store._named("probe"))
+    assert params["keepalives"] == "1" and params["tcp_user_timeout"] == "2000"
+
+
+def test_a_node_frozen_inside_a_transaction_loses_its_locks_within_the_lease(dsn: str) -> None:
+    """A node stopped (SIGSTOP) while its transaction holds a task's row lock: the server
+    ends that idle-in-transaction session, so another node's verb on the task goes
+    through instead of waiting for as long as the freeze lasts."""
+    frozen = PostgresStore(dsn, lease_seconds=2)
+    frozen.migrate()
+    healthy = PostgresStore(dsn, lease_seconds=2)
+    try:
+        task = healthy.enqueue(
+            new_task("held"), default_timeout=DEFAULT_TIMEOUT, default_retry=DEFAULT_RETRY, now=T0
+        )
+        held = frozen._connection()  # a verb caught half-way
+        held.execute("SELECT id FROM tasks WHERE id = %s FOR UPDATE", (task.id,))
+        # ... and its node freezes here: nothing more is sent on `held`.
+        cancelled = healthy.request_cancel(task.id, now=T0 + 1)
+        assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            held.execute("SELECT 1")
+    finally:
+        frozen.close()
+        healthy.close()

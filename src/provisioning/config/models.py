@@ -127,6 +127,9 @@ class StorageSection(_Section):
     # Finished tasks (and their logs) and finished workflows older than this are
     # deleted; 0 keeps them forever.
     retention_days: Annotated[float, Field(ge=0)] = 30
+    # A store call that has no answer after this long fails as "store unavailable" (the
+    # API answers 503, /health says degraded) instead of hanging its caller.
+    call_timeout_seconds: Annotated[float, Field(gt=0)] = 30
     # The original's SurrealDB server mode (--storage-type surrealdb-server): a server
     # URL and its credentials; "server" never falls back to the embedded engine.
     surrealdb_mode: Literal["", "embedded", "server"] = ""

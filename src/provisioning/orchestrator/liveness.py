@@ -122,14 +122,19 @@ class Liveness:
         while True:
             await asyncio.sleep(self._lease / 3)
             try:
-                cancels = await self._store.run(
-                    self._store.store.heartbeat,
-                    self.node_id,
-                    now=time.time(),
-                    lease_seconds=self._lease,
+                # Its own deadline: a renewal stuck behind a dead socket must still
+                # let this node fence itself in time.
+                cancels = await asyncio.wait_for(
+                    self._store.run(
+                        self._store.store.heartbeat,
+                        self.node_id,
+                        now=time.time(),
+                        lease_seconds=self._lease,
+                    ),
+                    self._lease / 3,
                 )
-            except StoreError as exc:
-                log.warning("heartbeat failed (%s)", exc)
+            except (StoreError, TimeoutError) as exc:
+                log.warning("heartbeat failed (%s)", exc or "no answer in time")
                 self._fence_if_late()
                 continue
             except Exception:
@@ -137,6 +142,10 @@ class Liveness:
                 self._fence_if_late()
                 continue
             self._last_renewal = time.monotonic()
+            if self._scheduler.claims_paused:
+                log.warning("leases renewed again: claiming work again")
+                self._scheduler.claims_paused = False
+                self._scheduler.wake()
             for task_id in cancels:
                 self._scheduler.cancel_local(task_id)
             if self.shared:
@@ -147,7 +156,13 @@ class Liveness:
 
     def _fence_if_late(self) -> None:
         late = time.monotonic() - self._last_renewal
-        if late > self._lease * SELF_FENCE_FRACTION and self._scheduler.running_count:
+        if late <= self._lease * SELF_FENCE_FRACTION:
+            return
+        if not self._scheduler.claims_paused:
+            # What it claimed now could not be held either.
+            log.error("no lease renewal for %.1fs: claiming nothing until one succeeds", late)
+            self._scheduler.claims_paused = True
+        if self._scheduler.running_count:
             log.error(
                 "no lease renewal for %.1fs: stopping %d running task(s) before another "
                 "node takes them over",

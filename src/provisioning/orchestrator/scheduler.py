@@ -99,6 +99,8 @@ class Scheduler:
         self._task_token = task_token
         self._on_finished = on_finished
         self._running: dict[str, _Running] = {}
+        # Set by the heartbeat while this node cannot renew its leases.
+        self.claims_paused = False
         self._wake = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
@@ -191,7 +193,7 @@ class Scheduler:
         lease = self._settings.executor.lease_seconds
         while not self._stopping:
             self._wake.clear()
-            free = limit - len(self._running)
+            free = 0 if self.claims_paused else limit - len(self._running)
             claims: list[Claim] = []
             if free > 0:
                 try:

@@ -60,7 +60,7 @@ class OrchestratorService:
         self.node_id = f"node-{uuid.uuid4().hex[:12]}"
         self.started_at = time.time()
         self.bus = EventBus()
-        self.db = StoreClient(store)
+        self.db = StoreClient(store, deadline=settings.storage.call_timeout_seconds)
         self._token = token.encode()
         scheme = "https" if settings.server.tls_cert else "http"
         endpoint = f"{scheme}://{settings.server.host}:{settings.server.port}"
@@ -236,10 +236,14 @@ class OrchestratorService:
         return task
 
     async def health(self) -> dict[str, Any]:
-        store_full = self.db.full
+        store = {}
+        if self.db.full:
+            store["store"] = "full: writes fail for lack of space"
+        elif self.db.unavailable:
+            store["store"] = f"unavailable: {self.db.unavailable_why}"
         return {
-            "status": "degraded" if store_full else "healthy",
-            **({"store": "full: writes fail for lack of space"} if store_full else {}),
+            "status": "degraded" if store else "healthy",
+            **store,
             "version": __version__,
             "api_version": API_VERSION,
             "node_id": self.node_id,

@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar
 from . import metrics
 from .store import Store
 from .store.base import run_each
-from .store.faults import StoreFull, classify
+from .store.faults import StoreFull, StoreUnavailable, classify
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -63,13 +63,19 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 class StoreClient:
     """Awaitable access to a store from asyncio code."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, deadline: float | None = None) -> None:
         self.store = store
+        self.deadline = deadline
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="store", daemon=True)
         # When a write last failed for lack of space, and when one last succeeded.
         self.full_at = 0.0
         self.write_ok_at = 0.0
+        # When a call last failed because the store could not be reached (or did not
+        # answer in time), and when one last got an answer.
+        self.unavailable_at = 0.0
+        self.answered_at = 0.0
+        self.unavailable_why = ""
         self._thread.start()
 
     @property
@@ -77,13 +83,31 @@ class StoreClient:
         """The last write that was tried failed for lack of space."""
         return self.full_at > self.write_ok_at
 
+    @property
+    def unavailable(self) -> bool:
+        """The last call failed for want of the store, and none has been answered since."""
+        return self.unavailable_at > self.answered_at
+
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` (a verb of :attr:`store`) on the store's thread, in the
-        next group commit; its result once that commit is on disk."""
+        next group commit; its result once that commit is on disk. Past the deadline
+        it fails as :class:`StoreUnavailable` (the verb may still run: every verb is
+        safe to run again, and those that record outcomes are fenced)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._calls.put(_Call(functools.partial(fn, *args, **kwargs), future, loop, fn.__name__))
-        return await future
+        if self.deadline is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, self.deadline)
+        except TimeoutError:
+            why = f"store unavailable: {fn.__name__} got no answer within {self.deadline:g}s"
+            self._mark_unavailable(why)
+            raise StoreUnavailable(why) from None
+
+    def _mark_unavailable(self, why: str) -> None:
+        self.unavailable_at = time.monotonic()
+        self.unavailable_why = why
 
     def _work(self) -> None:
         while True:
@@ -112,8 +136,14 @@ class StoreClient:
                     value = classify(value)
                     if isinstance(value, StoreFull):
                         self.full_at = time.monotonic()
-                elif call.verb in _WRITES:
-                    self.write_ok_at = time.monotonic()
+                    elif isinstance(value, StoreUnavailable):
+                        self._mark_unavailable(str(value))
+                    else:
+                        self.answered_at = time.monotonic()
+                else:
+                    self.answered_at = time.monotonic()
+                    if call.verb in _WRITES:
+                        self.write_ok_at = time.monotonic()
                 call.loop.call_soon_threadsafe(_settle, call.future, ok, value)
             if stop:
                 return

@@ -31,7 +31,7 @@ def open_store(settings: Settings) -> Store:
             )
         from .postgres import PostgresStore
 
-        pg = PostgresStore(settings.storage.dsn)
+        pg = PostgresStore(settings.storage.dsn, settings.executor.lease_seconds)
         pg.migrate()
         return pg
     if backend is StorageBackend.SURREALDB:

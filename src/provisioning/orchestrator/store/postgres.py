@@ -43,6 +43,7 @@ from psycopg.rows import dict_row
 
 from ..models import Claim
 from .base import StoreError
+from .faults import StoreUnavailable
 from .rows import task_of
 from .sql_queries import one, verb
 from .sql_store import SqlStore
@@ -77,6 +78,31 @@ MIGRATION_LOCK_KEY = 0x70726F766D696772
 BATCH_LOCK_TIMEOUT_MS = 100
 # wait_for_work notices close() within this many seconds.
 LISTEN_SLICE_SECONDS = 0.5
+
+
+def session_guards(lease_seconds: float) -> dict[str, str]:
+    """Connection parameters that bound what a frozen or cut-off node can hold: a
+    session idle inside a transaction (its node SIGSTOPped mid-verb) is ended by the
+    server within half a lease, so its row locks go with it; no statement or lock wait
+    runs longer than a lease; a dead peer is noticed by TCP keepalives and
+    ``tcp_user_timeout`` instead of never (a black-holed link sends no reset)."""
+    lease_ms = max(int(lease_seconds * 1000), 1000)
+    options = " ".join(
+        (
+            f"-c statement_timeout={lease_ms}",
+            f"-c lock_timeout={lease_ms}",
+            f"-c idle_in_transaction_session_timeout={max(lease_ms // 2, 500)}",
+        )
+    )
+    return {
+        "options": options,
+        "connect_timeout": str(max(int(lease_seconds / 2), 2)),
+        "keepalives": "1",
+        "keepalives_idle": str(max(int(lease_seconds / 6), 1)),
+        "keepalives_interval": str(max(int(lease_seconds / 12), 1)),
+        "keepalives_count": "3",
+        "tcp_user_timeout": str(max(lease_ms // 2, 500)),
+    }
 
 
 # load(): parents before children (foreign keys); the columns SQLite keeps as 0/1.
@@ -138,8 +164,9 @@ class PostgresStore(SqlStore):
     # The thread running run_batch, while it does.
     _batch_thread: int | None = None
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, lease_seconds: float = 30.0) -> None:
         self.dsn = dsn
+        self._guards = session_guards(lease_seconds)
         self._lock = threading.RLock()
         self._batch_thread = None
         self._version = 0
@@ -177,12 +204,12 @@ class PostgresStore(SqlStore):
         return _clean(value)
 
     def _named(self, name: str) -> str:
-        """The DSN with an ``application_name`` (seen in pg_stat_activity), unless it
-        names one already."""
+        """The DSN with an ``application_name`` (seen in pg_stat_activity) and the
+        session guards, each unless the DSN sets it already (the user's word wins)."""
         try:
-            if "application_name" in conninfo_to_dict(self.dsn):
-                return self.dsn
-            return make_conninfo(self.dsn, application_name=name)
+            given = conninfo_to_dict(self.dsn)
+            extra = {"application_name": name, **self._guards}
+            return make_conninfo(self.dsn, **{k: v for k, v in extra.items() if k not in given})
         except psycopg.Error:
             return self.dsn  # connect() reports what is wrong with it
 
@@ -192,7 +219,9 @@ class PostgresStore(SqlStore):
                 self._named("provisioning-orchestrator"), autocommit=False, row_factory=dict_row
             )
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL {mask_dsn(self.dsn)}: {exc}") from None
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL {mask_dsn(self.dsn)}: {exc}"
+            ) from None
 
     def _connection(self) -> Conn:
         if self._closed:
@@ -234,7 +263,7 @@ class PostgresStore(SqlStore):
             except BaseException as exc:
                 self._rollback_quietly(db)
                 if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, _CONTENDED):
-                    raise StoreError(f"PostgreSQL: {exc}") from exc
+                    raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
                 raise
 
     def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
@@ -253,7 +282,9 @@ class PostgresStore(SqlStore):
             except (psycopg.Error, StoreError) as exc:
                 if isinstance(exc, psycopg.Error):
                     self._rollback_quietly(self._db)
-                error = exc if isinstance(exc, StoreError) else StoreError(f"PostgreSQL: {exc}")
+                error = (
+                    exc if isinstance(exc, StoreError) else StoreUnavailable(f"PostgreSQL: {exc}")
+                )
                 return [(False, error) for _ in calls]
             self._batch_thread = threading.get_ident()
             try:
@@ -264,7 +295,7 @@ class PostgresStore(SqlStore):
                         outcomes.append((False, None))
                         deferred.append(index)
                     except psycopg.OperationalError as exc:
-                        outcomes.append((False, StoreError(f"PostgreSQL: {exc}")))
+                        outcomes.append((False, StoreUnavailable(f"PostgreSQL: {exc}")))
                     except Exception as exc:
                         outcomes.append((False, exc))
             finally:
@@ -273,7 +304,7 @@ class PostgresStore(SqlStore):
                 db.commit()
             except psycopg.Error as exc:
                 self._rollback_quietly(db)
-                error = StoreError(f"commit failed: {exc}")
+                error = StoreUnavailable(f"commit failed: {exc}")
                 return [(False, error) for _ in calls]
             for index in deferred:
                 try:

@@ -1,0 +1,133 @@
+"""A store outage is survived (issue 15, items 1-2): PostgreSQL stopped for two leases
+in the middle of a workflow. While it is down the API answers 503 "store unavailable"
+with Retry-After and /health says degraded; the node stops its own tasks before its
+leases run out and claims nothing; when the server is back everything resumes without
+restarting anything, and no two runs of one task ever overlapped."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+from tests.acceptance.test_multinode import Node
+from tests.conftest import wait_for
+from tests.integration.pg_server import (  # noqa: F401 - fixtures
+    PostgresServer,
+    _stop_postgres_at_the_end,
+    pg_dsn,
+    pg_server,
+)
+
+LEASE_SECONDS = 3.0
+CALL_TIMEOUT_SECONDS = 2.0
+
+
+def runs_of(record: Path) -> list[tuple[float, float]]:
+    """(start, end) of each run a task's record file shows; an unfinished run ends never."""
+    runs: list[tuple[float, float]] = []
+    begun: dict[str, float] = {}
+    for line in record.read_text().splitlines():
+        what, pid, when = line.split()
+        if what == "start":
+            begun[pid] = float(when)
+        else:
+            runs.append((begun.pop(pid), float(when)))
+    runs += [(start, float("inf")) for start in begun.values()]
+    return sorted(runs)
+
+
+def test_postgres_stopped_for_two_leases_mid_workflow(  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    pg_server: PostgresServer,  # noqa: F811
+    pg_dsn,  # noqa: F811
+) -> None:
+    root = tmp_path / "node"
+    root.mkdir()
+    node = Node(
+        root, pg_dsn(), tmp_path / "token", max_concurrent_tasks=4, lease_seconds=LEASE_SECONDS
+    )
+    text = node.config.read_text().replace(
+        "[storage]\n", f"[storage]\ncall_timeout_seconds = {CALL_TIMEOUT_SECONDS}\n", 1
+    )
+    node.config.write_text(text)
+    records = tmp_path / "runs"
+    records.mkdir()
+    script = (
+        f'r="{records}/$PROVISIONING_TASK_ID"; echo "start $$ $(date +%s.%N)" >> "$r"; '
+        f'sleep 0.4; echo "end $$ $(date +%s.%N)" >> "$r"'
+    )
+    workflow = {
+        "name": "through-an-outage",
+        "parallel_limit": 4,
+        "retry": {"max_attempts": 6, "initial_delay": 0},
+        "operations": [
+            {
+                "id": f"layer{i}",
+                "items": list(range(16)),
+                "run": {"command": ["sh", "-c", script]},
+                **({"depends_on": [f"layer{i - 1}"]} if i else {}),
+            }
+            for i in range(2)
+        ],
+    }
+    halted = False
+    try:
+        node.start()
+        submitted = node.http.post("/workflows/batch/submit", json=workflow)
+        assert submitted.status_code == 201, submitted.text
+        workflow_id = submitted.json()["workflow_id"]
+
+        def completed() -> int:
+            return int(node.http.get(f"/workflows/{workflow_id}").json()["tasks"]["completed"])
+
+        wait_for(lambda: completed() >= 4, timeout=60, message="4 tasks completed")
+        pg_server.halt()
+        halted = True
+        outage_began = time.monotonic()
+
+        health = wait_for(
+            lambda: (h := node.http.get("/health").json())["status"] == "degraded" and h,
+            timeout=4 * LEASE_SECONDS,
+            message="/health says degraded",
+        )
+        assert health["store"].startswith("unavailable: "), health
+        refused = node.http.get("/status")
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"].startswith("store unavailable")
+        assert refused.headers["Retry-After"]
+        submit = node.http.post("/tasks", json={"name": "x", "run": {"command": ["true"]}})
+        assert submit.status_code == 503, submit.text
+        # The outage lasts two leases (the fault's length, not a wait for a condition).
+        time.sleep(max(0.0, 2 * LEASE_SECONDS - (time.monotonic() - outage_began)))
+        pg_server.resume()
+        halted = False
+
+        final = wait_for(
+            lambda: (
+                (w := node.http.get(f"/workflows/{workflow_id}").json())["status"]
+                in ("completed", "failed")
+                and w
+            ),
+            timeout=120,
+            message="the workflow finished after the outage",
+        )
+        assert final["status"] == "completed", final.get("error")
+        wait_for(
+            lambda: node.http.get("/health").json()["status"] == "healthy",
+            timeout=4 * LEASE_SECONDS,
+            message="/health healthy again",
+        )
+        tasks = [t for step in final["steps"] for t in step["tasks"]]
+        assert len(tasks) == 32 and {t["status"] for t in tasks} == {"completed"}
+        for task in tasks:
+            runs = runs_of(records / task["id"])
+            assert runs, task
+            for (_, end), (start, _) in itertools.pairwise(runs):
+                assert end <= start, (task["id"], runs)  # never two live runs at once
+        assert node.proc is not None and node.proc.poll() is None  # nothing was restarted
+    finally:
+        if halted:
+            pg_server.resume()
+        if node.proc is not None and node.proc.poll() is None:
+            node.stop()
