@@ -10,6 +10,9 @@ import itertools
 import time
 from pathlib import Path
 
+from psycopg.conninfo import make_conninfo
+
+from tests.acceptance.stalling_proxy import StallingProxy
 from tests.acceptance.test_multinode import Node
 from tests.conftest import wait_for
 from tests.integration.pg_server import (  # noqa: F401 - fixtures
@@ -23,6 +26,25 @@ LEASE_SECONDS = 3.0
 CALL_TIMEOUT_SECONDS = 2.0
 
 
+def node_with_deadline(root: Path, dsn: str, token: Path, slots: int = 4) -> Node:
+    root.mkdir()
+    node = Node(root, dsn, token, max_concurrent_tasks=slots, lease_seconds=LEASE_SECONDS)
+    text = node.config.read_text().replace(
+        "[storage]\n", f"[storage]\ncall_timeout_seconds = {CALL_TIMEOUT_SECONDS}\n", 1
+    )
+    node.config.write_text(text)
+    return node
+
+
+def recorded(records: Path) -> str:
+    """A task's script that records each run's start and end (also when stopped)."""
+    return (
+        f'r="{records}/$PROVISIONING_TASK_ID"; echo "start $$ $(date +%s.%N)" >> "$r"; '
+        f'trap \'echo "end $$ $(date +%s.%N)" >> "$r"; exit 143\' TERM; '
+        f'sleep 6 & wait $!; echo "end $$ $(date +%s.%N)" >> "$r"'
+    )
+
+
 def runs_of(record: Path) -> list[tuple[float, float]]:
     """(start, end) of each run a task's record file shows; an unfinished run ends never."""
     runs: list[tuple[float, float]] = []
@@ -31,7 +53,7 @@ def runs_of(record: Path) -> list[tuple[float, float]]:
         what, pid, when = line.split()
         if what == "start":
             begun[pid] = float(when)
-        else:
+        elif pid in begun:  # a second TERM may run the trap twice: the first end counts
             runs.append((begun.pop(pid), float(when)))
     runs += [(start, float("inf")) for start in begun.values()]
     return sorted(runs)
@@ -42,15 +64,7 @@ def test_postgres_stopped_for_two_leases_mid_workflow(  # type: ignore[no-untype
     pg_server: PostgresServer,  # noqa: F811
     pg_dsn,  # noqa: F811
 ) -> None:
-    root = tmp_path / "node"
-    root.mkdir()
-    node = Node(
-        root, pg_dsn(), tmp_path / "token", max_concurrent_tasks=4, lease_seconds=LEASE_SECONDS
-    )
-    text = node.config.read_text().replace(
-        "[storage]\n", f"[storage]\ncall_timeout_seconds = {CALL_TIMEOUT_SECONDS}\n", 1
-    )
-    node.config.write_text(text)
+    node = node_with_deadline(tmp_path / "node", pg_dsn(), tmp_path / "token")
     records = tmp_path / "runs"
     records.mkdir()
     script = (
@@ -131,3 +145,68 @@ def test_postgres_stopped_for_two_leases_mid_workflow(  # type: ignore[no-untype
             pg_server.resume()
         if node.proc is not None and node.proc.poll() is None:
             node.stop()
+
+
+def test_a_node_cut_off_from_postgres_stops_its_own_tasks_before_a_takeover(  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    pg_server: PostgresServer,  # noqa: F811
+    pg_dsn,  # noqa: F811
+) -> None:
+    dsn = pg_dsn()
+    token = tmp_path / "token"
+    records = tmp_path / "runs"
+    records.mkdir()
+    workflow = {
+        "name": "cut-off",
+        "retry": {"max_attempts": 3, "initial_delay": 0},
+        "operations": [
+            {
+                "id": "long",
+                "items": list(range(4)),
+                "run": {"command": ["sh", "-c", recorded(records)]},
+            }
+        ],
+    }
+    with StallingProxy((pg_server.host, pg_server.port)).running() as proxy:
+        cut_off = node_with_deadline(
+            tmp_path / "a", make_conninfo(dsn, port=str(proxy.port)), token
+        )
+        other = node_with_deadline(tmp_path / "b", dsn, token)
+        try:
+            cut_off.start()
+            submitted = cut_off.http.post("/workflows/batch/submit", json=workflow)
+            assert submitted.status_code == 201, submitted.text
+            workflow_id = submitted.json()["workflow_id"]
+            wait_for(
+                lambda: len(list(records.iterdir())) == 4,
+                timeout=30,
+                message="the 4 tasks started on the node to be cut off",
+            )
+            other.start()
+            proxy.stall()
+
+            final = wait_for(
+                lambda: (
+                    (w := other.http.get(f"/workflows/{workflow_id}").json())["status"]
+                    in ("completed", "failed")
+                    and w
+                ),
+                timeout=90,
+                message="the workflow finished on the other node",
+            )
+            assert final["status"] == "completed", final.get("error")
+            log = cut_off.log_path.read_text()
+            assert "before another node takes them over" in log, log[-2000:]
+            assert "claiming nothing until one succeeds" in log
+            health = cut_off.http.get("/health", timeout=5).json()
+            assert health["status"] == "degraded", health
+            for record in records.iterdir():
+                runs = runs_of(record)
+                assert len(runs) == 2, (record.name, runs)  # stopped there, run here
+                (_, stopped_at), (started_at, _) = runs
+                assert stopped_at <= started_at, (record.name, runs)
+        finally:
+            proxy.resume()
+            for node in (cut_off, other):
+                if node.proc is not None and node.proc.poll() is None:
+                    node.stop()

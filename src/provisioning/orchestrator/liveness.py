@@ -67,6 +67,7 @@ class Liveness:
         self._max = settings.executor.max_concurrent_tasks
         self.node_id = node_id
         self._loop_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._last_renewal = time.monotonic()
 
     @property
@@ -92,12 +93,14 @@ class Liveness:
             )
         self._last_renewal = time.monotonic()
         self._loop_task = asyncio.create_task(self._run(), name="heartbeat")
+        self._watch_task = asyncio.create_task(self._watch(), name="lease-watch")
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for loop_task in (self._loop_task, self._watch_task):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         try:
             await self._store.run(self._store.store.deregister_node, self.node_id)
         except StoreError as exc:
@@ -121,27 +124,27 @@ class Liveness:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._lease / 3)
+            # The lease runs from when the renewal was asked for, not from its answer.
+            asked_at = time.monotonic()
             try:
                 # Its own deadline: a renewal stuck behind a dead socket must still
                 # let this node fence itself in time.
-                cancels = await asyncio.wait_for(
-                    self._store.run(
-                        self._store.store.heartbeat,
-                        self.node_id,
-                        now=time.time(),
-                        lease_seconds=self._lease,
-                    ),
+                cancels = await self._store.run_within(
                     self._lease / 3,
+                    self._store.store.heartbeat,
+                    self.node_id,
+                    now=time.time(),
+                    lease_seconds=self._lease,
                 )
-            except (StoreError, TimeoutError) as exc:
-                log.warning("heartbeat failed (%s)", exc or "no answer in time")
+            except StoreError as exc:
+                log.warning("heartbeat failed (%s)", exc)
                 self._fence_if_late()
                 continue
             except Exception:
                 log.exception("heartbeat failed")
                 self._fence_if_late()
                 continue
-            self._last_renewal = time.monotonic()
+            self._last_renewal = asked_at
             if self._scheduler.claims_paused:
                 log.warning("leases renewed again: claiming work again")
                 self._scheduler.claims_paused = False
@@ -154,19 +157,25 @@ class Liveness:
                 except Exception:
                     log.exception("lease takeover failed")
 
+    async def _watch(self) -> None:
+        """Check the lease's age often, apart from the heartbeat: a renewal that hangs
+        (a link gone silent) must not delay the self-stop past 0.75 x lease."""
+        while True:
+            await asyncio.sleep(self._lease / 12)
+            self._fence_if_late()
+
     def _fence_if_late(self) -> None:
         late = time.monotonic() - self._last_renewal
-        if late <= self._lease * SELF_FENCE_FRACTION:
+        if late <= self._lease * SELF_FENCE_FRACTION or self._scheduler.claims_paused:
             return
-        if not self._scheduler.claims_paused:
-            # What it claimed now could not be held either.
-            log.error("no lease renewal for %.1fs: claiming nothing until one succeeds", late)
-            self._scheduler.claims_paused = True
-        if self._scheduler.running_count:
-            log.error(
-                "no lease renewal for %.1fs: stopping %d running task(s) before another "
-                "node takes them over",
-                late,
-                self._scheduler.running_count,
-            )
+        running = self._scheduler.running_count
+        log.error(
+            "no lease renewal for %.1fs: claiming nothing until one succeeds; stopping %d "
+            "running task(s) before another node takes them over",
+            late,
+            running,
+        )
+        # What it claimed now could not be held either.
+        self._scheduler.claims_paused = True
+        if running:
             self._scheduler.stop_all(StopReason.SHUTDOWN)

@@ -93,15 +93,21 @@ class StoreClient:
         next group commit; its result once that commit is on disk. Past the deadline
         it fails as :class:`StoreUnavailable` (the verb may still run: every verb is
         safe to run again, and those that record outcomes are fenced)."""
+        return await self.run_within(self.deadline, fn, *args, **kwargs)
+
+    async def run_within(
+        self, deadline: float | None, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """:meth:`run` with a deadline of its own (``None``: none)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._calls.put(_Call(functools.partial(fn, *args, **kwargs), future, loop, fn.__name__))
-        if self.deadline is None:
+        if deadline is None:
             return await future
         try:
-            return await asyncio.wait_for(future, self.deadline)
+            return await asyncio.wait_for(future, deadline)
         except TimeoutError:
-            why = f"store unavailable: {fn.__name__} got no answer within {self.deadline:g}s"
+            why = f"store unavailable: {fn.__name__} got no answer within {deadline:g}s"
             self._mark_unavailable(why)
             raise StoreUnavailable(why) from None
 
