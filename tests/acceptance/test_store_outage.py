@@ -24,11 +24,14 @@ from tests.integration.pg_server import (  # noqa: F401 - fixtures
 
 LEASE_SECONDS = 3.0
 CALL_TIMEOUT_SECONDS = 2.0
+CUT_OFF_LEASE_SECONDS = 8.0
 
 
-def node_with_deadline(root: Path, dsn: str, token: Path, slots: int = 4) -> Node:
+def node_with_deadline(
+    root: Path, dsn: str, token: Path, lease_seconds: float = LEASE_SECONDS
+) -> Node:
     root.mkdir()
-    node = Node(root, dsn, token, max_concurrent_tasks=slots, lease_seconds=LEASE_SECONDS)
+    node = Node(root, dsn, token, max_concurrent_tasks=4, lease_seconds=lease_seconds)
     text = node.config.read_text().replace(
         "[storage]\n", f"[storage]\ncall_timeout_seconds = {CALL_TIMEOUT_SECONDS}\n", 1
     )
@@ -41,7 +44,7 @@ def recorded(records: Path) -> str:
     return (
         f'r="{records}/$PROVISIONING_TASK_ID"; echo "start $$ $(date +%s.%N)" >> "$r"; '
         f'trap \'echo "end $$ $(date +%s.%N)" >> "$r"; exit 143\' TERM; '
-        f'sleep 6 & wait $!; echo "end $$ $(date +%s.%N)" >> "$r"'
+        f'sleep 12 & wait $!; echo "end $$ $(date +%s.%N)" >> "$r"'
     )
 
 

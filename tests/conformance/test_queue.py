@@ -315,6 +315,19 @@ class TestStoreConformance:
         assert must_get(store, mine.id).lease_expires_at == T0 + 20 + LEASE
         assert must_get(store, theirs.id).lease_expires_at == T0 + LEASE
 
+    def test_heartbeat_extends_only_the_leases_it_holds_when_told(self, store: Store) -> None:
+        held = enqueue(store, "held")
+        gone = enqueue(store, "gone")
+        assert names(store.claim(NODE_A, 2, now=T0, lease_seconds=LEASE)) == ["held", "gone"]
+        store.request_cancel(gone.id, now=T0 + 1)
+        # "gone": its process ended, its outcome not yet recorded: no longer supervised.
+        renewed = store.heartbeat(NODE_A, now=T0 + 20, lease_seconds=LEASE, held={held.id})
+        assert renewed == set()
+        assert must_get(store, held.id).lease_expires_at == T0 + 20 + LEASE
+        assert must_get(store, gone.id).lease_expires_at == T0 + LEASE
+        assert store.heartbeat(NODE_A, now=T0 + 21, lease_seconds=LEASE, held=set()) == set()
+        assert must_get(store, held.id).lease_expires_at == T0 + 20 + LEASE
+
     def test_heartbeat_reports_the_tasks_asked_to_cancel(self, store: Store) -> None:
         keep = enqueue(store, "keep")
         stop = enqueue(store, "stop")

@@ -135,6 +135,7 @@ class Liveness:
                     self.node_id,
                     now=time.time(),
                     lease_seconds=self._lease,
+                    held=self._scheduler.held,
                 )
             except StoreError as exc:
                 log.warning("heartbeat failed (%s)", exc)

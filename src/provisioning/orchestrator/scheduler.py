@@ -112,6 +112,11 @@ class Scheduler:
     def running_count(self) -> int:
         return len(self._running)
 
+    @property
+    def held(self) -> frozenset[str]:
+        """The tasks whose processes this node supervises now (their leases it renews)."""
+        return frozenset(self._running)
+
     def wake(self) -> None:
         self._wake.set()
 

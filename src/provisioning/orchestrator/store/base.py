@@ -7,7 +7,7 @@ answer from an attempt that was taken over changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from ...execution import ProcessInfo
@@ -65,9 +65,17 @@ class Store(Protocol):
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
         """Remember the process group of a running attempt (for orphan reaping)."""
 
-    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
-        """Mark ``node_id`` alive and extend the leases of its running tasks; return
-        those asked to cancel."""
+    def heartbeat(
+        self,
+        node_id: str,
+        *,
+        now: float,
+        lease_seconds: float,
+        held: Collection[str] | None = None,
+    ) -> set[str]:
+        """Mark ``node_id`` alive and extend the leases of its running tasks (only those
+        in ``held``, the attempts it really supervises, when given); return those of
+        them asked to cancel."""
 
     def register_node(
         self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float

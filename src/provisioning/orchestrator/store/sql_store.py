@@ -12,7 +12,7 @@ PostgreSQL with ``FOR UPDATE SKIP LOCKED``), the connection and the hooks of
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from ...execution import ProcessInfo
@@ -79,10 +79,22 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
             )
 
     @verb
-    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
+    def heartbeat(
+        self,
+        node_id: str,
+        *,
+        now: float,
+        lease_seconds: float,
+        held: Collection[str] | None = None,
+    ) -> set[str]:
         with self._tx(durable=self.shared) as db:
             self._q(db, "touch_node", now, node_id)
-            rows = self._q(db, "extend_leases", now + lease_seconds, node_id).fetchall()
+            if held is None:
+                rows = self._q(db, "extend_leases", now + lease_seconds, node_id).fetchall()
+            else:
+                ids = json.dumps(sorted(held))
+                lease = now + lease_seconds
+                rows = self._q(db, "extend_held_leases", lease, node_id, ids).fetchall()
         return {row["id"] for row in rows if row["cancel_requested"]}
 
     @verb

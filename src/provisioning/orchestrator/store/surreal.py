@@ -29,7 +29,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -578,12 +578,21 @@ class SurrealStore(SurrealWorkflowVerbs):
 
         self._transact(build)
 
-    def heartbeat(self, node_id: str, *, now: float, lease_seconds: float) -> set[str]:
+    def heartbeat(
+        self,
+        node_id: str,
+        *,
+        now: float,
+        lease_seconds: float,
+        held: Collection[str] | None = None,
+    ) -> set[str]:
         def build(tx: Tx) -> set[str]:
             rows = self._select(
                 "SELECT id, cancel_requested FROM task WHERE status = 'running' AND owner = $node",
                 node=node_id,
             )
+            if held is not None:
+                rows = [row for row in rows if str(key_of(row)) in held]
             tx.set(rid("node", node_id), {"last_seen": now})
             if rows:
                 tx.add(

@@ -15,6 +15,11 @@ UPDATE nodes SET last_seen = ? WHERE id = ?;
 UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND owner = ?
   RETURNING id, cancel_requested;
 
+-- The third parameter: a JSON array of the task ids whose leases the node renews.
+-- name: extend_held_leases
+UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND owner = ?
+  AND id IN (SELECT value FROM json_each(?)) RETURNING id, cancel_requested;
+
 -- name: register_node
 INSERT INTO nodes (id, host, pid, max_concurrent, started_at, last_seen) VALUES (?, ?, ?, ?, ?, ?);
 
