@@ -103,13 +103,7 @@ class OrchestratorService:
         keep = self.settings.storage.retention_days * 86_400
         if not keep:
             return
-        purge = getattr(self.db.store, "purge_finished", None)
-        if purge is None:
-            log.warning(
-                "storage.retention_days: the %s store keeps everything (no retention yet)",
-                getattr(self.db.store, "backend", "configured"),
-            )
-            return
+        purge = self.db.store.purge_finished
         every = min(max(keep / 4, 1.0), RETENTION_INTERVAL_SECONDS)
         while True:
             try:

@@ -86,6 +86,10 @@ class Store(Protocol):
     def nodes(self) -> list[NodeInfo]:
         """Every registered node, with how many tasks it runs."""
 
+    def purge_finished(self, *, before: float) -> dict[str, int]:
+        """Delete the work that finished before ``before`` (tasks with their attempts and
+        logs, workflows with their steps and edges); how many of each kind went."""
+
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
     ) -> Task | None:

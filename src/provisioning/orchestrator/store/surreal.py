@@ -46,6 +46,7 @@ from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, Tas
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
 from .base import StoreError, run_each
+from .surreal_retention import SurrealRetention
 from .surreal_rows import (
     attempt_of,
     key_of,
@@ -318,7 +319,7 @@ def _count(value: Any) -> int:
 # -- the store ------------------------------------------------------------------------
 
 
-class SurrealStore(SurrealWorkflowVerbs):
+class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
     """The :class:`~.base.Store` on SurrealDB: an embedded folder, memory or a server."""
 
     backend = "surrealdb"
