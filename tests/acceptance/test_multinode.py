@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from tests.acceptance.conftest import Daemon
+from tests.acceptance.workflow_helpers import item_layers, submit, wait_workflow, workflow
 from tests.conftest import wait_for
 from tests.integration.pg_server import (  # noqa: F401 - fixtures
     _stop_postgres_at_the_end,
@@ -60,23 +61,13 @@ def test_three_nodes_one_killed_midway(tmp_path: Path, pg_dsn) -> None:  # type:
         assert {n["id"] for n in status["nodes"]} == set(ids)
 
         script = f'echo "$$" >> "{runs}/$PROVISIONING_TASK_ID"; sleep 0.2'
-        workflow = {
-            "name": "three-hundred",
-            "parallel_limit": 12,
-            "retry": {"max_attempts": 3, "initial_delay": 0},
-            "operations": [
-                {
-                    "id": f"layer{i}",
-                    "items": list(range(100)),
-                    "run": {"command": ["sh", "-c", script]},
-                    **({"depends_on": [f"layer{i - 1}"]} if i else {}),
-                }
-                for i in range(3)
-            ],
-        }
-        response = nodes[0].http.post("/workflows/batch/submit", json=workflow)
-        assert response.status_code == 201, response.text
-        workflow_id = response.json()["workflow_id"]
+        body = workflow(
+            "three-hundred",
+            *item_layers(3, 100, ["sh", "-c", script]),
+            parallel_limit=12,
+            retry={"max_attempts": 3, "initial_delay": 0},
+        )
+        workflow_id = submit(nodes[0], body)
 
         victim = nodes[1]
         victim_id = victim.http.get("/health").json()["node_id"]
@@ -88,15 +79,7 @@ def test_three_nodes_one_killed_midway(tmp_path: Path, pg_dsn) -> None:  # type:
         victim.kill9()
         killed_at = datetime.now().timestamp()
 
-        final = wait_for(
-            lambda: (
-                (w := nodes[0].http.get(f"/workflows/{workflow_id}").json())["status"]
-                in ("completed", "failed")
-                and w
-            ),
-            timeout=120,
-            message="the workflow finished",
-        )
+        final = wait_workflow(nodes[0], workflow_id, timeout=120)
         assert final["status"] == "completed", final["error"]
         tasks = [t for step in final["steps"] for t in step["tasks"]]
         assert len(tasks) == 300

@@ -14,6 +14,7 @@ from psycopg.conninfo import make_conninfo
 
 from tests.acceptance.stalling_proxy import StallingProxy
 from tests.acceptance.test_multinode import Node
+from tests.acceptance.workflow_helpers import item_layers, submit, wait_workflow, workflow
 from tests.conftest import wait_for
 from tests.integration.pg_server import (  # noqa: F401 - fixtures
     PostgresServer,
@@ -43,7 +44,9 @@ def recorded(records: Path) -> str:
     """A task's script that records each run's start and end (also when stopped)."""
     return (
         f'r="{records}/$PROVISIONING_TASK_ID"; echo "start $$ $(date +%s.%N)" >> "$r"; '
-        f'trap \'echo "end $$ $(date +%s.%N)" >> "$r"; exit 143\' TERM; '
+        # A second TERM (the group and its leader are both signalled) must not cut
+        # the record short.
+        f'trap \'trap "" TERM; echo "end $$ $(date +%s.%N)" >> "$r"; exit 143\' TERM; '
         f'sleep 12 & wait $!; echo "end $$ $(date +%s.%N)" >> "$r"'
     )
 
@@ -56,7 +59,7 @@ def runs_of(record: Path) -> list[tuple[float, float]]:
         what, pid, when = line.split()
         if what == "start":
             begun[pid] = float(when)
-        elif pid in begun:  # a second TERM may run the trap twice: the first end counts
+        elif pid in begun:  # only the first end of a run counts
             runs.append((begun.pop(pid), float(when)))
     runs += [(start, float("inf")) for start in begun.values()]
     return sorted(runs)
@@ -74,26 +77,16 @@ def test_postgres_stopped_for_two_leases_mid_workflow(  # type: ignore[no-untype
         f'r="{records}/$PROVISIONING_TASK_ID"; echo "start $$ $(date +%s.%N)" >> "$r"; '
         f'sleep 0.4; echo "end $$ $(date +%s.%N)" >> "$r"'
     )
-    workflow = {
-        "name": "through-an-outage",
-        "parallel_limit": 4,
-        "retry": {"max_attempts": 6, "initial_delay": 0},
-        "operations": [
-            {
-                "id": f"layer{i}",
-                "items": list(range(16)),
-                "run": {"command": ["sh", "-c", script]},
-                **({"depends_on": [f"layer{i - 1}"]} if i else {}),
-            }
-            for i in range(2)
-        ],
-    }
+    body = workflow(
+        "through-an-outage",
+        *item_layers(2, 16, ["sh", "-c", script]),
+        parallel_limit=4,
+        retry={"max_attempts": 6, "initial_delay": 0},
+    )
     halted = False
     try:
         node.start()
-        submitted = node.http.post("/workflows/batch/submit", json=workflow)
-        assert submitted.status_code == 201, submitted.text
-        workflow_id = submitted.json()["workflow_id"]
+        workflow_id = submit(node, body)
 
         def completed() -> int:
             return int(node.http.get(f"/workflows/{workflow_id}").json()["tasks"]["completed"])
@@ -113,22 +106,14 @@ def test_postgres_stopped_for_two_leases_mid_workflow(  # type: ignore[no-untype
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"].startswith("store unavailable")
         assert refused.headers["Retry-After"]
-        submit = node.http.post("/tasks", json={"name": "x", "run": {"command": ["true"]}})
-        assert submit.status_code == 503, submit.text
+        new_task = node.http.post("/tasks", json={"name": "x", "run": {"command": ["true"]}})
+        assert new_task.status_code == 503, new_task.text
         # The outage lasts two leases (the fault's length, not a wait for a condition).
         time.sleep(max(0.0, 2 * LEASE_SECONDS - (time.monotonic() - outage_began)))
         pg_server.resume()
         halted = False
 
-        final = wait_for(
-            lambda: (
-                (w := node.http.get(f"/workflows/{workflow_id}").json())["status"]
-                in ("completed", "failed")
-                and w
-            ),
-            timeout=120,
-            message="the workflow finished after the outage",
-        )
+        final = wait_workflow(node, workflow_id, timeout=120)
         assert final["status"] == "completed", final.get("error")
         wait_for(
             lambda: node.http.get("/health").json()["status"] == "healthy",
@@ -159,17 +144,11 @@ def test_a_node_cut_off_from_postgres_stops_its_own_tasks_before_a_takeover(  # 
     token = tmp_path / "token"
     records = tmp_path / "runs"
     records.mkdir()
-    workflow = {
-        "name": "cut-off",
-        "retry": {"max_attempts": 3, "initial_delay": 0},
-        "operations": [
-            {
-                "id": "long",
-                "items": list(range(4)),
-                "run": {"command": ["sh", "-c", recorded(records)]},
-            }
-        ],
-    }
+    body = workflow(
+        "cut-off",
+        *item_layers(1, 4, ["sh", "-c", recorded(records)]),
+        retry={"max_attempts": 3, "initial_delay": 0},
+    )
     with StallingProxy((pg_server.host, pg_server.port)).running() as proxy:
         cut_off = node_with_deadline(
             tmp_path / "a", make_conninfo(dsn, port=str(proxy.port)), token
@@ -177,9 +156,7 @@ def test_a_node_cut_off_from_postgres_stops_its_own_tasks_before_a_takeover(  # 
         other = node_with_deadline(tmp_path / "b", dsn, token)
         try:
             cut_off.start()
-            submitted = cut_off.http.post("/workflows/batch/submit", json=workflow)
-            assert submitted.status_code == 201, submitted.text
-            workflow_id = submitted.json()["workflow_id"]
+            workflow_id = submit(cut_off, body)
             wait_for(
                 lambda: len(list(records.iterdir())) == 4,
                 timeout=30,
@@ -188,15 +165,7 @@ def test_a_node_cut_off_from_postgres_stops_its_own_tasks_before_a_takeover(  # 
             other.start()
             proxy.stall()
 
-            final = wait_for(
-                lambda: (
-                    (w := other.http.get(f"/workflows/{workflow_id}").json())["status"]
-                    in ("completed", "failed")
-                    and w
-                ),
-                timeout=90,
-                message="the workflow finished on the other node",
-            )
+            final = wait_workflow(other, workflow_id, timeout=90)
             assert final["status"] == "completed", final.get("error")
             log = cut_off.log_path.read_text()
             assert "before another node takes them over" in log, log[-2000:]

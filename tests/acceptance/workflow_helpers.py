@@ -194,6 +194,15 @@ def op(op_id: str, argv: Sequence[str], *deps: str, **fields: Any) -> dict[str, 
     return body
 
 
+def item_layers(count: int, items: int, argv: Sequence[str]) -> list[dict[str, Any]]:
+    """``count`` operations ``layer0``.. of ``items`` items each, every layer depending on
+    the one before."""
+    return [
+        op(f"layer{i}", argv, *([f"layer{i - 1}"] if i else []), items=list(range(items)))
+        for i in range(count)
+    ]
+
+
 def workflow(name: str, *ops: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return {"name": name, **fields, "operations": list(ops)}
 
