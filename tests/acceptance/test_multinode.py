@@ -90,7 +90,7 @@ def test_three_nodes_one_killed_midway(tmp_path: Path, pg_dsn) -> None:  # type:
 
         final = wait_for(
             lambda: (
-                (w := nodes[0].http.get(f"/workflows/{workflow_id}").json())["status"]
+                (w := nodes[0].http.get(f"/workflows/{workflow_id}?steps=true").json())["status"]
                 in ("completed", "failed")
                 and w
             ),
@@ -223,7 +223,7 @@ def test_migrate_store_copies_a_sqlite_data_dir_into_postgres(  # type: ignore[n
                 a["status"] for a in task["attempts"]
             ]
         assert target.http.get(f"/tasks/{tasks[0]}/logs").json()["lines"] == before_logs
-        copied = target.http.get(f"/workflows/{flow}").json()
+        copied = target.http.get(f"/workflows/{flow}?steps=true").json()
         assert copied["status"] == "completed"
         assert [s["id"] for s in copied["steps"]] == ["a", "b"]
         # Nothing completed runs again on the new store.

@@ -142,8 +142,12 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> WorkflowVi
                 dirty = True
             elif event.get("workflow_id") == workflow_id or event.get("task_id") in task_ids:
                 dirty = True
+            # Its end is shown (and returned) at once, not on the next refresh.
+            ended = event.get("workflow_id") == workflow_id and event.get("status") in DONE
             now = time.monotonic()
-            stale = now - last_fetch >= (REFRESH_SECONDS if dirty else FALLBACK_POLL_SECONDS)
+            stale = ended or now - last_fetch >= (
+                REFRESH_SECONDS if dirty else FALLBACK_POLL_SECONDS
+            )
             if stale:
                 workflow = client.workflow(workflow_id)
                 task_ids = {t["id"] for s in workflow["steps"] or [] for t in s["tasks"]}

@@ -82,7 +82,8 @@ def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> 
     last: tuple[str | None, int | None] = (None, None)
     try:
         while True:
-            task = client.task(task_id)
+            # Held by the daemon until the task ends (or a moment passes, to show progress).
+            task = client.task(task_id, wait=client.long_poll_seconds if quiet else 0.2)
             key = (task["status"], task["progress"])
             if not quiet and key != last:
                 message = task.get("progress_message") or ""
@@ -90,7 +91,6 @@ def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> 
                 last = key
             if task["status"] not in ("pending", "running"):
                 return task
-            time.sleep(0.2)  # A client's polling interval, not a stand-in for a condition.
     except KeyboardInterrupt:
         detached("task", task_id, f"provisioning task status {task_id}")
 

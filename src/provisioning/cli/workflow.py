@@ -3,7 +3,6 @@ seed's name for the same commands)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -220,11 +219,11 @@ def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> Work
 
     try:
         if quiet:
+            # A long poll: the reply comes as the workflow finishes, not on a next poll.
             while True:
-                workflow = client.workflow(workflow_id)
+                workflow = client.workflow(workflow_id, wait=client.long_poll_seconds)
                 if workflow["status"] in WORKFLOW_DONE:
                     return workflow
-                time.sleep(0.2)  # A client's polling interval.
         return monitor_workflow(client, workflow_id)
     except KeyboardInterrupt:
         detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")
