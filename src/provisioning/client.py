@@ -190,6 +190,8 @@ class OrchestratorClient:
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.token_file = token_file
+        # How long a long poll may hold a reply: well inside the read timeout.
+        self.long_poll_seconds = max(0.5, min(25.0, timeout / 2))
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout)
 
@@ -219,6 +221,8 @@ class OrchestratorClient:
             try:
                 body = response.json()
                 message = body.get("error") or response.text
+                if response.status_code == 413 and isinstance(body.get("detail"), str):
+                    message = f"{message}: {body['detail']}"  # names the setting
             except (json.JSONDecodeError, AttributeError):
                 body, message = None, response.text
             if response.status_code == 401:
@@ -248,8 +252,10 @@ class OrchestratorClient:
     def submit_task(self, body: dict[str, Any]) -> str:
         return str(self._request("POST", "/tasks", json=body)["task_id"])
 
-    def task(self, task_id: str) -> TaskView:
-        result: TaskView = self._request("GET", f"/tasks/{segment(task_id)}")
+    def task(self, task_id: str, *, wait: float = 0) -> TaskView:
+        """A task; with ``wait``, once it has ended or after that many seconds."""
+        params = {"wait": wait} if wait else None
+        result: TaskView = self._request("GET", f"/tasks/{segment(task_id)}", params=params)
         return result
 
     def tasks(self, status: str | None = None, limit: int = 50, offset: int = 0) -> TaskPageView:
@@ -275,8 +281,15 @@ class OrchestratorClient:
         )
         return result
 
-    def workflow(self, workflow_id: str) -> WorkflowView:
-        result: WorkflowView = self._request("GET", f"/workflows/{segment(workflow_id)}")
+    def workflow(self, workflow_id: str, *, steps: bool = True, wait: float = 0) -> WorkflowView:
+        """A workflow (counts only unless ``steps``); with ``wait``, once it has finished
+        or after that many seconds."""
+        params: dict[str, Any] = {"steps": "true" if steps else "false"}
+        if wait:
+            params["wait"] = wait
+        result: WorkflowView = self._request(
+            "GET", f"/workflows/{segment(workflow_id)}", params=params
+        )
         return result
 
     def workflows(

@@ -154,7 +154,7 @@ def no_orchestrator(cli: Cli) -> None:
 
 def wait_workflow(api: httpx.Client, workflow_id: str, timeout: float = 90) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
-        reply = api.get(f"/workflows/{workflow_id}")
+        reply = api.get(f"/workflows/{workflow_id}", params={"steps": "true"})
         assert reply.status_code == 200, reply.text
         body: dict[str, Any] = reply.json()
         return body if body["status"] in WORKFLOW_DONE else None

@@ -138,7 +138,7 @@ def test_the_seed_body_verbatim(kcl_workspace: Workspace) -> None:
         workflow_id = created.json()["workflow_id"]
 
         def done() -> dict[str, Any] | None:
-            found: dict[str, Any] = api.get(f"/workflows/{workflow_id}").json()
+            found: dict[str, Any] = api.get(f"/workflows/{workflow_id}?steps=true").json()
             return found if found["status"] in DONE else None
 
         try:

@@ -219,7 +219,7 @@ def submit(daemon: Daemon, body: Mapping[str, Any]) -> str:
 
 
 def view(daemon: Daemon, workflow_id: str) -> dict[str, Any]:
-    response = daemon.http.get(f"/workflows/{workflow_id}")
+    response = daemon.http.get(f"/workflows/{workflow_id}", params={"steps": "true"})
     assert response.status_code == 200, response.text
     return dict(response.json())
 

@@ -146,10 +146,9 @@ def monitor_workflow(client: OrchestratorClient, workflow_id: str) -> WorkflowVi
                 dirty = True
             elif event.get("workflow_id") == workflow_id or event.get("task_id") in task_ids:
                 dirty = True
-            now = time.monotonic()
-            # The end is shown (and the monitor returns) the moment it is published.
+            # Its end is shown (and returned) at once, not on the next refresh.
             ended = event.get("workflow_id") == workflow_id and event.get("status") in DONE
-            ended = ended and event.get("type") == "workflow"
+            now = time.monotonic()
             stale = ended or now - last_fetch >= (
                 REFRESH_SECONDS if dirty else FALLBACK_POLL_SECONDS
             )

@@ -79,25 +79,18 @@ def _default_name(
 
 def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> TaskView:
     """Show a task's progress until it ends; return its final state. Ctrl-C detaches."""
-    from .waiting import wait_for_end
-
-    last: list[tuple[str | None, int | None]] = [(None, None)]
-
-    def show(task: TaskView) -> None:
-        key = (task["status"], task["progress"])
-        if not quiet and key != last[0]:
-            message = task.get("progress_message") or ""
-            say(status_part(task["status"]), f" {task['progress']:>3}% {message}".rstrip())
-            last[0] = key
-
+    last: tuple[str | None, int | None] = (None, None)
     try:
-        return wait_for_end(
-            lambda: client.events(task_id=task_id),
-            lambda: client.task(task_id),
-            lambda task: task["status"] not in ("pending", "running"),
-            lambda event: event.get("task_id") == task_id,
-            show,
-        )
+        while True:
+            # Held by the daemon until the task ends (or a moment passes, to show progress).
+            task = client.task(task_id, wait=client.long_poll_seconds if quiet else 0.2)
+            key = (task["status"], task["progress"])
+            if not quiet and key != last:
+                message = task.get("progress_message") or ""
+                say(status_part(task["status"]), f" {task['progress']:>3}% {message}".rstrip())
+                last = key
+            if task["status"] not in ("pending", "running"):
+                return task
     except KeyboardInterrupt:
         detached("task", task_id, f"provisioning task status {task_id}")
 

@@ -216,17 +216,14 @@ def submit(
 def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> WorkflowView:
     """Follow a workflow until it ends (live view unless ``quiet``); Ctrl-C detaches."""
     from .monitor import monitor_workflow
-    from .waiting import wait_for_end
 
     try:
         if quiet:
-            # Only the workflow's own events can end it: task events need no read.
-            return wait_for_end(
-                lambda: client.events(kinds="workflow"),
-                lambda: client.workflow(workflow_id),
-                lambda workflow: workflow["status"] in WORKFLOW_DONE,
-                lambda event: event.get("workflow_id") == workflow_id,
-            )
+            # A long poll: the reply comes as the workflow finishes, not on a next poll.
+            while True:
+                workflow = client.workflow(workflow_id, steps=False, wait=client.long_poll_seconds)
+                if workflow["status"] in WORKFLOW_DONE:
+                    return client.workflow(workflow_id)
         return monitor_workflow(client, workflow_id)
     except KeyboardInterrupt:
         detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")

@@ -108,6 +108,8 @@ class ServerSection(_Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 9090
     token_file: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    # A workflow's body (POST /workflows/...): 10,000 operations one per node, ~1M edges.
+    max_workflow_bytes: Annotated[int, Field(ge=1024)] = 67_108_864
     # Open connections at once (the event stream's included); more are answered 503.
     max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
     # A request's headers, then its body, must arrive within these.

@@ -257,6 +257,29 @@ def _startable(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
     return None if shutil.which(name, path=env.get("PATH", os.defpath)) else "not found on PATH"
 
 
+_RESOLVED: dict[tuple[str, str], str] = {}
+
+
+def _resolved(name: str, env: Mapping[str, str]) -> str | None:
+    """``name``'s absolute path on the task's PATH, cached per (name, PATH): a child
+    given a bare name tries every PATH entry with a failing ``execve`` before the right
+    one. ``None`` (a path already, or not found): the child resolves it as before."""
+    if os.sep in name:
+        return None
+    path = env.get("PATH", os.defpath)
+    found = _RESOLVED.get((name, path))
+    if found is not None and os.access(found, os.X_OK):
+        return found
+    found = shutil.which(name, path=path)
+    if found is None or not os.path.isabs(found):
+        _RESOLVED.pop((name, path), None)
+        return None
+    if len(_RESOLVED) >= 1024:
+        _RESOLVED.clear()
+    _RESOLVED[(name, path)] = found
+    return found
+
+
 async def _spawn(
     loop: asyncio.AbstractEventLoop,
     watch: _Watch,
@@ -280,6 +303,8 @@ async def _spawn(
     if confine.cgroup is not None:
         command = ["/bin/sh", "-c", _ENTER_CGROUP, "provisioning-task", *argv]
         stdin = subprocess.PIPE
+    elif confine.user is None and (program := _resolved(argv[0], env)) is not None:
+        extra["executable"] = program  # argv[0] stays what the task wrote
     try:
         transport, _ = await loop.subprocess_exec(
             lambda: watch,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,17 @@ class EventBus:
                 if event is None:
                     return
                 yield event
+        finally:
+            self._subscribers.discard(sub)
+
+    @contextlib.contextmanager
+    def listening(self, kinds: frozenset[str]) -> Iterator[asyncio.Queue[Event | None]]:
+        """A queue of the events published from now on (registered before this returns,
+        so a read made after it cannot miss a change); ``None`` in it: the bus closed."""
+        sub = _Subscriber(kinds)
+        self._subscribers.add(sub)
+        try:
+            yield sub.queue
         finally:
             self._subscribers.discard(sub)
 

@@ -204,6 +204,11 @@ class OrchestratorService:
         self.scheduler.wake()
         return workflow
 
+    async def workflow_record(self, workflow_id: str) -> Workflow | None:
+        """The workflow's row alone: its status and counts (O(1))."""
+        found: Workflow | None = await self.db.run(self.db.store.get_workflow, workflow_id)
+        return found
+
     async def workflow(self, workflow_id: str) -> tuple[Workflow, list[Step], list[Task]] | None:
         found: Workflow | None = await self.db.run(self.db.store.get_workflow, workflow_id)
         if found is None:

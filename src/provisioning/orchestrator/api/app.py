@@ -27,17 +27,22 @@ class BodyLimit:
     is over ``limit`` bytes (declared or streamed, chunked or not) and with 422 when it
     is JSON nested deeper than any request needs (decoding it would recurse)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, workflow_limit: int) -> None:
         self.app = app
-        self.limit = limit
+        self.limits = (
+            (limit, f"limit {limit} bytes (server.max_body_bytes)"),
+            (workflow_limit, f"limit {workflow_limit} bytes (server.max_workflow_bytes)"),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        # A workflow, written one operation per node, is far larger than any other body.
+        limit, hint = self.limits[str(scope.get("path", "")).startswith("/workflows/")]
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _refuse(send, 413, "request body too large", f"limit {self.limit} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(send, 413, "request body too large", hint)
             await _discard(receive, {"type": "http.request", "more_body": True})
             return
         chunks: list[bytes] = []
@@ -48,8 +53,8 @@ class BodyLimit:
                 return  # The client went away.
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.limit:
-                await _refuse(send, 413, "request body too large", f"limit {self.limit} bytes")
+            if seen > limit:
+                await _refuse(send, 413, "request body too large", hint)
                 await _discard(receive, message)
                 return
             chunks.append(chunk)
@@ -192,5 +197,8 @@ def create_app(service: OrchestratorService, token: str, *, manage_service: bool
     app.include_router(stream.router)
     app.include_router(metrics.router)
     app.include_router(ui.router)
-    app.add_middleware(BodyLimit, limit=service.settings.server.max_body_bytes)
+    server = service.settings.server
+    app.add_middleware(
+        BodyLimit, limit=server.max_body_bytes, workflow_limit=server.max_workflow_bytes
+    )
     return app

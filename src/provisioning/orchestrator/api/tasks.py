@@ -14,6 +14,7 @@ from .filters import parse_status
 from .original_tasks import OriginalTask, OriginalTaskPage, Shape, original_tasks
 from .params import After, Limit, LogLimit, Offset
 from .schemas import LogLineView, LogsView, ProgressReport, SubmittedView, TaskPageView, TaskView
+from .waiting import Wait, until_finished
 
 router = APIRouter()
 
@@ -75,9 +76,18 @@ async def list_tasks(
     dependencies=[Depends(require_token)],
     response_model=TaskView | OriginalTask,
 )
-async def get_task(task_id: str, svc: Service, shape: Shape | None = None) -> Any:
-    """One task with all its attempts (``?shape=original``: the original's task shape)."""
-    task = await svc.get(task_id)
+async def get_task(task_id: str, svc: Service, shape: Shape | None = None, wait: Wait = 0) -> Any:
+    """One task with all its attempts (``?shape=original``: the original's task shape;
+    ``?wait=S``: once it has finished, or after S seconds)."""
+    task = await until_finished(
+        svc.bus,
+        kind="task",
+        key="task_id",
+        ident=task_id,
+        read=lambda: svc.get(task_id),
+        finished=lambda t: t.status.terminal,
+        seconds=wait,
+    )
     if task is None:
         raise _not_found(task_id)
     if shape is Shape.ORIGINAL:

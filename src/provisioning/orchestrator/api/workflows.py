@@ -15,6 +15,7 @@ from .auth import require_token
 from .filters import parse_status
 from .params import Limit, Offset
 from .tasks import Service
+from .waiting import Wait, until_finished
 from .workflow_views import WorkflowPageView, WorkflowSubmittedView, WorkflowView
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -71,12 +72,33 @@ async def list_workflows(
 
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowView)
-async def get_workflow(workflow_id: str, svc: Service) -> WorkflowView:
-    """Status, per-step and per-task states, progress and checkpoint."""
-    found = await svc.workflow(workflow_id)
+async def get_workflow(
+    workflow_id: str,
+    svc: Service,
+    steps: Annotated[
+        bool, Query(description="also every step with its tasks (else counts only)")
+    ] = False,
+    wait: Wait = 0,
+) -> WorkflowView:
+    """Status, counts, progress and checkpoint; with ``?steps=true`` per-step and per-task
+    states too; with ``?wait=S`` once it has finished (or after S seconds)."""
+    found = await until_finished(
+        svc.bus,
+        kind="workflow",
+        key="workflow_id",
+        ident=workflow_id,
+        read=lambda: svc.workflow_record(workflow_id),
+        finished=lambda w: w.status.finished,
+        seconds=wait,
+    )
     if found is None:
         raise _not_found(workflow_id)
-    return WorkflowView.of(*found)
+    if not steps:
+        return WorkflowView.of(found)
+    full = await svc.workflow(workflow_id)
+    if full is None:
+        raise _not_found(workflow_id)
+    return WorkflowView.of(*full)
 
 
 async def workflow_command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:

@@ -175,7 +175,7 @@ async function workflowView(id, signal) {
   put(root, head, graph, h("h2", {}, "Steps"), stepsBox);
 
   const refresh = async () => {
-    const wf = await get(`/workflows/${encodeURIComponent(id)}`);
+    const wf = await get(`/workflows/${encodeURIComponent(id)}?steps=true`);
     if (signal.aborted) return;
     const running = ["queued", "running"].includes(wf.status);
     const canRetry = ["failed", "cancelled", "rollback_failed"].includes(wf.status);
