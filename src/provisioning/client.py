@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote
 
-# httpx imports its own command line (Rich, Pygments: a third of the CLI's start-up)
-# whenever click is installed; this client never uses it.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+from .http11 import ConnectFailed, Http11, ReadTimedOut, TransportError
 
-import httpx  # noqa: E402
-
-from .config import Settings  # noqa: E402
+if TYPE_CHECKING:
+    from .config import Settings
 
 
 class ClientError(Exception):
@@ -193,7 +189,10 @@ class OrchestratorClient:
         # How long a long poll may hold a reply: well inside the read timeout.
         self.long_poll_seconds = max(0.5, min(25.0, timeout / 2))
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout)
+        try:
+            self._http = Http11(self.endpoint, headers, timeout)
+        except ValueError as exc:
+            raise ClientError(f"orchestrator.endpoint: {exc}") from None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, need_token: bool = True) -> OrchestratorClient:
@@ -211,26 +210,30 @@ class OrchestratorClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.ConnectError:
+        except ConnectFailed:
             raise Unreachable(f"no orchestrator answers at {self.endpoint}") from None
-        except httpx.TimeoutException:
+        except ReadTimedOut:
             raise TimedOut(f"the orchestrator at {self.endpoint} did not answer in time") from None
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise ClientError(f"request to {self.endpoint}{path} failed: {exc}") from None
-        if response.status_code >= 400:
+        if response.status >= 400:
             try:
                 body = response.json()
                 message = body.get("error") or response.text
-                if response.status_code == 413 and isinstance(body.get("detail"), str):
+                if response.status == 413 and isinstance(body.get("detail"), str):
                     message = f"{message}: {body['detail']}"  # names the setting
-            except (json.JSONDecodeError, AttributeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                 body, message = None, response.text
-            if response.status_code == 401:
+            if response.status == 401:
                 raise Unauthorized(self._refused_token(), 401, body)
+            raise ClientError(f"{message} (HTTP {response.status})", response.status, body)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise ClientError(
-                f"{message} (HTTP {response.status_code})", response.status_code, body
-            )
-        return response.json()
+                f"{self.endpoint}{path} answered HTTP {response.status} with a body that is "
+                "not JSON (is this an orchestrator?)"
+            ) from None
 
     def _refused_token(self) -> str:
         used = f"the token in {self.token_file}" if self.token_file else "no token"
@@ -250,7 +253,7 @@ class OrchestratorClient:
         return result
 
     def submit_task(self, body: dict[str, Any]) -> str:
-        return str(self._request("POST", "/tasks", json=body)["task_id"])
+        return str(self._request("POST", "/tasks", json_body=body)["task_id"])
 
     def task(self, task_id: str, *, wait: float = 0) -> TaskView:
         """A task; with ``wait``, once it has ended or after that many seconds."""
@@ -277,7 +280,7 @@ class OrchestratorClient:
 
     def submit_workflow(self, workflow: dict[str, Any]) -> WorkflowSubmittedView:
         result: WorkflowSubmittedView = self._request(
-            "POST", "/workflows/batch/submit", json=workflow
+            "POST", "/workflows/batch/submit", json_body=workflow
         )
         return result
 
@@ -317,14 +320,15 @@ class OrchestratorClient:
         if kinds:
             params["events"] = kinds
         try:
-            with self._http.stream("GET", "/events", params=params, timeout=None) as stream:
-                if stream.status_code == 401:
-                    raise Unauthorized(self._refused_token(), 401)
-                if stream.status_code >= 400:
-                    raise ClientError(f"event stream refused (HTTP {stream.status_code})")
-                yield {"type": "system", "event": "connected"}
-                for line in stream.iter_lines():
-                    if line.startswith("data: "):
-                        yield json.loads(line[6:])
-        except httpx.ConnectError:
+            stream = self._http.lines("/events", params)
+            status = next(stream)
+            if status == 401:
+                raise Unauthorized(self._refused_token(), 401)
+            if not isinstance(status, int) or status >= 400:
+                raise ClientError(f"event stream refused (HTTP {status})")
+            yield {"type": "system", "event": "connected"}
+            for line in stream:
+                if isinstance(line, str) and line.startswith("data: "):
+                    yield json.loads(line[6:])
+        except ConnectFailed:
             raise Unreachable(f"no orchestrator answers at {self.endpoint}") from None

@@ -85,7 +85,13 @@ def test_root_help_imports_no_command_group(tmp_path: Path) -> None:
         m
         for m in modules
         if m.startswith("provisioning.cli.")
-        and m not in {"provisioning.cli.main", "provisioning.cli.lazy", "provisioning.cli.exits"}
+        and m
+        not in {
+            "provisioning.cli.main",
+            "provisioning.cli.lazy",
+            "provisioning.cli.exits",
+            "provisioning.cli.coercion",
+        }
     )
     assert groups == []
     # Not even the HTTP client or the configuration models.

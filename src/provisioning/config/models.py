@@ -22,7 +22,9 @@ PACKAGED_NULIB = Path(__file__).resolve().parent.parent / "nulib"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: Settings builds its sections once, inside its own schema,
+    # instead of each class on import (most of the CLI's start-up otherwise).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ExecutionMode(StrEnum):

@@ -1,0 +1,145 @@
+"""The CLI's HTTP client (``http11`` under ``OrchestratorClient``) against real loopback
+servers: kept-alive connections, a server that drops them, bodies that are not JSON,
+nothing listening, no answer in time, and a line stream beside requests."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from provisioning.client import ClientError, OrchestratorClient, TimedOut, Unreachable
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    connections: ClassVar[list[int]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.connections.append(id(self.connection))
+
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/health"):
+            self._reply(200, json.dumps({"path": self.path}).encode())
+        elif self.path == "/drop":
+            self.close_connection = True
+            self._reply(200, b'{"dropped": true}')
+        elif self.path == "/html":
+            self._reply(502, b"<html>bad gateway</html>", "text/html")
+        elif self.path == "/plain":
+            self._reply(200, b"not json")
+        elif self.path.startswith("/events"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for n in range(3):
+                self.wfile.write(f'data: {{"n": {n}}}\n\n'.encode())
+                self.wfile.flush()
+            self.close_connection = True
+        else:
+            self._reply(404, b'{"error": "no such thing"}')
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(length))
+        self._reply(201, json.dumps({"task_id": body["name"]}).encode())
+
+
+@pytest.fixture()
+def server() -> Iterator[str]:
+    _Handler.connections = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_requests_share_one_kept_alive_connection(server: str) -> None:
+    client = OrchestratorClient(server, "t0ken", 5)
+    try:
+        assert client.health() == {"path": "/health"}
+        assert client.submit_task({"name": "one"}) == "one"
+        assert client.health() == {"path": "/health"}
+    finally:
+        client.close()
+    assert len(_Handler.connections) == 1
+
+
+def test_a_connection_the_server_closed_is_dialled_again(server: str) -> None:
+    client = OrchestratorClient(server, None, 5)
+    try:
+        assert client._request("GET", "/drop") == {"dropped": True}
+        assert client.health() == {"path": "/health"}
+    finally:
+        client.close()
+    assert len(_Handler.connections) == 2
+
+
+def test_answers_that_are_not_json_are_clear_errors(server: str) -> None:
+    client = OrchestratorClient(server, None, 5)
+    try:
+        with pytest.raises(ClientError, match=r"bad gateway.*\(HTTP 502\)") as refused:
+            client._request("GET", "/html")
+        assert refused.value.status == 502
+        with pytest.raises(ClientError, match="not JSON"):
+            client._request("GET", "/plain")
+        with pytest.raises(ClientError, match=r"no such thing \(HTTP 404\)"):
+            client._request("GET", "/nothing")
+    finally:
+        client.close()
+
+
+def test_nothing_listening_is_unreachable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = OrchestratorClient(f"http://127.0.0.1:{port}", None, 5)
+    with pytest.raises(Unreachable, match=f"127.0.0.1:{port}"):
+        client.health()
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # accepted by the kernel, never answered
+        client = OrchestratorClient(f"http://127.0.0.1:{silent.getsockname()[1]}", None, 0.3)
+        with pytest.raises(TimedOut, match="did not answer in time"):
+            client.health()
+
+
+def test_the_event_stream_runs_beside_requests(server: str) -> None:
+    client = OrchestratorClient(server, None, 5)
+    try:
+        stream = client.events()
+        assert next(stream) == {"type": "system", "event": "connected"}
+        assert next(stream) == {"n": 0}
+        assert client.health() == {"path": "/health"}
+        assert [event["n"] for event in stream] == [1, 2]
+    finally:
+        client.close()
+
+
+def test_an_endpoint_that_is_not_http_is_refused() -> None:
+    with pytest.raises(ClientError, match=r"orchestrator\.endpoint: not an http"):
+        OrchestratorClient("ftp://127.0.0.1:21", None, 5)
