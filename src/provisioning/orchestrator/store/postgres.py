@@ -45,7 +45,7 @@ from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnavailable
 from .rows import task_of
-from .sql_queries import one, verb
+from .sql_queries import DATA_TABLES, one, verb
 from .sql_store import SqlStore
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
@@ -106,7 +106,7 @@ def session_guards(lease_seconds: float) -> dict[str, str]:
 
 
 # load(): parents before children (foreign keys); the columns SQLite keeps as 0/1.
-_LOAD_ORDER = ("workflows", "workflow_steps", "workflow_edges", "tasks", "attempts", "task_logs")
+_LOAD_ORDER = DATA_TABLES
 _BOOLEAN_COLUMNS = {"tasks": ("cancel_requested",), "workflows": ("rollback_enabled",)}
 
 # Lock conflicts worth running the verb again (on its own) rather than failing it.

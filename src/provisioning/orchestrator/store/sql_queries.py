@@ -18,12 +18,22 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from .base import StoreError
 from .rows import NEW_TASK_COLUMNS, Row, markers
 
-# Every column of a workflow but its spec, which can be large and is read only to
-# plan a rollback.
+# Every column of a workflow (its spec, which can be large and is read only to plan a
+# rollback, lives apart in workflow_specs).
 WF = (
     "id, seq, name, version, status, phase, failure, error, priority, parallel_limit,"
     " rollback_enabled, tasks_total, tasks_open, tasks_completed, tasks_failed,"
     " steps_completed, checkpoint_at, created_at, started_at, completed_at"
+)
+# The tables that hold work, in an order that loads them (``migrate-store``).
+DATA_TABLES = (
+    "workflows",
+    "workflow_specs",
+    "workflow_steps",
+    "workflow_edges",
+    "tasks",
+    "attempts",
+    "task_logs",
 )
 SHARED = ("queue.sql", "workflow.sql", "reads.sql", "retention.sql")
 

@@ -12,6 +12,7 @@ _PURGE = (
     ("purge_tasks", "tasks", 2),
     ("purge_workflow_edges", "workflow_edges", 1),
     ("purge_workflow_steps", "workflow_steps", 1),
+    ("purge_workflow_specs", "workflow_specs", 1),
     ("purge_workflows", "workflows", 1),
 )
 

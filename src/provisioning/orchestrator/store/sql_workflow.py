@@ -110,13 +110,13 @@ class SqlWorkflowVerbs(SqlDialect):
                 workflow_id,
                 name,
                 version,
-                json.dumps(spec),
                 WorkflowStatus.QUEUED.value,
                 int(Priority.parse(priority)),
                 parallel_limit,
                 bool(rollback_enabled),
                 now,
             )
+            self._q(db, "insert_workflow_spec", workflow_id, json.dumps(spec))
             count = self._insert_steps(
                 db,
                 workflow_id,

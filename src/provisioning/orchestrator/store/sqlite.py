@@ -21,6 +21,7 @@ from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnusable, classify
 from .rows import task_of
+from .sql_queries import DATA_TABLES
 from .sql_store import SqlStore
 
 
@@ -184,7 +185,7 @@ class SQLiteStore(SqlStore):
 
     def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table, for ``migrate-store`` (read in one transaction)."""
-        tables = ("tasks", "attempts", "task_logs", "workflows", "workflow_steps", "workflow_edges")
+        tables = DATA_TABLES
         with self._lock:
             self._db.execute("BEGIN")
             try:

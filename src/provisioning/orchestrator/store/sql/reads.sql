@@ -33,7 +33,7 @@ SELECT n.*, (SELECT COUNT(*) FROM tasks t WHERE t.status = 'running' AND t.owner
   AS running FROM nodes n ORDER BY n.started_at, n.id;
 
 -- name: workflow_spec
-SELECT spec FROM workflows WHERE id = ?;
+SELECT spec FROM workflow_specs WHERE workflow_id = ?;
 
 -- name: count_workflows
 SELECT COUNT(*) AS n FROM workflows WHERE (? OR status = ?);

@@ -38,6 +38,11 @@ DELETE FROM workflow_steps WHERE workflow_id IN (SELECT id FROM workflows
   WHERE status IN ('completed', 'failed', 'cancelled', 'rolled_back', 'rollback_failed')
     AND completed_at < ?);
 
+-- name: purge_workflow_specs
+DELETE FROM workflow_specs WHERE workflow_id IN (SELECT id FROM workflows
+  WHERE status IN ('completed', 'failed', 'cancelled', 'rolled_back', 'rollback_failed')
+    AND completed_at < ?);
+
 -- name: purge_workflows
 DELETE FROM workflows
   WHERE status IN ('completed', 'failed', 'cancelled', 'rolled_back', 'rollback_failed')

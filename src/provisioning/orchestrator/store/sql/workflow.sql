@@ -1,11 +1,14 @@
 -- The workflow queries of the SQL stores (SQLite and PostgreSQL), by name.
 -- `?` marks a parameter (PostgreSQL's driver is given `%s`); `{wf}` stands for every
--- column of a workflow but its spec. A dialect overrides a query by giving its name
+-- column of a workflow (its spec lives in workflow_specs). A dialect overrides a query by giving its name
 -- again in its own file (postgres.sql).
 
 -- name: insert_workflow
-INSERT INTO workflows (id, name, version, spec, status, priority, parallel_limit,
-  rollback_enabled, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+INSERT INTO workflows (id, name, version, status, priority, parallel_limit,
+  rollback_enabled, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_workflow_spec
+INSERT INTO workflow_specs (workflow_id, spec) VALUES (?, ?);
 
 -- name: insert_step
 INSERT INTO workflow_steps (workflow_id, step_id, kind, position, layer, on_failure,
