@@ -8,9 +8,10 @@ SQLite and PostgreSQL; ``<dialect>.sql`` overrides a query by giving its name ag
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from importlib import resources
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -118,10 +119,12 @@ class SqlDialect(ABC):
         cursor: Cursor = db.execute(self._queries[name], args)
         return cursor
 
-    def _many(self, db: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
+    def _many(self, db: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is not None:
             cursor = db.cursor()
-            cursor.executemany(sql, rows)
+            cursor.executemany(sql, itertools.chain((first,), rows))
             cursor.close()
 
     @abstractmethod

@@ -44,7 +44,6 @@ class SqlWorkflowVerbs(SqlDialect):
     ) -> int:
         """Insert steps, their edges and tasks; the number of tasks."""
         step_rows: list[tuple[Any, ...]] = []
-        edge_rows: list[tuple[str, str, str]] = []
         task_rows: list[tuple[Any, ...]] = []
         pending = 0
         for step in steps:
@@ -63,7 +62,6 @@ class SqlWorkflowVerbs(SqlDialect):
                     len(step.tasks),
                 )
             )
-            edge_rows.extend((workflow_id, dep, step.step_id) for dep in step.depends_on)
             for item, task in enumerate(step.tasks):
                 task_rows.append(
                     new_task_values(
@@ -79,6 +77,8 @@ class SqlWorkflowVerbs(SqlDialect):
                 )
                 pending += waiting == 0
         self._many(db, self._queries["insert_step"], step_rows)
+        # Made as they are inserted: a million edges held as tuples cost ~80 MB.
+        edge_rows = ((workflow_id, dep, step.step_id) for step in steps for dep in step.depends_on)
         self._many(db, self._queries["insert_edge"], edge_rows)
         insert_task = f"INSERT INTO tasks ({NEW_TASK_COLUMNS}) VALUES ({markers(self.marker)})"
         self._many(db, insert_task, task_rows)
