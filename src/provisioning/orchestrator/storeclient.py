@@ -10,6 +10,7 @@ burst of submissions and task completions shares one fsync.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import queue
 import threading
@@ -58,6 +59,11 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_result(value)
     else:
         future.set_exception(value)
+
+
+def _settle_all(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in answers:
+        _settle(future, ok, value)
 
 
 class StoreClient:
@@ -137,6 +143,10 @@ class StoreClient:
             except Exception as exc:  # The worker must outlive any failure of a round.
                 outcomes = [(False, exc)] * len(calls)
             metrics.store_round(time.perf_counter() - began)
+            # One wake-up of each event loop per round, not one per call: a round of a
+            # busy node answers dozens of calls.
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
+            answers = {}
             for call, (ok, value) in zip(calls, outcomes, strict=True):
                 if not ok:
                     value = classify(value)
@@ -150,7 +160,11 @@ class StoreClient:
                     self.answered_at = time.monotonic()
                     if call.verb in _WRITES:
                         self.write_ok_at = time.monotonic()
-                call.loop.call_soon_threadsafe(_settle, call.future, ok, value)
+                answers.setdefault(call.loop, []).append((call.future, ok, value))
+            for loop, answered in answers.items():
+                # A loop that closed has nobody waiting for these answers.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle_all, answered)
             if stop:
                 return
 
