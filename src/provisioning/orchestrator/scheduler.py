@@ -120,6 +120,11 @@ class Scheduler:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def wake_pending(self) -> bool:
+        """The claim loop will look for work again before it sleeps."""
+        return self._wake.is_set()
+
     def start(self) -> None:
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="claim-loop"),
@@ -373,6 +378,9 @@ class Scheduler:
         if updated is None:
             log.warning("attempt %s/%d was taken over; its outcome is dropped", task.id, attempt)
             return None
+        # This finish may have released dependents, and a claim queued just before it
+        # (woken by another task's end) could not see them: claim again.
+        self._wake.set()
         if retry_at is not None:
             heapq.heappush(self._retry_times, retry_at)
         name = "retrying" if retry_at is not None and counts else "finished"
