@@ -8,7 +8,7 @@ answer from an attempt that was taken over changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 from ...execution import ProcessInfo
 from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus, WorkflowStatus
@@ -29,6 +29,35 @@ def run_each(calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         except Exception as exc:
             outcomes.append((False, exc))
     return outcomes
+
+
+class NewWorkflow(TypedDict):
+    """What ``create_workflow`` persists: the workflow, all its steps, and the defaults
+    its tasks take."""
+
+    name: str
+    version: str
+    spec: dict[str, Any]
+    priority: str
+    parallel_limit: int
+    rollback_enabled: bool
+    steps: Sequence[NewStep]
+    default_timeout: float
+    default_retry: RetryPolicy
+    now: float
+
+
+class Ending(TypedDict, total=False):
+    """How ``finish`` ends an attempt, besides its outcome (see :func:`ending_terms`)."""
+
+    now: Required[float]
+    retry_at: float | None
+    counts: bool
+
+
+def ending_terms(ending: Ending) -> tuple[float, float | None, bool]:
+    """``now``, ``retry_at`` (no retry) and ``counts`` (the try counts) of an ending."""
+    return ending["now"], ending.get("retry_at"), ending.get("counts", True)
 
 
 class Store(Protocol):
@@ -102,14 +131,7 @@ class Store(Protocol):
         """Append ``(stream, line, ts)`` log lines of an attempt."""
 
     def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: Outcome,
-        *,
-        now: float,
-        retry_at: float | None = None,
-        counts: bool = True,
+        self, task_id: str, attempt: int, outcome: Outcome, **ending: Unpack[Ending]
     ) -> Task | None:
         """End an attempt. With ``retry_at`` the task goes back to pending, ready at that
         time; otherwise it takes the terminal status matching the outcome. ``counts=False``
@@ -155,20 +177,7 @@ class Store(Protocol):
 
     # -- workflows ----------------------------------------------------------------------
 
-    def create_workflow(
-        self,
-        *,
-        name: str,
-        version: str,
-        spec: dict[str, Any],
-        priority: str,
-        parallel_limit: int,
-        rollback_enabled: bool,
-        steps: Sequence[NewStep],
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-    ) -> Workflow:
+    def create_workflow(self, **new: Unpack[NewWorkflow]) -> Workflow:
         """Persist a workflow with all its steps and tasks in one transaction."""
 
     def cancel_workflow(self, workflow_id: str, *, now: float) -> tuple[Workflow, list[str]] | None:

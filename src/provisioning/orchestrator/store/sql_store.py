@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import replace
+from typing import Unpack
 
 from ...execution import ProcessInfo
 from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
 from .. import flow
 from ..models import Attempt, Task
+from .base import Ending, ending_terms
 from .rows import attempt_of, new_task_values, task_of
 from .sql_queries import one, verb
 from .sql_reads import SqlReads
@@ -144,15 +146,9 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
 
     @verb
     def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: Outcome,
-        *,
-        now: float,
-        retry_at: float | None = None,
-        counts: bool = True,
+        self, task_id: str, attempt: int, outcome: Outcome, **ending: Unpack[Ending]
     ) -> Task | None:
+        now, retry_at, counts = ending_terms(ending)
         result_json = json.dumps(outcome.result) if outcome.has_result else None
         error = self._text(outcome.error)
         with self._tx() as db:

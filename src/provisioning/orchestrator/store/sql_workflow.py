@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from ...tasks import Priority, RetryPolicy, TaskStatus, WorkflowStatus
 from .. import flow
 from ..models import NewStep, Workflow
+from .base import NewWorkflow
 from .rows import NEW_TASK_COLUMNS, Row, markers, new_task_values, workflow_of
 from .sql_queries import SqlDialect, one, verb
 
@@ -87,42 +88,30 @@ class SqlWorkflowVerbs(SqlDialect):
         return len(task_rows)
 
     @verb
-    def create_workflow(
-        self,
-        *,
-        name: str,
-        version: str,
-        spec: dict[str, Any],
-        priority: str,
-        parallel_limit: int,
-        rollback_enabled: bool,
-        steps: Sequence[NewStep],
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-    ) -> Workflow:
+    def create_workflow(self, **new: Unpack[NewWorkflow]) -> Workflow:
         """Persist a workflow with all its steps and tasks in one transaction."""
         workflow_id = str(uuid.uuid4())
+        now = new["now"]
         with self._tx() as db:
             self._q(
                 db,
                 "insert_workflow",
                 workflow_id,
-                name,
-                version,
+                new["name"],
+                new["version"],
                 WorkflowStatus.QUEUED.value,
-                int(Priority.parse(priority)),
-                parallel_limit,
-                bool(rollback_enabled),
+                int(Priority.parse(new["priority"])),
+                new["parallel_limit"],
+                bool(new["rollback_enabled"]),
                 now,
             )
-            self._q(db, "insert_workflow_spec", workflow_id, json.dumps(spec))
+            self._q(db, "insert_workflow_spec", workflow_id, json.dumps(new["spec"]))
             count = self._insert_steps(
                 db,
                 workflow_id,
-                steps,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
+                new["steps"],
+                default_timeout=new["default_timeout"],
+                default_retry=new["default_retry"],
                 now=now,
             )
             row = self._q(db, "set_task_totals", count, count, workflow_id).fetchone()

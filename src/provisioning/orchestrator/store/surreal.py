@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 from surrealdb import (
@@ -45,7 +45,7 @@ from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
-from .base import StoreError, run_each
+from .base import Ending, StoreError, ending_terms, run_each
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (
     attempt_of,
@@ -680,15 +680,10 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         self._transact(build)
 
     def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: Outcome,
-        *,
-        now: float,
-        retry_at: float | None = None,
-        counts: bool = True,
+        self, task_id: str, attempt: int, outcome: Outcome, **ending: Unpack[Ending]
     ) -> Task | None:
+        now, retry_at, counts = ending_terms(ending)
+
         def build(tx: Tx) -> Task | None:
             attempt_id = rid("attempt", [task_id, attempt])
             found, current = self._query(

@@ -15,13 +15,14 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from surrealdb import RecordID
 
 from ...tasks import Priority, RetryPolicy, TaskStatus, WorkflowStatus
 from .. import flow as rules
 from ..models import NewStep, Step, Workflow
+from .base import NewWorkflow
 from .surreal_rows import new_task_row, rid, step_of, workflow_of
 from .surreal_tx import Tx
 
@@ -234,20 +235,7 @@ class SurrealWorkflowVerbs(ABC):
                 flow.task_moved(row["id"], row["step_id"], row["status"])
         return len(task_rows)
 
-    def create_workflow(
-        self,
-        *,
-        name: str,
-        version: str,
-        spec: dict[str, Any],
-        priority: str,
-        parallel_limit: int,
-        rollback_enabled: bool,
-        steps: Sequence[NewStep],
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-    ) -> Workflow:
+    def create_workflow(self, **new: Unpack[NewWorkflow]) -> Workflow:
         """Persist a workflow with all its steps and tasks in one transaction."""
 
         def build(tx: Tx) -> Workflow:
@@ -256,28 +244,28 @@ class SurrealWorkflowVerbs(ABC):
                 tx,
                 None,
                 workflow_id,
-                steps,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
+                new["steps"],
+                default_timeout=new["default_timeout"],
+                default_retry=new["default_retry"],
+                now=new["now"],
             )
             row: dict[str, Any] = {
                 "id": rid("workflow", workflow_id),
                 "seq": tx.next_seq("workflow_seq"),
-                "name": name,
-                "version": version,
-                "spec": json.dumps(spec),
+                "name": new["name"],
+                "version": new["version"],
+                "spec": json.dumps(new["spec"]),
                 "status": WorkflowStatus.QUEUED.value,
                 "phase": "run",
-                "priority": int(Priority.parse(priority)),
-                "parallel_limit": parallel_limit,
-                "rollback_enabled": rollback_enabled,
+                "priority": int(Priority.parse(new["priority"])),
+                "parallel_limit": new["parallel_limit"],
+                "rollback_enabled": new["rollback_enabled"],
                 "tasks_total": count,
                 "tasks_open": count,
                 "tasks_completed": 0,
                 "tasks_failed": 0,
                 "steps_completed": 0,
-                "created_at": float(now),
+                "created_at": float(new["now"]),
             }
             tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
             return workflow_of(row)
