@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["EXIT_FAILED", "EXIT_UNREACHABLE", "EXIT_USAGE", "Format"]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+FollowFlag = Annotated[bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")]
+OrchestratedFlag = Annotated[bool, typer.Option("--orchestrated", help="Run on the orchestrator.")]
+DirectFlag = Annotated[bool, typer.Option("--direct", help="Run here, without the orchestrator.")]
 OutputOption = Annotated[
     str | None,
     typer.Option(

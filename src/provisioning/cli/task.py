@@ -14,8 +14,11 @@ from ..client import ClientError, OrchestratorClient, TaskView
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    DirectFlag,
+    FollowFlag,
     Format,
     JsonFlag,
+    OrchestratedFlag,
     OutputOption,
     client_failure,
     fail,
@@ -124,15 +127,9 @@ def submit(
     max_attempts: Annotated[
         int | None, typer.Option(help="Retry up to this many attempts.")
     ] = None,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")
-    ] = False,
-    orchestrated: Annotated[
-        bool, typer.Option("--orchestrated", help="Run on the orchestrator.")
-    ] = False,
-    direct: Annotated[
-        bool, typer.Option("--direct", help="Run here, without the orchestrator.")
-    ] = False,
+    wait: FollowFlag = False,
+    orchestrated: OrchestratedFlag = False,
+    direct: DirectFlag = False,
     json_out: JsonFlag = False,
     output: OutputOption = None,
 ) -> None:

@@ -15,6 +15,7 @@ from ..client import ClientError, OrchestratorClient, WorkflowView
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    FollowFlag,
     Format,
     JsonFlag,
     OutputOption,
@@ -159,9 +160,7 @@ def submit(
         Path,
         typer.Argument(help="Workflow file: .ncl, .json, .yaml, .toml (or the deprecated KCL .k)."),
     ],
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")
-    ] = False,
+    wait: FollowFlag = False,
     priority: Annotated[
         PriorityChoice | None, typer.Option(help="Override the workflow's priority.")
     ] = None,
