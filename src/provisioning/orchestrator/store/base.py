@@ -31,7 +31,30 @@ def run_each(calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
     return outcomes
 
 
-class NewWorkflow(TypedDict):
+class TaskDefaults(TypedDict):
+    """What a new task takes where its own definition says nothing, and when it is made."""
+
+    default_timeout: float
+    default_retry: RetryPolicy
+    now: float
+
+
+def task_defaults(given: TaskDefaults) -> TaskDefaults:
+    """Only the task defaults of ``given`` (a :class:`NewWorkflow` holds more)."""
+    return TaskDefaults(
+        default_timeout=given["default_timeout"],
+        default_retry=given["default_retry"],
+        now=given["now"],
+    )
+
+
+class Enqueued(TaskDefaults, total=False):
+    """``enqueue``'s options: a task of a workflow names it."""
+
+    workflow_id: str | None
+
+
+class NewWorkflow(TaskDefaults):
     """What ``create_workflow`` persists: the workflow, all its steps, and the defaults
     its tasks take."""
 
@@ -42,9 +65,6 @@ class NewWorkflow(TypedDict):
     parallel_limit: int
     rollback_enabled: bool
     steps: Sequence[NewStep]
-    default_timeout: float
-    default_retry: RetryPolicy
-    now: float
 
 
 class Ending(TypedDict, total=False):
@@ -76,15 +96,7 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    def enqueue(
-        self,
-        task: NewTask,
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None = None,
-    ) -> Task:
+    def enqueue(self, task: NewTask, **options: Unpack[Enqueued]) -> Task:
         """Persist a new pending task; durable when this returns."""
 
     def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
@@ -192,13 +204,7 @@ class Store(Protocol):
         """Mark a finished workflow ``rollback_pending`` (the engine plans the undo)."""
 
     def begin_undo(
-        self,
-        workflow_id: str,
-        steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        self, workflow_id: str, steps: Sequence[NewStep], **defaults: Unpack[TaskDefaults]
     ) -> Workflow | None:
         """Add the undo steps and start the rollback; ``None`` unless the workflow was
         ``rollback_pending`` (a repeated call changes nothing)."""

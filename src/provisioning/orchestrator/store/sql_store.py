@@ -17,10 +17,10 @@ from dataclasses import replace
 from typing import Unpack
 
 from ...execution import ProcessInfo
-from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
+from ...tasks import NewTask, Outcome, TaskStatus
 from .. import flow
 from ..models import Attempt, Task
-from .base import Ending, ending_terms
+from .base import Ending, Enqueued, ending_terms
 from .rows import attempt_of, new_task_values, task_of
 from .sql_queries import one, verb
 from .sql_reads import SqlReads
@@ -43,23 +43,8 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
         """A task of ``workflow_id`` ended: one of its ``parallel_limit`` slots is free."""
 
     @verb
-    def enqueue(
-        self,
-        task: NewTask,
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None = None,
-    ) -> Task:
-        values = new_task_values(
-            task,
-            status=TaskStatus.PENDING.value,
-            default_timeout=default_timeout,
-            default_retry=default_retry,
-            now=now,
-            workflow_id=workflow_id,
-        )
+    def enqueue(self, task: NewTask, **options: Unpack[Enqueued]) -> Task:
+        values = new_task_values(task, status=TaskStatus.PENDING.value, **options)
         with self._tx() as db:
             row = self._q(db, "insert_task", *values).fetchone()
             self._work_released(db)

@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Unpack
 
-from ...tasks import Priority, RetryPolicy, TaskStatus, WorkflowStatus
+from ...tasks import Priority, TaskStatus, WorkflowStatus
 from .. import flow
 from ..models import NewStep, Workflow
-from .base import NewWorkflow
+from .base import NewWorkflow, TaskDefaults, task_defaults
 from .rows import NEW_TASK_COLUMNS, Row, markers, new_task_values, workflow_of
 from .sql_queries import SqlDialect, one, verb
 
@@ -38,10 +38,7 @@ class SqlWorkflowVerbs(SqlDialect):
         db: Any,
         workflow_id: str,
         steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        **defaults: Unpack[TaskDefaults],
     ) -> int:
         """Insert steps, their edges and tasks; the number of tasks."""
         step_rows: list[tuple[Any, ...]] = []
@@ -70,12 +67,10 @@ class SqlWorkflowVerbs(SqlDialect):
                     new_task_values(
                         task,
                         status=task_status.value,
-                        default_timeout=default_timeout,
-                        default_retry=default_retry,
-                        now=now,
                         workflow_id=workflow_id,
                         step_id=step.step_id,
                         item=item,
+                        **defaults,
                     )
                 )
                 pending += waiting == 0
@@ -106,14 +101,7 @@ class SqlWorkflowVerbs(SqlDialect):
                 now,
             )
             self._q(db, "insert_workflow_spec", workflow_id, json.dumps(new["spec"]))
-            count = self._insert_steps(
-                db,
-                workflow_id,
-                new["steps"],
-                default_timeout=new["default_timeout"],
-                default_retry=new["default_retry"],
-                now=now,
-            )
+            count = self._insert_steps(db, workflow_id, new["steps"], **task_defaults(new))
             row = self._q(db, "set_task_totals", count, count, workflow_id).fetchone()
         return workflow_of(one(row))
 
@@ -267,13 +255,7 @@ class SqlWorkflowVerbs(SqlDialect):
 
     @verb
     def begin_undo(
-        self,
-        workflow_id: str,
-        steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        self, workflow_id: str, steps: Sequence[NewStep], **defaults: Unpack[TaskDefaults]
     ) -> Workflow | None:
         """Add the undo steps of a rollback and start it; ``None`` unless the workflow
         was waiting for exactly that (so a repeated call changes nothing)."""
@@ -281,17 +263,10 @@ class SqlWorkflowVerbs(SqlDialect):
             wf = self._q(db, "lock_workflow", workflow_id).fetchone()
             if wf is None or wf["status"] != WorkflowStatus.ROLLBACK_PENDING.value:
                 return None
-            count = self._insert_steps(
-                db,
-                workflow_id,
-                steps,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
-            )
+            count = self._insert_steps(db, workflow_id, steps, **defaults)
             rolling = WorkflowStatus.ROLLING_BACK.value
             row = self._q(db, "begin_undo", rolling, count, count, workflow_id).fetchone()
             if count == 0:
-                self._maybe_end_phase(db, workflow_id, now)
+                self._maybe_end_phase(db, workflow_id, defaults["now"])
                 row = self._workflow_row(db, workflow_id)
         return workflow_of(one(row))

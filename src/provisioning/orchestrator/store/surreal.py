@@ -42,10 +42,10 @@ from surrealdb import (
 )
 
 from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, TaskStatus
+from ...tasks import AttemptStatus, NewTask, Outcome, Priority, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
-from .base import Ending, StoreError, ending_terms, run_each
+from .base import Ending, Enqueued, StoreError, ending_terms, run_each
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (
     attempt_of,
@@ -432,25 +432,9 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
 
     # -- queue --------------------------------------------------------------------------
 
-    def enqueue(
-        self,
-        task: NewTask,
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None = None,
-    ) -> Task:
+    def enqueue(self, task: NewTask, **options: Unpack[Enqueued]) -> Task:
         def build(tx: Tx) -> Task:
-            row = new_task_row(
-                tx,
-                task,
-                status=TaskStatus.PENDING.value,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
-                workflow_id=workflow_id,
-            )
+            row = new_task_row(tx, task, status=TaskStatus.PENDING.value, **options)
             tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
             return task_of(row)
 

@@ -50,7 +50,7 @@ def new_task_row(
     default_timeout: float,
     default_retry: RetryPolicy,
     now: float,
-    workflow_id: str | None,
+    workflow_id: str | None = None,
     step_id: str | None = None,
     item: int | None = None,
 ) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from typing import Any, TypeVar, Unpack
 
 from surrealdb import RecordID
 
-from ...tasks import Priority, RetryPolicy, TaskStatus, WorkflowStatus
+from ...tasks import Priority, TaskStatus, WorkflowStatus
 from .. import flow as rules
 from ..models import NewStep, Step, Workflow
-from .base import NewWorkflow
+from .base import NewWorkflow, TaskDefaults, task_defaults
 from .surreal_rows import new_task_row, rid, step_of, workflow_of
 from .surreal_tx import Tx
 
@@ -175,10 +175,7 @@ class SurrealWorkflowVerbs(ABC):
         flow: Flow | None,
         workflow_id: str,
         steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        **defaults: Unpack[TaskDefaults],
     ) -> int:
         step_rows: list[dict[str, Any]] = []
         edge_rows: list[dict[str, Any]] = []
@@ -216,12 +213,10 @@ class SurrealWorkflowVerbs(ABC):
                         tx,
                         task,
                         status=task_status.value,
-                        default_timeout=default_timeout,
-                        default_retry=default_retry,
-                        now=now,
                         workflow_id=workflow_id,
                         step_id=step.step_id,
                         item=item,
+                        **defaults,
                     )
                 )
         for table, rows in (("wf_step", step_rows), ("wf_edge", edge_rows), ("task", task_rows)):
@@ -240,15 +235,7 @@ class SurrealWorkflowVerbs(ABC):
 
         def build(tx: Tx) -> Workflow:
             workflow_id = str(uuid.uuid4())
-            count = self._insert_steps(
-                tx,
-                None,
-                workflow_id,
-                new["steps"],
-                default_timeout=new["default_timeout"],
-                default_retry=new["default_retry"],
-                now=new["now"],
-            )
+            count = self._insert_steps(tx, None, workflow_id, new["steps"], **task_defaults(new))
             row: dict[str, Any] = {
                 "id": rid("workflow", workflow_id),
                 "seq": tx.next_seq("workflow_seq"),
@@ -482,13 +469,7 @@ class SurrealWorkflowVerbs(ABC):
         return self._transact(build)
 
     def begin_undo(
-        self,
-        workflow_id: str,
-        steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        self, workflow_id: str, steps: Sequence[NewStep], **defaults: Unpack[TaskDefaults]
     ) -> Workflow | None:
         """Add the undo steps of a rollback and start it; ``None`` unless the workflow
         was waiting for exactly that (so a repeated call changes nothing)."""
@@ -497,15 +478,7 @@ class SurrealWorkflowVerbs(ABC):
             flow = self._flow(tx, workflow_id)
             if flow is None or flow.wf["status"] != WorkflowStatus.ROLLBACK_PENDING.value:
                 return None
-            count = self._insert_steps(
-                tx,
-                flow,
-                workflow_id,
-                steps,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
-            )
+            count = self._insert_steps(tx, flow, workflow_id, steps, **defaults)
             wf = flow.wf
             wf["phase"] = "undo"
             wf["status"] = WorkflowStatus.ROLLING_BACK.value
@@ -514,7 +487,7 @@ class SurrealWorkflowVerbs(ABC):
             wf["tasks_total"] += count
             wf["completed_at"] = None
             if count == 0:
-                self._maybe_end_phase(flow, now)
+                self._maybe_end_phase(flow, defaults["now"])
             flow.flush()
             return workflow_of(wf)
 
