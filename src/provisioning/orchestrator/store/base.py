@@ -54,6 +54,24 @@ class Enqueued(TaskDefaults, total=False):
     workflow_id: str | None
 
 
+class NewTaskRow(Enqueued, total=False):
+    """How a backend writes a new task: its status, the defaults, and where in a
+    workflow it stands (``None``: not in one)."""
+
+    status: Required[str]
+    step_id: str | None
+    item: int | None
+
+
+class Heartbeat(TypedDict, total=False):
+    """A node's heartbeat: ``held`` names the attempts it really supervises (``None``:
+    every one it owns)."""
+
+    now: Required[float]
+    lease_seconds: Required[float]
+    held: Collection[str] | None
+
+
 class NewWorkflow(TaskDefaults):
     """What ``create_workflow`` persists: the workflow, all its steps, and the defaults
     its tasks take."""
@@ -106,14 +124,7 @@ class Store(Protocol):
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
         """Remember the process group of a running attempt (for orphan reaping)."""
 
-    def heartbeat(
-        self,
-        node_id: str,
-        *,
-        now: float,
-        lease_seconds: float,
-        held: Collection[str] | None = None,
-    ) -> set[str]:
+    def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:
         """Mark ``node_id`` alive and extend the leases of its running tasks (only those
         in ``held``, the attempts it really supervises, when given); return those of
         them asked to cancel."""

@@ -7,11 +7,12 @@ import functools
 import json
 import uuid
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Priority, RetryPolicy, TaskStatus, WorkflowStatus
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
+from .base import NewTaskRow
 
 # The columns a new task is written with, and their values (every SQL backend, every
 # way a task is created: POST /tasks and workflow steps).
@@ -21,30 +22,20 @@ NEW_TASK_COLUMNS = (
 )
 
 
-def new_task_values(
-    task: NewTask,
-    *,
-    status: str,
-    default_timeout: float,
-    default_retry: RetryPolicy,
-    now: float,
-    workflow_id: str | None = None,
-    step_id: str | None = None,
-    item: int | None = None,
-) -> tuple[Any, ...]:
+def new_task_values(task: NewTask, **new: Unpack[NewTaskRow]) -> tuple[Any, ...]:
     return (
         str(uuid.uuid4()),
-        workflow_id,
-        step_id,
-        item,
+        new.get("workflow_id"),
+        new.get("step_id"),
+        new.get("item"),
         task.name,
         task.run.model_dump_json(exclude_none=True),
         json.dumps(task.params),
         int(Priority.parse(task.priority)),
-        status,
-        (task.retry or default_retry).model_dump_json(),
-        task.timeout_seconds or default_timeout,
-        now,
+        new["status"],
+        (task.retry or new["default_retry"]).model_dump_json(),
+        task.timeout_seconds or new["default_timeout"],
+        new["now"],
         0.0,
     )
 

@@ -12,7 +12,7 @@ PostgreSQL with ``FOR UPDATE SKIP LOCKED``), the connection and the hooks of
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Unpack
 
@@ -20,7 +20,7 @@ from ...execution import ProcessInfo
 from ...tasks import NewTask, Outcome, TaskStatus
 from .. import flow
 from ..models import Attempt, Task
-from .base import Ending, Enqueued, ending_terms
+from .base import Ending, Enqueued, Heartbeat, ending_terms
 from .rows import attempt_of, new_task_values, task_of
 from .sql_queries import one, verb
 from .sql_reads import SqlReads
@@ -66,14 +66,8 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
             )
 
     @verb
-    def heartbeat(
-        self,
-        node_id: str,
-        *,
-        now: float,
-        lease_seconds: float,
-        held: Collection[str] | None = None,
-    ) -> set[str]:
+    def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:
+        now, lease_seconds, held = beat["now"], beat["lease_seconds"], beat.get("held")
         with self._tx(durable=self.shared) as db:
             self._q(db, "touch_node", now, node_id)
             if held is None:

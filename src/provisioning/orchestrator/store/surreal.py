@@ -29,7 +29,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
@@ -45,7 +45,7 @@ from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, Priority, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
-from .base import Ending, Enqueued, StoreError, ending_terms, run_each
+from .base import Ending, Enqueued, Heartbeat, StoreError, ending_terms, run_each
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (
     attempt_of,
@@ -563,14 +563,9 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
 
         self._transact(build)
 
-    def heartbeat(
-        self,
-        node_id: str,
-        *,
-        now: float,
-        lease_seconds: float,
-        held: Collection[str] | None = None,
-    ) -> set[str]:
+    def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:
+        now, lease_seconds, held = beat["now"], beat["lease_seconds"], beat.get("held")
+
         def build(tx: Tx) -> set[str]:
             rows = self._select(
                 "SELECT id, cancel_requested FROM task WHERE status = 'running' AND owner = $node",
