@@ -43,7 +43,7 @@ from psycopg.rows import dict_row
 from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnavailable
-from .rows import task_of
+from .rows import claims_of
 from .sql_queries import DATA_TABLES, migrations, one, verb
 from .sql_store import SqlStore
 
@@ -528,10 +528,7 @@ class PostgresStore(SqlStore):
                     " WHERE id = ANY(%s::text[]) AND status = 'queued'",
                     (now, workflows),
                 )
-        # RETURNING does not keep the pick order.
-        claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
-        claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
-        return claims
+        return claims_of(rows)
 
     def _pick_ready(self, db: Conn, limit: int, now: float) -> list[int]:
         """Lock up to ``limit`` ready tasks by priority then FIFO, within each workflow's

@@ -11,7 +11,7 @@ from typing import Any, Protocol, Unpack
 
 from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Priority, RetryPolicy, TaskStatus, WorkflowStatus
-from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
+from ..models import Attempt, Claim, LogLine, NodeInfo, Step, Task, Workflow
 from .base import NewTaskRow
 
 # The columns a new task is written with, and their values (every SQL backend, every
@@ -84,6 +84,13 @@ def task_of(row: Row) -> Task:
         step_id=row["step_id"],
         item=row["item"],
     )
+
+
+def claims_of(rows: Iterable[Row]) -> list[Claim]:
+    """The claims of just-claimed rows, in pick order (RETURNING does not keep it)."""
+    claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
+    claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
+    return claims
 
 
 def attempt_of(row: Row, prefix: str = "") -> Attempt:

@@ -19,7 +19,7 @@ from typing import Any
 from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnusable, classify
-from .rows import task_of
+from .rows import claims_of
 from .sql_queries import DATA_TABLES, migrations
 from .sql_store import SqlStore
 
@@ -218,10 +218,7 @@ class SQLiteStore(SqlStore):
                     " WHERE id = ? AND status = 'queued'",
                     (now, workflow_id),
                 )
-        # RETURNING does not keep the pick order.
-        claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
-        claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
-        return claims
+        return claims_of(rows)
 
     def _pick_ready(self, db: sqlite3.Connection, limit: int, now: float) -> list[int]:
         """Ready tasks by priority then FIFO, within each workflow's ``parallel_limit``."""
