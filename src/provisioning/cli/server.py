@@ -38,14 +38,14 @@ Hostnames = Annotated[
     list[str] | None, typer.Argument(help="Hostnames (default: every server of the infra).")
 ]
 
+NoTaskservs = Annotated[bool, typer.Option("--no-taskservs", help="Create the servers only.")]
+
 
 @operation(app, "create")
 def create(
     ctx: typer.Context,
     hostnames: Hostnames = None,
-    no_taskservs: Annotated[
-        bool, typer.Option("--no-taskservs", help="Create the servers only.")
-    ] = False,
+    no_taskservs: NoTaskservs = False,
     *,
     opts: RunOptions,
 ) -> None:

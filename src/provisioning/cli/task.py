@@ -22,9 +22,11 @@ from .common import (
     OutputOption,
     client_failure,
     fail,
+    fetched,
     output_format,
     resolve_id,
     say,
+    shown,
     shown_id,
     state,
     when,
@@ -256,14 +258,10 @@ def status(
 ) -> None:
     """One task with its attempts."""
     fmt = output_format(output, json_out)
-    client = state(ctx).client()
-    try:
-        task = client.task(resolve_id(client, "task", task_id))
-    except ClientError as exc:
-        client_failure(exc)
-    if fmt.machine:
-        data(task, fmt)
-        return
+    shown(fetched(ctx, "task", task_id, OrchestratorClient.task), fmt, _say_task)
+
+
+def _say_task(task: TaskView, fmt: Format) -> None:
     say((task["name"], "bold"), f"  {task['id']}")
     say("status    ", status_part(task["status"]), f"  progress {task['progress']}%")
     say(f"priority  {task['priority']}   created {when(task['created_at'], fmt)}")
@@ -334,18 +332,18 @@ def cancel(
 ) -> None:
     """Cancel a pending task or stop a running one."""
     fmt = output_format(output, json_out)
-    client = state(ctx).client()
-    try:
-        full = resolve_id(client, "task", task_id)
-        task = client.cancel(full)
-    except ClientError as exc:
-        client_failure(exc)
-    if fmt.machine:
-        data(task, fmt)
-    elif task["status"] == "running":
-        say(f"{full[:8]}: ", status_part("cancelling"), " (its process group is being stopped)")
+    shown(fetched(ctx, "task", task_id, OrchestratorClient.cancel), fmt, _say_cancelled)
+
+
+def _say_cancelled(task: TaskView, fmt: Format) -> None:
+    if task["status"] == "running":
+        say(
+            f"{task['id'][:8]}: ",
+            status_part("cancelling"),
+            " (its process group is being stopped)",
+        )
     else:
-        say(f"{full[:8]}: ", status_part(task["status"]))
+        say(f"{task['id'][:8]}: ", status_part(task["status"]))
 
 
 @app.command()

@@ -45,7 +45,9 @@ Servers = Annotated[
     typer.Option("--server", "-s", help="A server to install on (repeatable; default: all)."),
 ]
 
-
+CatalogFlag = Annotated[
+    bool, typer.Option("--available", help="The catalog instead of what is installed.")
+]
 Name = Annotated[str, typer.Argument(metavar="NAME", help="The taskserv.")]
 
 
@@ -116,9 +118,7 @@ def installed_table(rows: list[dict[str, Any]], fmt: Format = Format.TABLE) -> T
 def list_(
     ctx: typer.Context,
     infra: InfraOption = None,
-    available_: Annotated[
-        bool, typer.Option("--available", help="The catalog instead of what is installed.")
-    ] = False,
+    available_: CatalogFlag = False,
     json_out: JsonFlag = False,
     output: OutputOption = None,
 ) -> None:

@@ -21,9 +21,11 @@ from .common import (
     OutputOption,
     client_failure,
     fail,
+    fetched,
     output_format,
     resolve_id,
     say,
+    shown,
     shown_id,
     state,
     when,
@@ -154,6 +156,9 @@ def finished_exit(workflow: Mapping[str, Any]) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
+PlanOnlyFlag = Annotated[bool, typer.Option("--check", help="Validate and show the plan only.")]
+
+
 def submit(
     ctx: typer.Context,
     file: Annotated[
@@ -164,9 +169,7 @@ def submit(
     priority: Annotated[
         PriorityChoice | None, typer.Option(help="Override the workflow's priority.")
     ] = None,
-    check: Annotated[
-        bool, typer.Option("--check", help="Validate and show the plan only.")
-    ] = False,
+    check: PlanOnlyFlag = False,
     json_out: JsonFlag = False,
     output: OutputOption = None,
 ) -> None:
@@ -324,14 +327,10 @@ def status(
 ) -> None:
     """A workflow: status, checkpoint, every step and task."""
     fmt = output_format(output, json_out)
-    client = state(ctx).client()
-    try:
-        workflow = client.workflow(resolve_id(client, "workflow", workflow_id))
-    except ClientError as exc:
-        client_failure(exc)
-    if fmt.machine:
-        data(workflow, fmt)
-        return
+    shown(fetched(ctx, "workflow", workflow_id, OrchestratorClient.workflow), fmt, _say_workflow)
+
+
+def _say_workflow(workflow: WorkflowView, fmt: Format) -> None:
     tasks = workflow["tasks"]
     say((workflow["name"], "bold"), f" {workflow['id']}")
     say(
