@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -252,13 +252,23 @@ def attempts_table(task: Mapping[str, Any]) -> Table:
     return table
 
 
-@app.command()
-def status(
-    ctx: typer.Context, task_id: TaskId, json_out: JsonFlag = False, output: OutputOption = None
+def _one_task(
+    name: str,
+    get: Callable[[OrchestratorClient, str], TaskView],
+    human: Callable[[TaskView, Format], None],
+    doc: str,
 ) -> None:
-    """One task with its attempts."""
-    fmt = output_format(output, json_out)
-    shown(fetched(ctx, "task", task_id, OrchestratorClient.task), fmt, _say_task)
+    """Register command ``name``: ``get`` one task by id and show it."""
+
+    def command(
+        ctx: typer.Context, task_id: TaskId, json_out: JsonFlag = False, output: OutputOption = None
+    ) -> None:
+        fmt = output_format(output, json_out)
+        shown(fetched(ctx, "task", task_id, get), fmt, human)
+
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
 def _say_task(task: TaskView, fmt: Format) -> None:
@@ -273,6 +283,9 @@ def _say_task(task: TaskView, fmt: Format) -> None:
     table = attempts_table(task)
     if table.rows:
         table.print(fmt)
+
+
+_one_task("status", OrchestratorClient.task, _say_task, "One task with its attempts.")
 
 
 def tasks_table(tasks: Sequence[Mapping[str, Any]], fmt: Format = Format.TABLE) -> Table:
@@ -326,15 +339,6 @@ def list_(
     say(f"{len(page['tasks'])} of {page['total']} task(s)")
 
 
-@app.command()
-def cancel(
-    ctx: typer.Context, task_id: TaskId, json_out: JsonFlag = False, output: OutputOption = None
-) -> None:
-    """Cancel a pending task or stop a running one."""
-    fmt = output_format(output, json_out)
-    shown(fetched(ctx, "task", task_id, OrchestratorClient.cancel), fmt, _say_cancelled)
-
-
 def _say_cancelled(task: TaskView, fmt: Format) -> None:
     if task["status"] == "running":
         say(
@@ -344,6 +348,14 @@ def _say_cancelled(task: TaskView, fmt: Format) -> None:
         )
     else:
         say(f"{task['id'][:8]}: ", status_part(task["status"]))
+
+
+_one_task(
+    "cancel",
+    OrchestratorClient.cancel,
+    _say_cancelled,
+    "Cancel a pending task or stop a running one.",
+)
 
 
 @app.command()
