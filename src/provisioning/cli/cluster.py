@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from ..infra.state import read_state
 from ..operations import plans
-from .common import JsonFlag, OutputOption, output_format
-from .operate import InfraOption, RunOptions, infra_of, operation, plan_and_run
-from .output import Column, Table, data
+from .listing import Listing, listing
+from .operate import RunOptions, operation, plan_and_run
+from .output import Column, Table
 
 app = typer.Typer(
     help="""A cluster is servers plus taskservs, built as one workflow (servers in
@@ -54,30 +53,19 @@ def clusters_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    infra: InfraOption = None,
-    json_out: JsonFlag = False,
-    output: OutputOption = None,
-) -> None:
+@listing(app)
+def list_(seen: Listing) -> None:
     """Clusters of the infra, with how many of their servers exist."""
-    fmt = output_format(output, json_out)
-    workspace, definition = infra_of(ctx, infra)
-    servers = read_state(workspace, definition.name)["servers"]
     rows: list[dict[str, Any]] = [
         {
             "name": c.name,
             "servers": c.servers,
             "taskservs": c.taskservs,
-            "existing": sum(1 for h in c.servers if h in servers),
+            "existing": sum(1 for h in c.servers if h in seen.recorded),
         }
-        for c in definition.clusters
+        for c in seen.definition.clusters
     ]
-    if fmt.machine:
-        data({"infra": definition.name, "clusters": rows}, fmt)
-        return
-    clusters_table(rows).print(fmt)
+    seen.show("clusters", rows, lambda: clusters_table(rows))
 
 
 @operation(app, "delete", destroys=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -23,7 +24,12 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_FAILED", "EXIT_UNREACHABLE", "EXIT_USAGE", "Format"]
 
+T = TypeVar("T")
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+FollowFlag = Annotated[bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")]
+OrchestratedFlag = Annotated[bool, typer.Option("--orchestrated", help="Run on the orchestrator.")]
+DirectFlag = Annotated[bool, typer.Option("--direct", help="Run here, without the orchestrator.")]
 OutputOption = Annotated[
     str | None,
     typer.Option(
@@ -251,3 +257,23 @@ def styled(*parts: str | Text | tuple[str, str]) -> Text:
 
 def say(*parts: Part) -> None:
     output.line(*parts)
+
+
+def fetched(
+    ctx: typer.Context, kind: str, given: str, get: Callable[[OrchestratorClient, str], T]
+) -> T:
+    """``get`` the task or workflow ``given`` names (see :func:`resolve_id`); a failure
+    exits."""
+    client = state(ctx).client()
+    try:
+        return get(client, resolve_id(client, kind, given))
+    except ClientError as exc:
+        client_failure(exc)
+
+
+def shown(value: T, fmt: Format, human: Callable[[T, Format], None]) -> None:
+    """``value`` as data in a machine format, else as ``human`` says it."""
+    if fmt.machine:
+        output.data(value, fmt)
+    else:
+        human(value, fmt)

@@ -44,14 +44,14 @@ def root(
     ctx.obj = State(config_file=config)
 
 
+_JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+_OutputOption = Annotated[
+    str | None, typer.Option("--output", "-o", metavar="table|json|yaml", help="Output format.")
+]
+
+
 @app.command()
-def version(
-    ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Same as -o json.")] = False,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", metavar="table|json|yaml", help="Output format.")
-    ] = None,
-) -> None:
+def version(ctx: typer.Context, json_out: _JsonFlag = False, output: _OutputOption = None) -> None:
     """Versions of this CLI, its API, and the orchestrator when it answers."""
     from .about import show_version
 
@@ -59,13 +59,7 @@ def version(
 
 
 @app.command()
-def env(
-    ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Same as -o json.")] = False,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", metavar="table|json|yaml", help="Output format.")
-    ] = None,
-) -> None:
+def env(ctx: typer.Context, json_out: _JsonFlag = False, output: _OutputOption = None) -> None:
     """The effective configuration, and where each value came from."""
     from .about import show_env
 

@@ -23,8 +23,10 @@ from ..taskservs import CatalogError
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    DirectFlag,
     Format,
     JsonFlag,
+    OrchestratedFlag,
     OutputOption,
     client_failure,
     fail,
@@ -85,16 +87,8 @@ def _shared(destroys: bool) -> list[inspect.Parameter]:
             ],
             None,
         ),
-        (
-            "orchestrated",
-            Annotated[bool, typer.Option("--orchestrated", help="Run on the orchestrator.")],
-            False,
-        ),
-        (
-            "direct",
-            Annotated[bool, typer.Option("--direct", help="Run here, without the orchestrator.")],
-            False,
-        ),
+        ("orchestrated", OrchestratedFlag, False),
+        ("direct", DirectFlag, False),
         ("json_out", JsonFlag, False),
         ("output", OutputOption, None),
     ]

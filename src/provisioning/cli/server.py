@@ -14,9 +14,10 @@ from ..operations import plans
 from ..providers.lab import hosts
 from ..ssh import EndpointError, SshError
 from ..ssh.servers import connect, endpoint_of
-from .common import EXIT_USAGE, Format, JsonFlag, OutputOption, fail, output_format
+from .common import EXIT_USAGE, Format, fail
+from .listing import Listing, listing
 from .operate import InfraOption, RunOptions, infra_of, operation, plan_and_run, servers_of
-from .output import Column, Table, data, status_part
+from .output import Column, Table, status_part
 
 app = typer.Typer(
     help="""Servers of an infra, created and deleted through workflows: on the
@@ -37,14 +38,14 @@ Hostnames = Annotated[
     list[str] | None, typer.Argument(help="Hostnames (default: every server of the infra).")
 ]
 
+NoTaskservs = Annotated[bool, typer.Option("--no-taskservs", help="Create the servers only.")]
+
 
 @operation(app, "create")
 def create(
     ctx: typer.Context,
     hostnames: Hostnames = None,
-    no_taskservs: Annotated[
-        bool, typer.Option("--no-taskservs", help="Create the servers only.")
-    ] = False,
+    no_taskservs: NoTaskservs = False,
     *,
     opts: RunOptions,
 ) -> None:
@@ -82,17 +83,10 @@ def servers_table(rows: list[dict[str, Any]], fmt: Format = Format.TABLE) -> Tab
     return table
 
 
-@app.command("list")
-def list_(
-    ctx: typer.Context,
-    infra: InfraOption = None,
-    json_out: JsonFlag = False,
-    output: OutputOption = None,
-) -> None:
+@listing(app)
+def list_(seen: Listing) -> None:
     """Servers recorded for the infra (answered directly from the workspace's state)."""
-    fmt = output_format(output, json_out)
-    workspace, definition = infra_of(ctx, infra)
-    recorded = read_state(workspace, definition.name)["servers"]
+    workspace, definition, recorded = seen.workspace, seen.definition, seen.recorded
     rows: list[dict[str, Any]] = []
     for server in definition.servers:
         record = recorded.get(server.hostname)
@@ -111,10 +105,7 @@ def list_(
                 "taskservs": sorted((record or {}).get("taskservs", {})),
             }
         )
-    if fmt.machine:
-        data({"infra": definition.name, "servers": rows}, fmt)
-        return
-    servers_table(rows, fmt).print(fmt)
+    seen.show("servers", rows, lambda: servers_table(rows, seen.fmt))
 
 
 def live_state(workspace: Path, infra: str, record: dict[str, Any]) -> str:

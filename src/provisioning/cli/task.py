@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -14,14 +14,19 @@ from ..client import ClientError, OrchestratorClient, TaskView
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    DirectFlag,
+    FollowFlag,
     Format,
     JsonFlag,
+    OrchestratedFlag,
     OutputOption,
     client_failure,
     fail,
+    fetched,
     output_format,
     resolve_id,
     say,
+    shown,
     shown_id,
     state,
     when,
@@ -124,15 +129,9 @@ def submit(
     max_attempts: Annotated[
         int | None, typer.Option(help="Retry up to this many attempts.")
     ] = None,
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")
-    ] = False,
-    orchestrated: Annotated[
-        bool, typer.Option("--orchestrated", help="Run on the orchestrator.")
-    ] = False,
-    direct: Annotated[
-        bool, typer.Option("--direct", help="Run here, without the orchestrator.")
-    ] = False,
+    wait: FollowFlag = False,
+    orchestrated: OrchestratedFlag = False,
+    direct: DirectFlag = False,
     json_out: JsonFlag = False,
     output: OutputOption = None,
 ) -> None:
@@ -253,20 +252,26 @@ def attempts_table(task: Mapping[str, Any]) -> Table:
     return table
 
 
-@app.command()
-def status(
-    ctx: typer.Context, task_id: TaskId, json_out: JsonFlag = False, output: OutputOption = None
+def _one_task(
+    name: str,
+    get: Callable[[OrchestratorClient, str], TaskView],
+    human: Callable[[TaskView, Format], None],
+    doc: str,
 ) -> None:
-    """One task with its attempts."""
-    fmt = output_format(output, json_out)
-    client = state(ctx).client()
-    try:
-        task = client.task(resolve_id(client, "task", task_id))
-    except ClientError as exc:
-        client_failure(exc)
-    if fmt.machine:
-        data(task, fmt)
-        return
+    """Register command ``name``: ``get`` one task by id and show it."""
+
+    def command(
+        ctx: typer.Context, task_id: TaskId, json_out: JsonFlag = False, output: OutputOption = None
+    ) -> None:
+        fmt = output_format(output, json_out)
+        shown(fetched(ctx, "task", task_id, get), fmt, human)
+
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = doc
+    app.command(name)(command)
+
+
+def _say_task(task: TaskView, fmt: Format) -> None:
     say((task["name"], "bold"), f"  {task['id']}")
     say("status    ", status_part(task["status"]), f"  progress {task['progress']}%")
     say(f"priority  {task['priority']}   created {when(task['created_at'], fmt)}")
@@ -278,6 +283,9 @@ def status(
     table = attempts_table(task)
     if table.rows:
         table.print(fmt)
+
+
+_one_task("status", OrchestratorClient.task, _say_task, "One task with its attempts.")
 
 
 def tasks_table(tasks: Sequence[Mapping[str, Any]], fmt: Format = Format.TABLE) -> Table:
@@ -331,24 +339,23 @@ def list_(
     say(f"{len(page['tasks'])} of {page['total']} task(s)")
 
 
-@app.command()
-def cancel(
-    ctx: typer.Context, task_id: TaskId, json_out: JsonFlag = False, output: OutputOption = None
-) -> None:
-    """Cancel a pending task or stop a running one."""
-    fmt = output_format(output, json_out)
-    client = state(ctx).client()
-    try:
-        full = resolve_id(client, "task", task_id)
-        task = client.cancel(full)
-    except ClientError as exc:
-        client_failure(exc)
-    if fmt.machine:
-        data(task, fmt)
-    elif task["status"] == "running":
-        say(f"{full[:8]}: ", status_part("cancelling"), " (its process group is being stopped)")
+def _say_cancelled(task: TaskView, fmt: Format) -> None:
+    if task["status"] == "running":
+        say(
+            f"{task['id'][:8]}: ",
+            status_part("cancelling"),
+            " (its process group is being stopped)",
+        )
     else:
-        say(f"{full[:8]}: ", status_part(task["status"]))
+        say(f"{task['id'][:8]}: ", status_part(task["status"]))
+
+
+_one_task(
+    "cancel",
+    OrchestratorClient.cancel,
+    _say_cancelled,
+    "Cancel a pending task or stop a running one.",
+)
 
 
 @app.command()

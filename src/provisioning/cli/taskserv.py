@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ..infra import Infra
 from ..infra.state import read_state
 from ..operations import plans
 from ..ssh import EndpointError, SshError
@@ -42,19 +45,42 @@ Servers = Annotated[
     typer.Option("--server", "-s", help="A server to install on (repeatable; default: all)."),
 ]
 
-
+CatalogFlag = Annotated[
+    bool, typer.Option("--available", help="The catalog instead of what is installed.")
+]
 Name = Annotated[str, typer.Argument(metavar="NAME", help="The taskserv.")]
 
 
-@operation(app, "create")
-def create(ctx: typer.Context, name: Name, servers: Servers = None, *, opts: RunOptions) -> None:
-    """Install a taskserv, and what it depends on (each once, in order), on servers."""
-    plan_and_run(
-        ctx,
-        "taskserv.create",
-        lambda ws, inf: plans.create_taskserv(ws, inf, name, servers_of(inf, servers)),
-        opts,
-    )
+def _on_servers(
+    verb: str,
+    plan: Callable[[Path, Infra, str, list[str]], dict[str, Any]],
+    doc: str,
+    *,
+    destroys: bool = False,
+) -> None:
+    """Register ``taskserv VERB NAME [-s SERVER]...``, run as ``plan``."""
+
+    def command(
+        ctx: typer.Context, name: Name, servers: Servers = None, *, opts: RunOptions
+    ) -> None:
+        plan_and_run(
+            ctx,
+            f"taskserv.{verb}",
+            lambda ws, inf: plan(ws, inf, name, servers_of(inf, servers)),
+            opts,
+            destroys=destroys,
+        )
+
+    command.__name__ = command.__qualname__ = verb
+    command.__doc__ = doc
+    operation(app, verb, destroys=destroys)(command)
+
+
+_on_servers(
+    "create",
+    plans.create_taskserv,
+    "Install a taskserv, and what it depends on (each once, in order), on servers.",
+)
 
 
 def catalog_table(catalog: list[dict[str, Any]]) -> Table:
@@ -92,9 +118,7 @@ def installed_table(rows: list[dict[str, Any]], fmt: Format = Format.TABLE) -> T
 def list_(
     ctx: typer.Context,
     infra: InfraOption = None,
-    available_: Annotated[
-        bool, typer.Option("--available", help="The catalog instead of what is installed.")
-    ] = False,
+    available_: CatalogFlag = False,
     json_out: JsonFlag = False,
     output: OutputOption = None,
 ) -> None:
@@ -201,13 +225,9 @@ def status(
         raise typer.Exit(1)
 
 
-@operation(app, "delete", destroys=True)
-def delete(ctx: typer.Context, name: Name, servers: Servers = None, *, opts: RunOptions) -> None:
-    """Remove a taskserv from servers (stopping its service); asks for `yes` first."""
-    plan_and_run(
-        ctx,
-        "taskserv.delete",
-        lambda ws, inf: plans.delete_taskserv(ws, inf, name, servers_of(inf, servers)),
-        opts,
-        destroys=True,
-    )
+_on_servers(
+    "delete",
+    plans.delete_taskserv,
+    "Remove a taskserv from servers (stopping its service); asks for `yes` first.",
+    destroys=True,
+)

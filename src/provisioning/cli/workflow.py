@@ -4,6 +4,7 @@ seed's name for the same commands)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,14 +15,17 @@ from ..client import ClientError, OrchestratorClient, WorkflowView
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    FollowFlag,
     Format,
     JsonFlag,
     OutputOption,
     client_failure,
     fail,
+    fetched,
     output_format,
     resolve_id,
     say,
+    shown,
     shown_id,
     state,
     when,
@@ -152,21 +156,20 @@ def finished_exit(workflow: Mapping[str, Any]) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
+PlanOnlyFlag = Annotated[bool, typer.Option("--check", help="Validate and show the plan only.")]
+
+
 def submit(
     ctx: typer.Context,
     file: Annotated[
         Path,
         typer.Argument(help="Workflow file: .ncl, .json, .yaml, .toml (or the deprecated KCL .k)."),
     ],
-    wait: Annotated[
-        bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")
-    ] = False,
+    wait: FollowFlag = False,
     priority: Annotated[
         PriorityChoice | None, typer.Option(help="Override the workflow's priority.")
     ] = None,
-    check: Annotated[
-        bool, typer.Option("--check", help="Validate and show the plan only.")
-    ] = False,
+    check: PlanOnlyFlag = False,
     json_out: JsonFlag = False,
     output: OutputOption = None,
 ) -> None:
@@ -324,14 +327,10 @@ def status(
 ) -> None:
     """A workflow: status, checkpoint, every step and task."""
     fmt = output_format(output, json_out)
-    client = state(ctx).client()
-    try:
-        workflow = client.workflow(resolve_id(client, "workflow", workflow_id))
-    except ClientError as exc:
-        client_failure(exc)
-    if fmt.machine:
-        data(workflow, fmt)
-        return
+    shown(fetched(ctx, "workflow", workflow_id, OrchestratorClient.workflow), fmt, _say_workflow)
+
+
+def _say_workflow(workflow: WorkflowView, fmt: Format) -> None:
     tasks = workflow["tasks"]
     say((workflow["name"], "bold"), f" {workflow['id']}")
     say(
@@ -427,20 +426,28 @@ def logs(
         client_failure(exc)
 
 
-IN_PROGRESS = {"cancel": "cancelling", "retry": "retrying", "rollback": "rolling back"}
+@dataclass(frozen=True)
+class _Verb:
+    """A command on one workflow: what it shows while under way, and the status that
+    ``--wait`` counts as success."""
+
+    name: str
+    in_progress: str
+    wanted: str
+    doc: str
 
 
 def _command(
-    ctx: typer.Context, given: str, verb: str, wait: bool, json_out: bool, output: str | None
+    ctx: typer.Context, given: str, verb: _Verb, wait: bool, json_out: bool, output: str | None
 ) -> None:
     fmt = output_format(output, json_out)
     json_out = fmt.machine
     client = state(ctx).client()
     try:
         workflow_id = resolve_id(client, "workflow", given)
-        workflow = client.workflow_command(workflow_id, verb)
+        workflow = client.workflow_command(workflow_id, verb.name)
         if not json_out and workflow["status"] not in WORKFLOW_DONE:
-            say(f"{workflow_id[:8]}: ", status_part(IN_PROGRESS[verb]))
+            say(f"{workflow_id[:8]}: ", status_part(verb.in_progress))
         if wait and workflow["status"] not in WORKFLOW_DONE:
             workflow = follow(client, workflow_id, quiet=True)
     except ClientError as exc:
@@ -451,49 +458,49 @@ def _command(
         say(f"{workflow_id[:8]}: ", status_part(workflow["status"]))
     else:
         say(f"follow it: provisioning workflow monitor {workflow_id[:8]}")
-    if wait:
-        wanted = (
-            "rolled_back"
-            if verb == "rollback"
-            else "cancelled"
-            if verb == "cancel"
-            else "completed"
-        )
-        if workflow["status"] != wanted:
-            raise typer.Exit(EXIT_FAILED)
+    if wait and workflow["status"] != verb.wanted:
+        raise typer.Exit(EXIT_FAILED)
 
 
-def cancel(
-    ctx: typer.Context,
-    workflow_id: WorkflowId,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until it ends.")] = False,
-    json_out: JsonFlag = False,
-    output: OutputOption = None,
-) -> None:
-    """End running tasks (their whole process groups) and cancel the rest."""
-    _command(ctx, workflow_id, "cancel", wait, json_out, output)
+def _verb_command(verb: _Verb) -> Callable[..., None]:
+    def command(
+        ctx: typer.Context,
+        workflow_id: WorkflowId,
+        wait: Annotated[bool, typer.Option("--wait", help="Wait until it ends.")] = False,
+        json_out: JsonFlag = False,
+        output: OutputOption = None,
+    ) -> None:
+        _command(ctx, workflow_id, verb, wait, json_out, output)
+
+    command.__name__ = command.__qualname__ = verb.name
+    command.__doc__ = verb.doc
+    return command
 
 
-def retry(
-    ctx: typer.Context,
-    workflow_id: WorkflowId,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until it ends.")] = False,
-    json_out: JsonFlag = False,
-    output: OutputOption = None,
-) -> None:
-    """Resume a failed or cancelled workflow from its checkpoint."""
-    _command(ctx, workflow_id, "retry", wait, json_out, output)
-
-
-def rollback(
-    ctx: typer.Context,
-    workflow_id: WorkflowId,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until it ends.")] = False,
-    json_out: JsonFlag = False,
-    output: OutputOption = None,
-) -> None:
-    """Undo the completed operations, in reverse dependency order."""
-    _command(ctx, workflow_id, "rollback", wait, json_out, output)
+cancel = _verb_command(
+    _Verb(
+        "cancel",
+        "cancelling",
+        "cancelled",
+        "End running tasks (their whole process groups) and cancel the rest.",
+    )
+)
+retry = _verb_command(
+    _Verb(
+        "retry",
+        "retrying",
+        "completed",
+        "Resume a failed or cancelled workflow from its checkpoint.",
+    )
+)
+rollback = _verb_command(
+    _Verb(
+        "rollback",
+        "rolling back",
+        "rolled_back",
+        "Undo the completed operations, in reverse dependency order.",
+    )
+)
 
 
 def monitor(ctx: typer.Context, workflow_id: WorkflowId) -> None:

@@ -184,9 +184,7 @@ class OrchestratorService:
 
     async def submit_workflow(self, data: Any) -> Workflow:
         """Validate and queue a workflow; raises :class:`~..workflow.PlanError`."""
-        workflow = await self.engine.submit(data)
-        self.scheduler.wake()
-        return workflow
+        return self._woken(await self.engine.submit(data))
 
     async def cancel_workflow(self, workflow_id: str) -> Workflow:
         workflow, running = await self.engine.cancel(workflow_id)
@@ -195,12 +193,13 @@ class OrchestratorService:
         return workflow
 
     async def retry_workflow(self, workflow_id: str) -> Workflow:
-        workflow = await self.engine.retry(workflow_id)
-        self.scheduler.wake()
-        return workflow
+        return self._woken(await self.engine.retry(workflow_id))
 
     async def rollback_workflow(self, workflow_id: str) -> Workflow:
-        workflow = await self.engine.rollback(workflow_id)
+        return self._woken(await self.engine.rollback(workflow_id))
+
+    def _woken(self, workflow: Workflow) -> Workflow:
+        """The scheduler is told at once: the workflow has new tasks to claim."""
         self.scheduler.wake()
         return workflow
 

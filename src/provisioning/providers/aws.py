@@ -45,7 +45,7 @@ from botocore.config import Config
 from ..ssh.endpoint import workspace_key
 from .base import (
     HOSTNAME_RE,
-    ProviderContext,
+    CloudProvider,
     ProviderError,
     ProviderErrorKind,
     ServerRecord,
@@ -159,29 +159,33 @@ def classify(exc: BaseException) -> ProviderErrorKind:
         return ProviderErrorKind.OTHER
     if isinstance(exc, botocore.exceptions.ClientError):
         return _classify_response(exc.response)
-    if isinstance(
-        exc,
-        botocore.exceptions.NoCredentialsError
-        | botocore.exceptions.PartialCredentialsError
-        | botocore.exceptions.ProfileNotFound,
-    ):
-        return ProviderErrorKind.AUTH
-    if isinstance(
-        exc,
-        botocore.exceptions.NoRegionError
-        | botocore.exceptions.ParamValidationError
-        | botocore.exceptions.InvalidRegionError,
-    ):
-        return ProviderErrorKind.INVALID
-    if isinstance(
-        exc,
-        botocore.exceptions.ConnectionError  # EndpointConnectionError, ConnectTimeoutError...
-        | botocore.exceptions.HTTPClientError  # ReadTimeoutError, ConnectionClosedError...
-        | ConnectionError
-        | TimeoutError,
-    ):
-        return ProviderErrorKind.UNAVAILABLE
+    for kinds, kind in _LOCAL_FAILURES:
+        if isinstance(exc, kinds):
+            return kind
     return ProviderErrorKind.OTHER
+
+
+_BOTO = botocore.exceptions
+# What boto3 raises without an answer from AWS: its own checks, or a failed transport.
+_LOCAL_FAILURES: tuple[tuple[tuple[type[BaseException], ...], ProviderErrorKind], ...] = (
+    (
+        (_BOTO.NoCredentialsError, _BOTO.PartialCredentialsError, _BOTO.ProfileNotFound),
+        ProviderErrorKind.AUTH,
+    ),
+    (
+        (_BOTO.NoRegionError, _BOTO.ParamValidationError, _BOTO.InvalidRegionError),
+        ProviderErrorKind.INVALID,
+    ),
+    (
+        (
+            _BOTO.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError...
+            _BOTO.HTTPClientError,  # ReadTimeoutError, ConnectionClosedError...
+            ConnectionError,
+            TimeoutError,
+        ),
+        ProviderErrorKind.UNAVAILABLE,
+    ),
+)
 
 
 def _classify_response(response: Mapping[str, Any]) -> ProviderErrorKind:
@@ -266,24 +270,19 @@ def _record(instance: Mapping[str, Any], region: str | None) -> ServerRecord:
     )
 
 
-class AwsProvider:
+class AwsProvider(CloudProvider):
     """EC2 instances of one workspace + infra, found by their tags."""
 
     name = "aws"
-
-    def __init__(self, context: ProviderContext) -> None:
-        self.context = context
-        self.settings: dict[str, Any] = dict(context.settings)
-        self._client: Any = None
 
     # -- the client ------------------------------------------------------------------
 
     @property
     def ec2(self) -> Any:
         """The EC2 client, made on first use (``plans()`` needs no account)."""
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
+        if self._api is None:
+            self._api = self._make_client()
+        return self._api
 
     def _make_client(self) -> Any:
         config: dict[str, Any] = {}

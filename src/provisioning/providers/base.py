@@ -106,6 +106,16 @@ class ProviderContext:
         return self.workspace_dir / "runtime"
 
 
+class CloudProvider:
+    """What a cloud's provider keeps: where it works, a copy of its settings, and its
+    API client, made on first use (``plans()`` needs no account)."""
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.context = context
+        self.settings: dict[str, Any] = dict(context.settings)
+        self._api: Any = None
+
+
 class Provider(Protocol):
     """What every provider does. Calls are blocking; they run inside a task's process."""
 

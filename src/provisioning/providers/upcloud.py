@@ -35,7 +35,7 @@ from upcloud_api.storage import BackupDeletionPolicy
 
 from ..ssh.endpoint import workspace_key
 from .base import (
-    ProviderContext,
+    CloudProvider,
     ProviderError,
     ProviderErrorKind,
     ServerRecord,
@@ -192,15 +192,10 @@ def _storage_uuids(devices: Iterable[Any]) -> list[str]:
     return uuids
 
 
-class UpCloudProvider:
+class UpCloudProvider(CloudProvider):
     """Servers on UpCloud, labelled with their workspace, infra and hostname."""
 
     name = "upcloud"
-
-    def __init__(self, context: ProviderContext) -> None:
-        self.context = context
-        self.settings: dict[str, Any] = dict(context.settings)
-        self._manager: Any = None
 
     # -- settings ---------------------------------------------------------------
 
@@ -255,7 +250,7 @@ class UpCloudProvider:
     def manager(self) -> Any:
         """The SDK's ``CloudManager``, made at first use (so a provider can be built,
         e.g. for a check, without credentials)."""
-        if self._manager is None:
+        if self._api is None:
             timeout = self._float("timeout", 30.0)
             credentials = self._credentials()
             manager = _call(
@@ -264,8 +259,8 @@ class UpCloudProvider:
             api = _StatusAPI(token=manager.api.token, timeout=timeout)
             api.api_root = self.api_root
             manager.api = api
-            self._manager = manager
-        return self._manager
+            self._api = manager
+        return self._api
 
     # -- labels -----------------------------------------------------------------
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from .errors import EVAL_TIMEOUT_SECONDS, LoadError
+from .worker import run_worker, worker_failed
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LOCATION = re.compile(r"^\s*-->\s*(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?\s*$")
@@ -75,22 +75,16 @@ def run_kcl(
 ) -> dict[str, Any]:
     """The worker's answer for ``path``: ``json`` (the data, as text) and, with
     ``parse``, ``ast`` (the file's syntax tree, as text). Raises :class:`LoadError`."""
-    request = json.dumps({"path": str(path.resolve()), "parse": parse})
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "provisioning.schemas.kcl_worker"],
-            input=request,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            cwd=path.resolve().parent,
-        )
-    except subprocess.TimeoutExpired:
-        raise LoadError(f"{path}: KCL evaluation did not finish within {timeout:g} s") from None
+    done = run_worker(
+        "provisioning.schemas.kcl_worker",
+        {"path": str(path.resolve()), "parse": parse},
+        path=path,
+        engine="KCL",
+        timeout=timeout,
+        cwd=path.resolve().parent,
+    )
     if done.returncode != 0 or not done.stdout.strip():
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise LoadError(f"{path}: the KCL engine failed: {tail[0]}")
+        raise worker_failed(path, "KCL engine", done)
     answer: dict[str, Any] = json.loads(done.stdout)
     if not answer["ok"]:
         raise LoadError(kcl_error_line(str(answer["error"]), path))

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from .errors import EVAL_TIMEOUT_SECONDS, LoadError
 
 __all__ = ["EVAL_TIMEOUT_SECONDS", "LoadError", "evaluate_nickel", "load_workflow_file", "unwrap"]
 from .kcl import evaluate_kcl
+from .worker import run_worker, worker_failed
 
 SCHEMAS = Path(__file__).resolve().parent
 WRAPPERS = ("batch_workflow", "workflow")
@@ -62,21 +61,15 @@ def evaluate_nickel_plain(path: Path, *, timeout: float = EVAL_TIMEOUT_SECONDS) 
 
 
 def _run_nickel(expr: str, path: Path, timeout: float) -> Any:
-    request = json.dumps({"expr": expr, "import_paths": [str(path.resolve().parent)]})
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "provisioning.schemas.evaluate"],
-            input=request,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise LoadError(f"{path}: Nickel evaluation did not finish within {timeout:g} s") from None
+    done = run_worker(
+        "provisioning.schemas.evaluate",
+        {"expr": expr, "import_paths": [str(path.resolve().parent)]},
+        path=path,
+        engine="Nickel",
+        timeout=timeout,
+    )
     if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise LoadError(f"{path}: the Nickel evaluator failed: {tail[0]}")
+        raise worker_failed(path, "Nickel evaluator", done)
     answer = json.loads(done.stdout)
     if not answer["ok"]:
         raise LoadError(tidy_nickel_error(_ANSI.sub("", answer["error"])))

@@ -25,7 +25,7 @@ import jinja2
 
 from ..config import load_config
 from ..infra import load_infra, state
-from ..ssh import EndpointError, Ssh, SshError
+from ..ssh import Completed, EndpointError, Ssh, SshError
 from ..ssh.servers import connect
 from .catalog import CatalogError, TaskservDef, resolve
 from .packages import PackageError, fetch
@@ -218,17 +218,7 @@ class Job:
 
     def status(self) -> dict[str, Any]:
         """What the server has: installed with these files and settings, and healthy?"""
-        done = self.ssh.run(
-            [
-                "sh",
-                "-c",
-                'test -f "$1/check.sh" || exit 3; exec sh "$1/check.sh" "$1" "$2"',
-                "check",
-                self.home,
-                self._wanted_digest(),
-            ],
-            check=False,
-        )
+        done = self._run_installed("check", 3, self._wanted_digest(), check=False)
         return {
             "taskserv": self.name,
             "version": self.definition.version,
@@ -240,6 +230,16 @@ class Job:
             "service": bool(self.definition.service_argv),
             "source": self.definition.source,
         }
+
+    def _run_installed(
+        self, script: str, absent_exit: int, *args: str, check: bool = True
+    ) -> Completed:
+        """Run ``script``.sh of the installed bundle (``home``, then ``args``, as its
+        arguments); with no bundle there it exits ``absent_exit``."""
+        arguments = " ".join(f'"${n}"' for n in range(1, len(args) + 2))
+        found = f'test -f "$1/{script}.sh" || exit {absent_exit}'
+        shell = f'{found}; exec sh "$1/{script}.sh" {arguments}'
+        return self.ssh.run(["sh", "-c", shell, script, self.home, *args], check=check)
 
     def upload(self) -> dict[str, Any]:
         remote = f"{REMOTE_BUNDLES}/{self.name}"
@@ -264,15 +264,7 @@ class Job:
         return found
 
     def remove(self) -> dict[str, Any]:
-        done = self.ssh.run(
-            [
-                "sh",
-                "-c",
-                'test -f "$1/remove.sh" || exit 0; exec sh "$1/remove.sh" "$1"',
-                "remove",
-                self.home,
-            ]
-        )
+        done = self._run_installed("remove", 0)
         return {"taskserv": self.name, "output": done.stdout.strip()}
 
     # -- the verbs ------------------------------------------------------------------------

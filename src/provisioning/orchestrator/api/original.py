@@ -15,12 +15,11 @@ from ...tasks import TaskStatus, WorkflowStatus
 from ...workflow import PlanError
 from ..models import Step, Workflow
 from .auth import require_token
-from .filters import parse_status
 from .params import Limit, Offset
 from .schemas import iso
 from .tasks import Service
 from .workflow_views import WorkflowPageView, WorkflowView
-from .workflows import plan_error_response, workflow_command
+from .workflows import plan_error_response, workflow_command, workflow_page
 
 router = APIRouter(dependencies=[Depends(require_token)])
 
@@ -90,10 +89,7 @@ async def batch_operations(
     offset: Offset = 0,
 ) -> WorkflowPageView:
     """Batch operations (workflows), newest first."""
-    found, total = await svc.workflows(parse_status(WorkflowStatus, status_), limit, offset)
-    return WorkflowPageView(
-        workflows=[WorkflowView.of(w) for w in found], total=total, limit=limit, offset=offset
-    )
+    return await workflow_page(svc, status_, limit, offset)
 
 
 @router.get("/batch/operations/{operation_id}", response_model=WorkflowView)

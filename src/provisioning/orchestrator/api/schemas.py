@@ -14,6 +14,16 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def same_named(record: object, view: type[BaseModel], **given: Any) -> dict[str, Any]:
+    """A view's fields: those ``given``, the other required ones read from the record's
+    attribute of the same name (a view mostly says again what its record holds)."""
+    return {
+        name: given[name] if name in given else getattr(record, name)
+        for name, spec in view.model_fields.items()
+        if name in given or spec.is_required()
+    }
+
+
 class AttemptView(BaseModel):
     number: int
     node_id: str
@@ -27,14 +37,14 @@ class AttemptView(BaseModel):
     @classmethod
     def of(cls, attempt: Attempt) -> AttemptView:
         return cls(
-            number=attempt.number,
-            node_id=attempt.node_id,
-            status=attempt.status.value,
-            started_at=iso(attempt.started_at),
-            finished_at=iso(attempt.finished_at),
-            exit_code=attempt.exit_code,
-            error=attempt.error,
-            pid=attempt.process.pid if attempt.process else None,
+            **same_named(
+                attempt,
+                cls,
+                status=attempt.status.value,
+                started_at=iso(attempt.started_at),
+                finished_at=iso(attempt.finished_at),
+                pid=attempt.process.pid if attempt.process else None,
+            )
         )
 
 
@@ -66,26 +76,18 @@ class TaskView(BaseModel):
     def of(cls, task: Task, attempts: list[Attempt] | None = None) -> TaskView:
         waiting = task.status.value == "pending" and task.attempt > 0
         return cls(
-            id=task.id,
-            name=task.name,
-            status=task.status.value,
-            priority=task.priority.label,
-            progress=task.progress,
-            progress_message=task.progress_message,
-            result=task.result,
-            error=task.error,
-            run=task.run,
-            params=task.params,
-            workflow_id=task.workflow_id,
-            attempt=task.attempt,
-            retry=task.retry.model_dump(mode="json"),
-            timeout_seconds=task.timeout_seconds,
-            cancel_requested=task.cancel_requested,
-            next_attempt_at=iso(task.run_after) if waiting else None,
-            created_at=iso(task.created_at),
-            started_at=iso(task.started_at),
-            completed_at=iso(task.completed_at),
-            attempts=None if attempts is None else [AttemptView.of(a) for a in attempts],
+            **same_named(
+                task,
+                cls,
+                status=task.status.value,
+                priority=task.priority.label,
+                retry=task.retry.model_dump(mode="json"),
+                next_attempt_at=iso(task.run_after) if waiting else None,
+                created_at=iso(task.created_at),
+                started_at=iso(task.started_at),
+                completed_at=iso(task.completed_at),
+                attempts=None if attempts is None else [AttemptView.of(a) for a in attempts],
+            )
         )
 
 

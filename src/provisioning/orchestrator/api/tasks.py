@@ -8,15 +8,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from starlette.requests import HTTPConnection
 
 from ...tasks import NewTask, TaskStatus
+from ..models import Task
 from ..service import InvalidTask, NotRunning, OrchestratorService
 from .auth import check_token, presented_token, require_token
 from .filters import parse_status
 from .original_tasks import OriginalTask, OriginalTaskPage, Shape, original_tasks
 from .params import After, Limit, LogLimit, Offset
 from .schemas import LogLineView, LogsView, ProgressReport, SubmittedView, TaskPageView, TaskView
-from .waiting import Wait, until_finished
+from .waiting import Wait, Watch
 
 router = APIRouter()
+TASK_WATCH: Watch[Task] = Watch("task", lambda t: t.status.terminal)
 
 
 async def service(connection: HTTPConnection) -> OrchestratorService:
@@ -79,15 +81,7 @@ async def list_tasks(
 async def get_task(task_id: str, svc: Service, shape: Shape | None = None, wait: Wait = 0) -> Any:
     """One task with all its attempts (``?shape=original``: the original's task shape;
     ``?wait=S``: once it has finished, or after S seconds)."""
-    task = await until_finished(
-        svc.bus,
-        kind="task",
-        key="task_id",
-        ident=task_id,
-        read=lambda: svc.get(task_id),
-        finished=lambda t: t.status.terminal,
-        seconds=wait,
-    )
+    task = await TASK_WATCH.until_finished(svc.bus, task_id, lambda: svc.get(task_id), wait)
     if task is None:
         raise _not_found(task_id)
     if shape is Shape.ORIGINAL:

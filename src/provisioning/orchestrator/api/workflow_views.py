@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..models import Step, Task, Workflow
-from .schemas import iso
+from .schemas import iso, same_named
 
 
 class WorkflowTaskView(BaseModel):
@@ -26,17 +26,13 @@ class WorkflowTaskView(BaseModel):
     @classmethod
     def of(cls, task: Task) -> WorkflowTaskView:
         return cls(
-            id=task.id,
-            name=task.name,
-            status=task.status.value,
-            progress=task.progress,
-            progress_message=task.progress_message,
-            attempt=task.attempt,
-            item=task.item,
-            error=task.error,
-            result=task.result,
-            started_at=iso(task.started_at),
-            completed_at=iso(task.completed_at),
+            **same_named(
+                task,
+                cls,
+                status=task.status.value,
+                started_at=iso(task.started_at),
+                completed_at=iso(task.completed_at),
+            )
         )
 
 
@@ -81,49 +77,43 @@ class WorkflowView(BaseModel):
         for task in tasks or []:
             by_step.setdefault(task.step_id, []).append(task)
         return cls(
-            id=wf.id,
-            name=wf.name,
-            version=wf.version,
-            status=wf.status.value,
-            phase=wf.phase,
-            error=wf.error,
-            priority=wf.priority.label,
-            parallel_limit=wf.parallel_limit,
-            rollback_enabled=wf.rollback_enabled,
-            # Completed work only: a cancelled or failed workflow never shows 100 %.
-            progress=100 * wf.tasks_completed // max(wf.tasks_total, 1),
-            tasks={
-                "total": wf.tasks_total,
-                "completed": wf.tasks_completed,
-                "failed": wf.tasks_failed,
-                "open": wf.tasks_open,
-            },
-            checkpoint={
-                "steps_completed": wf.steps_completed,
-                "completed_steps": done if steps is not None else None,
-                "updated_at": iso(wf.checkpoint_at),
-            },
-            created_at=iso(wf.created_at),
-            started_at=iso(wf.started_at),
-            completed_at=iso(wf.completed_at),
-            steps=None
-            if steps is None
-            else [
-                StepView(
-                    id=s.step_id,
-                    kind=s.kind,
-                    layer=s.layer,
-                    status=s.status,
-                    on_failure=s.on_failure,
-                    depends_on=list(s.depends_on),
-                    total=s.total,
-                    completed=s.completed,
-                    failed=s.failed,
-                    finished_at=iso(s.finished_at),
-                    tasks=[WorkflowTaskView.of(t) for t in by_step.get(s.step_id, [])],
-                )
-                for s in steps
-            ],
+            **same_named(
+                wf,
+                cls,
+                status=wf.status.value,
+                priority=wf.priority.label,
+                # Completed work only: a cancelled or failed workflow never shows 100 %.
+                progress=100 * wf.tasks_completed // max(wf.tasks_total, 1),
+                tasks={
+                    "total": wf.tasks_total,
+                    "completed": wf.tasks_completed,
+                    "failed": wf.tasks_failed,
+                    "open": wf.tasks_open,
+                },
+                checkpoint={
+                    "steps_completed": wf.steps_completed,
+                    "completed_steps": done if steps is not None else None,
+                    "updated_at": iso(wf.checkpoint_at),
+                },
+                created_at=iso(wf.created_at),
+                started_at=iso(wf.started_at),
+                completed_at=iso(wf.completed_at),
+                steps=None
+                if steps is None
+                else [
+                    StepView(
+                        **same_named(
+                            s,
+                            StepView,
+                            id=s.step_id,
+                            depends_on=list(s.depends_on),
+                            finished_at=iso(s.finished_at),
+                            tasks=[WorkflowTaskView.of(t) for t in by_step.get(s.step_id, [])],
+                        )
+                    )
+                    for s in steps
+                ],
+            )
         )
 
 

@@ -11,14 +11,16 @@ from ...schemas.loader import unwrap
 from ...tasks import WorkflowStatus
 from ...workflow import PlanError
 from ..engine import WorkflowConflict
+from ..models import Workflow
 from .auth import require_token
 from .filters import parse_status
 from .params import Limit, Offset
 from .tasks import Service
-from .waiting import Wait, until_finished
+from .waiting import Wait, Watch
 from .workflow_views import WorkflowPageView, WorkflowSubmittedView, WorkflowView
 
 router = APIRouter(dependencies=[Depends(require_token)])
+WORKFLOW_WATCH: Watch[Workflow] = Watch("workflow", lambda w: w.status.finished)
 
 
 def _not_found(workflow_id: str) -> HTTPException:
@@ -65,6 +67,13 @@ async def list_workflows(
     offset: Offset = 0,
 ) -> WorkflowPageView:
     """Workflows, newest first."""
+    return await workflow_page(svc, status_, limit, offset)
+
+
+async def workflow_page(
+    svc: Service, status_: str | None, limit: int, offset: int
+) -> WorkflowPageView:
+    """A page of workflows, newest first, of the status named in any case (or of all)."""
     found, total = await svc.workflows(parse_status(WorkflowStatus, status_), limit, offset)
     return WorkflowPageView(
         workflows=[WorkflowView.of(w) for w in found], total=total, limit=limit, offset=offset
@@ -82,14 +91,8 @@ async def get_workflow(
 ) -> WorkflowView:
     """Status, counts, progress and checkpoint; with ``?steps=true`` per-step and per-task
     states too; with ``?wait=S`` once it has finished (or after S seconds)."""
-    found = await until_finished(
-        svc.bus,
-        kind="workflow",
-        key="workflow_id",
-        ident=workflow_id,
-        read=lambda: svc.workflow_record(workflow_id),
-        finished=lambda w: w.status.finished,
-        seconds=wait,
+    found = await WORKFLOW_WATCH.until_finished(
+        svc.bus, workflow_id, lambda: svc.workflow_record(workflow_id), wait
     )
     if found is None:
         raise _not_found(workflow_id)

@@ -8,7 +8,7 @@ answer from an attempt that was taken over changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 from ...execution import ProcessInfo
 from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus, WorkflowStatus
@@ -31,6 +31,73 @@ def run_each(calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
     return outcomes
 
 
+class TaskDefaults(TypedDict):
+    """What a new task takes where its own definition says nothing, and when it is made."""
+
+    default_timeout: float
+    default_retry: RetryPolicy
+    now: float
+
+
+def task_defaults(given: TaskDefaults) -> TaskDefaults:
+    """Only the task defaults of ``given`` (a :class:`NewWorkflow` holds more)."""
+    return TaskDefaults(
+        default_timeout=given["default_timeout"],
+        default_retry=given["default_retry"],
+        now=given["now"],
+    )
+
+
+class Enqueued(TaskDefaults, total=False):
+    """``enqueue``'s options: a task of a workflow names it."""
+
+    workflow_id: str | None
+
+
+class NewTaskRow(Enqueued, total=False):
+    """How a backend writes a new task: its status, the defaults, and where in a
+    workflow it stands (``None``: not in one)."""
+
+    status: Required[str]
+    step_id: str | None
+    item: int | None
+
+
+class Heartbeat(TypedDict, total=False):
+    """A node's heartbeat: ``held`` names the attempts it really supervises (``None``:
+    every one it owns)."""
+
+    now: Required[float]
+    lease_seconds: Required[float]
+    held: Collection[str] | None
+
+
+class NewWorkflow(TaskDefaults):
+    """What ``create_workflow`` persists: the workflow, all its steps, and the defaults
+    its tasks take."""
+
+    name: str
+    version: str
+    spec: dict[str, Any]
+    priority: str
+    parallel_limit: int
+    rollback_enabled: bool
+    steps: Sequence[NewStep]
+
+
+class Ending(TypedDict, total=False):
+    """How ``finish`` ends an attempt, besides its outcome (see :func:`ending_terms`)."""
+
+    now: Required[float]
+    retry_at: float | None
+    counts: bool
+
+
+def ending_terms(ending: Ending) -> tuple[float, float | None, bool]:
+    """``now``, ``retry_at`` (no retry) and ``counts`` (the try counts) of an ending."""
+    return ending["now"], ending.get("retry_at"), ending.get("counts", True)
+
+
 class Store(Protocol):
     """Durable task queue, attempts, logs and results.
 
@@ -47,15 +114,7 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    def enqueue(
-        self,
-        task: NewTask,
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None = None,
-    ) -> Task:
+    def enqueue(self, task: NewTask, **options: Unpack[Enqueued]) -> Task:
         """Persist a new pending task; durable when this returns."""
 
     def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
@@ -65,14 +124,7 @@ class Store(Protocol):
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
         """Remember the process group of a running attempt (for orphan reaping)."""
 
-    def heartbeat(
-        self,
-        node_id: str,
-        *,
-        now: float,
-        lease_seconds: float,
-        held: Collection[str] | None = None,
-    ) -> set[str]:
+    def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:
         """Mark ``node_id`` alive and extend the leases of its running tasks (only those
         in ``held``, the attempts it really supervises, when given); return those of
         them asked to cancel."""
@@ -102,14 +154,7 @@ class Store(Protocol):
         """Append ``(stream, line, ts)`` log lines of an attempt."""
 
     def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: Outcome,
-        *,
-        now: float,
-        retry_at: float | None = None,
-        counts: bool = True,
+        self, task_id: str, attempt: int, outcome: Outcome, **ending: Unpack[Ending]
     ) -> Task | None:
         """End an attempt. With ``retry_at`` the task goes back to pending, ready at that
         time; otherwise it takes the terminal status matching the outcome. ``counts=False``
@@ -155,20 +200,7 @@ class Store(Protocol):
 
     # -- workflows ----------------------------------------------------------------------
 
-    def create_workflow(
-        self,
-        *,
-        name: str,
-        version: str,
-        spec: dict[str, Any],
-        priority: str,
-        parallel_limit: int,
-        rollback_enabled: bool,
-        steps: Sequence[NewStep],
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-    ) -> Workflow:
+    def create_workflow(self, **new: Unpack[NewWorkflow]) -> Workflow:
         """Persist a workflow with all its steps and tasks in one transaction."""
 
     def cancel_workflow(self, workflow_id: str, *, now: float) -> tuple[Workflow, list[str]] | None:
@@ -183,13 +215,7 @@ class Store(Protocol):
         """Mark a finished workflow ``rollback_pending`` (the engine plans the undo)."""
 
     def begin_undo(
-        self,
-        workflow_id: str,
-        steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        self, workflow_id: str, steps: Sequence[NewStep], **defaults: Unpack[TaskDefaults]
     ) -> Workflow | None:
         """Add the undo steps and start the rollback; ``None`` unless the workflow was
         ``rollback_pending`` (a repeated call changes nothing)."""

@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,8 +43,8 @@ from psycopg.rows import dict_row
 from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnavailable
-from .rows import task_of
-from .sql_queries import DATA_TABLES, one, verb
+from .rows import claims_of
+from .sql_queries import DATA_TABLES, migrations, one, verb
 from .sql_store import SqlStore
 
 __all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
@@ -113,13 +112,9 @@ _BOOLEAN_COLUMNS = {"tasks": ("cancel_requested",), "workflows": ("rollback_enab
 _CONTENDED = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
 
 
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("provisioning.orchestrator.store") / "sql" / "postgres"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+def _lost(conn: psycopg.Connection[Any] | None) -> bool:
+    """No connection, or one that can no longer serve (closed, or broken mid-query)."""
+    return conn is None or conn.closed or conn.broken
 
 
 def mask_dsn(dsn: str) -> str:
@@ -223,10 +218,13 @@ class PostgresStore(SqlStore):
                 f"cannot connect to PostgreSQL {mask_dsn(self.dsn)}: {exc}"
             ) from None
 
-    def _connection(self) -> Conn:
+    def _refuse_if_closed(self) -> None:
         if self._closed:
             raise StoreError("the PostgreSQL store is closed")
-        if self._db.closed or self._db.broken:
+
+    def _connection(self) -> Conn:
+        self._refuse_if_closed()
+        if _lost(self._db):
             log.warning("PostgreSQL connection lost; reconnecting")
             self._db = self._connect()
         return self._db
@@ -330,7 +328,7 @@ class PostgresStore(SqlStore):
             )
             current = one(db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone())
             version: int = current["v"] or 0
-            for number, script in _migrations():
+            for number, script in migrations("postgres"):
                 if number > version:
                     for statement in script.split(";\n"):
                         if statement.strip():
@@ -443,9 +441,8 @@ class PostgresStore(SqlStore):
 
     def _ensure_listener(self) -> bool:
         """Open the listening connection if needed; ``True`` when it was (re)opened."""
-        if self._closed:
-            raise StoreError("the PostgreSQL store is closed")
-        if self._listener is not None and not (self._listener.closed or self._listener.broken):
+        self._refuse_if_closed()
+        if not _lost(self._listener):
             return False
         if self._listener is not None:
             self._listener.close()
@@ -531,10 +528,7 @@ class PostgresStore(SqlStore):
                     " WHERE id = ANY(%s::text[]) AND status = 'queued'",
                     (now, workflows),
                 )
-        # RETURNING does not keep the pick order.
-        claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
-        claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
-        return claims
+        return claims_of(rows)
 
     def _pick_ready(self, db: Conn, limit: int, now: float) -> list[int]:
         """Lock up to ``limit`` ready tasks by priority then FIFO, within each workflow's

@@ -7,11 +7,12 @@ import functools
 import json
 import uuid
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Priority, RetryPolicy, TaskStatus, WorkflowStatus
-from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
+from ..models import Attempt, Claim, LogLine, NodeInfo, Step, Task, Workflow
+from .base import NewTaskRow
 
 # The columns a new task is written with, and their values (every SQL backend, every
 # way a task is created: POST /tasks and workflow steps).
@@ -21,30 +22,20 @@ NEW_TASK_COLUMNS = (
 )
 
 
-def new_task_values(
-    task: NewTask,
-    *,
-    status: str,
-    default_timeout: float,
-    default_retry: RetryPolicy,
-    now: float,
-    workflow_id: str | None = None,
-    step_id: str | None = None,
-    item: int | None = None,
-) -> tuple[Any, ...]:
+def new_task_values(task: NewTask, **new: Unpack[NewTaskRow]) -> tuple[Any, ...]:
     return (
         str(uuid.uuid4()),
-        workflow_id,
-        step_id,
-        item,
+        new.get("workflow_id"),
+        new.get("step_id"),
+        new.get("item"),
         task.name,
         task.run.model_dump_json(exclude_none=True),
         json.dumps(task.params),
         int(Priority.parse(task.priority)),
-        status,
-        (task.retry or default_retry).model_dump_json(),
-        task.timeout_seconds or default_timeout,
-        now,
+        new["status"],
+        (task.retry or new["default_retry"]).model_dump_json(),
+        task.timeout_seconds or new["default_timeout"],
+        new["now"],
         0.0,
     )
 
@@ -65,34 +56,52 @@ def retry_policy(text: str) -> RetryPolicy:
     return RetryPolicy.model_validate_json(text)
 
 
+def same_columns(row: Row, names: Iterable[str]) -> dict[str, Any]:
+    """The values of ``names``, columns whose field of the same name takes them as they are."""
+    return {name: row[name] for name in names}
+
+
+# The fields of a Task that its row holds under the same name, as they are.
+_TASK_COLUMNS = (
+    "id",
+    "seq",
+    "workflow_id",
+    "name",
+    "timeout_seconds",
+    "progress",
+    "progress_message",
+    "error",
+    "attempt",
+    "tries",
+    "run_after",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "owner",
+    "lease_expires_at",
+    "step_id",
+    "item",
+)
+
+
 def task_of(row: Row) -> Task:
     return Task(
-        id=row["id"],
-        seq=row["seq"],
-        workflow_id=row["workflow_id"],
-        name=row["name"],
+        **same_columns(row, _TASK_COLUMNS),
         run=json.loads(row["run"]),
         params=json.loads(row["params"]),
         priority=Priority(row["priority"]),
         status=TaskStatus(row["status"]),
         retry=retry_policy(row["retry"]),
-        timeout_seconds=row["timeout_seconds"],
-        progress=row["progress"],
-        progress_message=row["progress_message"],
         result=None if row["result"] is None else json.loads(row["result"]),
-        error=row["error"],
-        attempt=row["attempt"],
-        tries=row["tries"],
-        run_after=row["run_after"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        owner=row["owner"],
-        lease_expires_at=row["lease_expires_at"],
         cancel_requested=bool(row["cancel_requested"]),
-        step_id=row["step_id"],
-        item=row["item"],
     )
+
+
+def claims_of(rows: Iterable[Row]) -> list[Claim]:
+    """The claims of just-claimed rows, in pick order (RETURNING does not keep it)."""
+    claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
+    claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
+    return claims
 
 
 def attempt_of(row: Row, prefix: str = "") -> Attempt:
@@ -116,45 +125,57 @@ def attempt_of(row: Row, prefix: str = "") -> Attempt:
     )
 
 
+# The fields of a Workflow that its row holds under the same name, as they are.
+_WORKFLOW_COLUMNS = (
+    "id",
+    "seq",
+    "name",
+    "version",
+    "phase",
+    "failure",
+    "error",
+    "parallel_limit",
+    "tasks_total",
+    "tasks_open",
+    "tasks_completed",
+    "tasks_failed",
+    "steps_completed",
+    "checkpoint_at",
+    "created_at",
+    "started_at",
+    "completed_at",
+)
+
+
 def workflow_of(row: Row) -> Workflow:
     return Workflow(
-        id=row["id"],
-        seq=row["seq"],
-        name=row["name"],
-        version=row["version"],
+        **same_columns(row, _WORKFLOW_COLUMNS),
         status=WorkflowStatus(row["status"]),
-        phase=row["phase"],
-        failure=row["failure"],
-        error=row["error"],
         priority=Priority(row["priority"]),
-        parallel_limit=row["parallel_limit"],
         rollback_enabled=bool(row["rollback_enabled"]),
-        tasks_total=row["tasks_total"],
-        tasks_open=row["tasks_open"],
-        tasks_completed=row["tasks_completed"],
-        tasks_failed=row["tasks_failed"],
-        steps_completed=row["steps_completed"],
-        checkpoint_at=row["checkpoint_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
     )
+
+
+# The fields of a Step that its row holds under the same name, as they are.
+_STEP_COLUMNS = (
+    "workflow_id",
+    "step_id",
+    "kind",
+    "position",
+    "layer",
+    "on_failure",
+    "status",
+    "waiting_on",
+    "total",
+    "completed",
+    "failed",
+    "finished_at",
+)
 
 
 def step_of(row: Row, depends_on: Iterable[str]) -> Step:
     return Step(
-        workflow_id=row["workflow_id"],
-        step_id=row["step_id"],
-        kind=row["kind"],
-        position=row["position"],
-        layer=row["layer"],
-        on_failure=row["on_failure"],
-        status=row["status"],
-        waiting_on=row["waiting_on"],
-        total=row["total"],
-        completed=row["completed"],
-        failed=row["failed"],
-        finished_at=row["finished_at"],
+        **same_columns(row, _STEP_COLUMNS),
         depends_on=tuple(sorted(depends_on)),
     )
 

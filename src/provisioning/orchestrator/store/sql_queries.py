@@ -79,6 +79,16 @@ def load_queries(dialect: str, marker: str) -> dict[str, str]:
     return queries
 
 
+def migrations(dialect: str) -> list[tuple[int, str]]:
+    """``dialect``'s schema migrations, ``(version, script)`` in the order they apply."""
+    folder = resources.files("provisioning.orchestrator.store") / "sql" / dialect
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
 def verb(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
     """A store verb, run through the dialect's ``_run_verb``."""
 

@@ -12,13 +12,15 @@ PostgreSQL with ``FOR UPDATE SKIP LOCKED``), the connection and the hooks of
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Unpack
 
 from ...execution import ProcessInfo
-from ...tasks import NewTask, Outcome, RetryPolicy, TaskStatus
+from ...tasks import NewTask, Outcome, TaskStatus
 from .. import flow
 from ..models import Attempt, Task
+from .base import Ending, Enqueued, Heartbeat, ending_terms
 from .rows import attempt_of, new_task_values, task_of
 from .sql_queries import one, verb
 from .sql_reads import SqlReads
@@ -41,23 +43,8 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
         """A task of ``workflow_id`` ended: one of its ``parallel_limit`` slots is free."""
 
     @verb
-    def enqueue(
-        self,
-        task: NewTask,
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None = None,
-    ) -> Task:
-        values = new_task_values(
-            task,
-            status=TaskStatus.PENDING.value,
-            default_timeout=default_timeout,
-            default_retry=default_retry,
-            now=now,
-            workflow_id=workflow_id,
-        )
+    def enqueue(self, task: NewTask, **options: Unpack[Enqueued]) -> Task:
+        values = new_task_values(task, status=TaskStatus.PENDING.value, **options)
         with self._tx() as db:
             row = self._q(db, "insert_task", *values).fetchone()
             self._work_released(db)
@@ -79,14 +66,8 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
             )
 
     @verb
-    def heartbeat(
-        self,
-        node_id: str,
-        *,
-        now: float,
-        lease_seconds: float,
-        held: Collection[str] | None = None,
-    ) -> set[str]:
+    def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:
+        now, lease_seconds, held = beat["now"], beat["lease_seconds"], beat.get("held")
         with self._tx(durable=self.shared) as db:
             self._q(db, "touch_node", now, node_id)
             if held is None:
@@ -144,15 +125,9 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
 
     @verb
     def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: Outcome,
-        *,
-        now: float,
-        retry_at: float | None = None,
-        counts: bool = True,
+        self, task_id: str, attempt: int, outcome: Outcome, **ending: Unpack[Ending]
     ) -> Task | None:
+        now, retry_at, counts = ending_terms(ending)
         result_json = json.dumps(outcome.result) if outcome.has_result else None
         error = self._text(outcome.error)
         with self._tx() as db:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
-from ...tasks import Priority, RetryPolicy, TaskStatus, WorkflowStatus
+from ...tasks import Priority, TaskStatus, WorkflowStatus
 from .. import flow
 from ..models import NewStep, Workflow
+from .base import NewWorkflow, TaskDefaults, task_defaults
 from .rows import NEW_TASK_COLUMNS, Row, markers, new_task_values, workflow_of
 from .sql_queries import SqlDialect, one, verb
 
@@ -37,10 +38,7 @@ class SqlWorkflowVerbs(SqlDialect):
         db: Any,
         workflow_id: str,
         steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        **defaults: Unpack[TaskDefaults],
     ) -> int:
         """Insert steps, their edges and tasks; the number of tasks."""
         step_rows: list[tuple[Any, ...]] = []
@@ -67,12 +65,10 @@ class SqlWorkflowVerbs(SqlDialect):
                     new_task_values(
                         task,
                         status=task_status.value,
-                        default_timeout=default_timeout,
-                        default_retry=default_retry,
-                        now=now,
                         workflow_id=workflow_id,
                         step_id=step.step_id,
                         item=item,
+                        **defaults,
                     )
                 )
                 pending += waiting == 0
@@ -87,44 +83,25 @@ class SqlWorkflowVerbs(SqlDialect):
         return len(task_rows)
 
     @verb
-    def create_workflow(
-        self,
-        *,
-        name: str,
-        version: str,
-        spec: dict[str, Any],
-        priority: str,
-        parallel_limit: int,
-        rollback_enabled: bool,
-        steps: Sequence[NewStep],
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-    ) -> Workflow:
+    def create_workflow(self, **new: Unpack[NewWorkflow]) -> Workflow:
         """Persist a workflow with all its steps and tasks in one transaction."""
         workflow_id = str(uuid.uuid4())
+        now = new["now"]
         with self._tx() as db:
             self._q(
                 db,
                 "insert_workflow",
                 workflow_id,
-                name,
-                version,
+                new["name"],
+                new["version"],
                 WorkflowStatus.QUEUED.value,
-                int(Priority.parse(priority)),
-                parallel_limit,
-                bool(rollback_enabled),
+                int(Priority.parse(new["priority"])),
+                new["parallel_limit"],
+                bool(new["rollback_enabled"]),
                 now,
             )
-            self._q(db, "insert_workflow_spec", workflow_id, json.dumps(spec))
-            count = self._insert_steps(
-                db,
-                workflow_id,
-                steps,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
-            )
+            self._q(db, "insert_workflow_spec", workflow_id, json.dumps(new["spec"]))
+            count = self._insert_steps(db, workflow_id, new["steps"], **task_defaults(new))
             row = self._q(db, "set_task_totals", count, count, workflow_id).fetchone()
         return workflow_of(one(row))
 
@@ -278,13 +255,7 @@ class SqlWorkflowVerbs(SqlDialect):
 
     @verb
     def begin_undo(
-        self,
-        workflow_id: str,
-        steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        self, workflow_id: str, steps: Sequence[NewStep], **defaults: Unpack[TaskDefaults]
     ) -> Workflow | None:
         """Add the undo steps of a rollback and start it; ``None`` unless the workflow
         was waiting for exactly that (so a repeated call changes nothing)."""
@@ -292,17 +263,10 @@ class SqlWorkflowVerbs(SqlDialect):
             wf = self._q(db, "lock_workflow", workflow_id).fetchone()
             if wf is None or wf["status"] != WorkflowStatus.ROLLBACK_PENDING.value:
                 return None
-            count = self._insert_steps(
-                db,
-                workflow_id,
-                steps,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
-            )
+            count = self._insert_steps(db, workflow_id, steps, **defaults)
             rolling = WorkflowStatus.ROLLING_BACK.value
             row = self._q(db, "begin_undo", rolling, count, count, workflow_id).fetchone()
             if count == 0:
-                self._maybe_end_phase(db, workflow_id, now)
+                self._maybe_end_phase(db, workflow_id, defaults["now"])
                 row = self._workflow_row(db, workflow_id)
         return workflow_of(one(row))

@@ -13,25 +13,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnusable, classify
-from .rows import task_of
-from .sql_queries import DATA_TABLES
+from .rows import claims_of
+from .sql_queries import DATA_TABLES, migrations
 from .sql_store import SqlStore
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("provisioning.orchestrator.store") / "sql" / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 def open_sqlite(path: Path) -> SQLiteStore:
@@ -169,7 +159,7 @@ class SQLiteStore(SqlStore):
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
             current = row["v"] or 0
-            for version, script in _migrations():
+            for version, script in migrations("sqlite"):
                 if version > current:
                     for statement in script.split(";\n"):
                         if statement.strip():
@@ -228,10 +218,7 @@ class SQLiteStore(SqlStore):
                     " WHERE id = ? AND status = 'queued'",
                     (now, workflow_id),
                 )
-        # RETURNING does not keep the pick order.
-        claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
-        claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
-        return claims
+        return claims_of(rows)
 
     def _pick_ready(self, db: sqlite3.Connection, limit: int, now: float) -> list[int]:
         """Ready tasks by priority then FIFO, within each workflow's ``parallel_limit``."""

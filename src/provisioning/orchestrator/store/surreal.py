@@ -29,10 +29,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 from surrealdb import (
@@ -42,10 +42,10 @@ from surrealdb import (
 )
 
 from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, Priority, RetryPolicy, TaskStatus
+from ...tasks import AttemptStatus, NewTask, Outcome, Priority, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
-from .base import StoreError, run_each
+from .base import Ending, Enqueued, Heartbeat, StoreError, ending_terms, run_each
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (
     attempt_of,
@@ -432,25 +432,9 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
 
     # -- queue --------------------------------------------------------------------------
 
-    def enqueue(
-        self,
-        task: NewTask,
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-        workflow_id: str | None = None,
-    ) -> Task:
+    def enqueue(self, task: NewTask, **options: Unpack[Enqueued]) -> Task:
         def build(tx: Tx) -> Task:
-            row = new_task_row(
-                tx,
-                task,
-                status=TaskStatus.PENDING.value,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
-                workflow_id=workflow_id,
-            )
+            row = new_task_row(tx, task, status=TaskStatus.PENDING.value, **options)
             tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
             return task_of(row)
 
@@ -579,14 +563,9 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
 
         self._transact(build)
 
-    def heartbeat(
-        self,
-        node_id: str,
-        *,
-        now: float,
-        lease_seconds: float,
-        held: Collection[str] | None = None,
-    ) -> set[str]:
+    def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:
+        now, lease_seconds, held = beat["now"], beat["lease_seconds"], beat.get("held")
+
         def build(tx: Tx) -> set[str]:
             rows = self._select(
                 "SELECT id, cancel_requested FROM task WHERE status = 'running' AND owner = $node",
@@ -680,15 +659,10 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         self._transact(build)
 
     def finish(
-        self,
-        task_id: str,
-        attempt: int,
-        outcome: Outcome,
-        *,
-        now: float,
-        retry_at: float | None = None,
-        counts: bool = True,
+        self, task_id: str, attempt: int, outcome: Outcome, **ending: Unpack[Ending]
     ) -> Task | None:
+        now, retry_at, counts = ending_terms(ending)
+
         def build(tx: Tx) -> Task | None:
             attempt_id = rid("attempt", [task_id, attempt])
             found, current = self._query(

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from surrealdb import RecordID
 
-from ...tasks import NewTask, Priority, RetryPolicy
+from ...tasks import NewTask, Priority
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
 from . import rows
+from .base import NewTaskRow
 from .surreal_tx import Tx
 
 
@@ -42,18 +43,7 @@ class AsRow:
         return str(value.id) if key == "id" and isinstance(value, RecordID) else value
 
 
-def new_task_row(
-    tx: Tx,
-    task: NewTask,
-    *,
-    status: str,
-    default_timeout: float,
-    default_retry: RetryPolicy,
-    now: float,
-    workflow_id: str | None,
-    step_id: str | None = None,
-    item: int | None = None,
-) -> dict[str, Any]:
+def new_task_row(tx: Tx, task: NewTask, **new: Unpack[NewTaskRow]) -> dict[str, Any]:
     """A new task record (its id included); ``None`` fields are simply absent."""
     row: dict[str, Any] = {
         "id": rid("task", str(uuid.uuid4())),
@@ -62,17 +52,18 @@ def new_task_row(
         "run": task.run.model_dump_json(exclude_none=True),
         "params": json.dumps(task.params),
         "priority": int(Priority.parse(task.priority)),
-        "status": status,
-        "retry": (task.retry or default_retry).model_dump_json(),
-        "timeout_seconds": float(task.timeout_seconds or default_timeout),
+        "status": new["status"],
+        "retry": (task.retry or new["default_retry"]).model_dump_json(),
+        "timeout_seconds": float(task.timeout_seconds or new["default_timeout"]),
         "progress": 0,
         "attempt": 0,
         "tries": 0,
         "run_after": 0.0,
-        "created_at": float(now),
+        "created_at": float(new["now"]),
         "cancel_requested": False,
     }
-    for name, value in (("workflow_id", workflow_id), ("step_id", step_id), ("item", item)):
+    for name in ("workflow_id", "step_id", "item"):
+        value = new.get(name)
         if value is not None:
             row[name] = value
     return row

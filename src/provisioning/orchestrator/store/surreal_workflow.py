@@ -15,13 +15,14 @@ import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from surrealdb import RecordID
 
-from ...tasks import Priority, RetryPolicy, TaskStatus, WorkflowStatus
+from ...tasks import Priority, TaskStatus, WorkflowStatus
 from .. import flow as rules
 from ..models import NewStep, Step, Workflow
+from .base import NewWorkflow, TaskDefaults, task_defaults
 from .surreal_rows import new_task_row, rid, step_of, workflow_of
 from .surreal_tx import Tx
 
@@ -174,10 +175,7 @@ class SurrealWorkflowVerbs(ABC):
         flow: Flow | None,
         workflow_id: str,
         steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        **defaults: Unpack[TaskDefaults],
     ) -> int:
         step_rows: list[dict[str, Any]] = []
         edge_rows: list[dict[str, Any]] = []
@@ -215,12 +213,10 @@ class SurrealWorkflowVerbs(ABC):
                         tx,
                         task,
                         status=task_status.value,
-                        default_timeout=default_timeout,
-                        default_retry=default_retry,
-                        now=now,
                         workflow_id=workflow_id,
                         step_id=step.step_id,
                         item=item,
+                        **defaults,
                     )
                 )
         for table, rows in (("wf_step", step_rows), ("wf_edge", edge_rows), ("task", task_rows)):
@@ -234,50 +230,29 @@ class SurrealWorkflowVerbs(ABC):
                 flow.task_moved(row["id"], row["step_id"], row["status"])
         return len(task_rows)
 
-    def create_workflow(
-        self,
-        *,
-        name: str,
-        version: str,
-        spec: dict[str, Any],
-        priority: str,
-        parallel_limit: int,
-        rollback_enabled: bool,
-        steps: Sequence[NewStep],
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
-    ) -> Workflow:
+    def create_workflow(self, **new: Unpack[NewWorkflow]) -> Workflow:
         """Persist a workflow with all its steps and tasks in one transaction."""
 
         def build(tx: Tx) -> Workflow:
             workflow_id = str(uuid.uuid4())
-            count = self._insert_steps(
-                tx,
-                None,
-                workflow_id,
-                steps,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
-            )
+            count = self._insert_steps(tx, None, workflow_id, new["steps"], **task_defaults(new))
             row: dict[str, Any] = {
                 "id": rid("workflow", workflow_id),
                 "seq": tx.next_seq("workflow_seq"),
-                "name": name,
-                "version": version,
-                "spec": json.dumps(spec),
+                "name": new["name"],
+                "version": new["version"],
+                "spec": json.dumps(new["spec"]),
                 "status": WorkflowStatus.QUEUED.value,
                 "phase": "run",
-                "priority": int(Priority.parse(priority)),
-                "parallel_limit": parallel_limit,
-                "rollback_enabled": rollback_enabled,
+                "priority": int(Priority.parse(new["priority"])),
+                "parallel_limit": new["parallel_limit"],
+                "rollback_enabled": new["rollback_enabled"],
                 "tasks_total": count,
                 "tasks_open": count,
                 "tasks_completed": 0,
                 "tasks_failed": 0,
                 "steps_completed": 0,
-                "created_at": float(now),
+                "created_at": float(new["now"]),
             }
             tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
             return workflow_of(row)
@@ -494,13 +469,7 @@ class SurrealWorkflowVerbs(ABC):
         return self._transact(build)
 
     def begin_undo(
-        self,
-        workflow_id: str,
-        steps: Sequence[NewStep],
-        *,
-        default_timeout: float,
-        default_retry: RetryPolicy,
-        now: float,
+        self, workflow_id: str, steps: Sequence[NewStep], **defaults: Unpack[TaskDefaults]
     ) -> Workflow | None:
         """Add the undo steps of a rollback and start it; ``None`` unless the workflow
         was waiting for exactly that (so a repeated call changes nothing)."""
@@ -509,15 +478,7 @@ class SurrealWorkflowVerbs(ABC):
             flow = self._flow(tx, workflow_id)
             if flow is None or flow.wf["status"] != WorkflowStatus.ROLLBACK_PENDING.value:
                 return None
-            count = self._insert_steps(
-                tx,
-                flow,
-                workflow_id,
-                steps,
-                default_timeout=default_timeout,
-                default_retry=default_retry,
-                now=now,
-            )
+            count = self._insert_steps(tx, flow, workflow_id, steps, **defaults)
             wf = flow.wf
             wf["phase"] = "undo"
             wf["status"] = WorkflowStatus.ROLLING_BACK.value
@@ -526,7 +487,7 @@ class SurrealWorkflowVerbs(ABC):
             wf["tasks_total"] += count
             wf["completed_at"] = None
             if count == 0:
-                self._maybe_end_phase(flow, now)
+                self._maybe_end_phase(flow, defaults["now"])
             flow.flush()
             return workflow_of(wf)
 
