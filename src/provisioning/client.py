@@ -146,6 +146,7 @@ class WorkflowView(TypedDict):
     started_at: str | None
     completed_at: str | None
     steps: list[StepView] | None
+    steps_total: int | None
 
 
 class WorkflowPageView(TypedDict):
@@ -284,12 +285,25 @@ class OrchestratorClient:
         )
         return result
 
-    def workflow(self, workflow_id: str, *, steps: bool = True, wait: float = 0) -> WorkflowView:
-        """A workflow (counts only unless ``steps``); with ``wait``, once it has finished
-        or after that many seconds."""
+    def workflow(
+        self,
+        workflow_id: str,
+        *,
+        steps: bool = True,
+        wait: float = 0,
+        step_offset: int = 0,
+        step_limit: int | None = None,
+    ) -> WorkflowView:
+        """A workflow (counts only unless ``steps``; a page of the steps with
+        ``step_offset``/``step_limit``); with ``wait``, once it has finished or after that
+        many seconds."""
         params: dict[str, Any] = {"steps": "true" if steps else "false"}
         if wait:
             params["wait"] = wait
+        if step_offset:
+            params["step_offset"] = step_offset
+        if step_limit is not None:
+            params["step_limit"] = step_limit
         result: WorkflowView = self._request(
             "GET", f"/workflows/{segment(workflow_id)}", params=params
         )

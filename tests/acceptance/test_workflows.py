@@ -26,6 +26,7 @@ from tests.acceptance.workflow_helpers import (
     command,
     count_run,
     fail_once,
+    item_layers,
     op,
     run_and_wait,
     runs,
@@ -920,3 +921,25 @@ def test_contract_problems_use_the_same_where_notation_and_name_the_operation(
     assert response.status_code == 422, response.text
     [problem] = response.json()["problems"]
     assert (problem["where"], problem["operation"]) == ("operations[1].on_failure", "b")
+
+
+def test_the_steps_view_pages(shared: Daemon) -> None:
+    workflow_id = submit(shared, workflow("paged", *item_layers(5, 2, ["true"])))
+    done = wait_workflow(shared, workflow_id)
+    assert done["status"] == "completed"
+    assert done["steps_total"] == 5
+    response = shared.http.get(
+        f"/workflows/{workflow_id}",
+        params={"steps": "true", "step_offset": 1, "step_limit": 2},
+    )
+    assert response.status_code == 200, response.text
+    page = response.json()
+    assert [s["id"] for s in page["steps"]] == ["layer1", "layer2"]
+    assert [len(s["tasks"]) for s in page["steps"]] == [2, 2]
+    assert page["steps_total"] == 5
+    # The checkpoint still names every completed step, not only the page's.
+    assert page["checkpoint"]["completed_steps"] == [f"layer{i}" for i in range(5)]
+    counts_only = shared.http.get(f"/workflows/{workflow_id}").json()
+    assert (counts_only["steps"], counts_only["steps_total"]) == (None, None)
+    refused = shared.http.get(f"/workflows/{workflow_id}", params={"step_limit": 0})
+    assert refused.status_code == 422

@@ -67,15 +67,24 @@ class WorkflowView(BaseModel):
     started_at: str | None
     completed_at: str | None
     steps: list[StepView] | None = None
+    # With steps: how many there are in all (``steps`` may be one page of them).
+    steps_total: int | None = None
 
     @classmethod
     def of(
-        cls, wf: Workflow, steps: list[Step] | None = None, tasks: list[Task] | None = None
+        cls,
+        wf: Workflow,
+        steps: list[Step] | None = None,
+        tasks: list[Task] | None = None,
+        page: slice = slice(None),
     ) -> WorkflowView:
         done = [s.step_id for s in steps or [] if s.status == "completed" and s.kind == "run"]
+        shown = None if steps is None else steps[page]
+        wanted = {s.step_id for s in shown or []}
         by_step: dict[str | None, list[Task]] = {}
         for task in tasks or []:
-            by_step.setdefault(task.step_id, []).append(task)
+            if task.step_id in wanted:
+                by_step.setdefault(task.step_id, []).append(task)
         return cls(
             **same_named(
                 wf,
@@ -98,8 +107,9 @@ class WorkflowView(BaseModel):
                 created_at=iso(wf.created_at),
                 started_at=iso(wf.started_at),
                 completed_at=iso(wf.completed_at),
+                steps_total=None if steps is None else len(steps),
                 steps=None
-                if steps is None
+                if shown is None
                 else [
                     StepView(
                         **same_named(
@@ -111,7 +121,7 @@ class WorkflowView(BaseModel):
                             tasks=[WorkflowTaskView.of(t) for t in by_step.get(s.step_id, [])],
                         )
                     )
-                    for s in steps
+                    for s in shown
                 ],
             )
         )

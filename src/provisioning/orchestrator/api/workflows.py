@@ -14,7 +14,7 @@ from ..engine import WorkflowConflict
 from ..models import Workflow
 from .auth import require_token
 from .filters import parse_status
-from .params import Limit, Offset
+from .params import MAX_QUERY_INT, Limit, Offset
 from .tasks import Service
 from .waiting import Wait, Watch
 from .workflow_views import WorkflowPageView, WorkflowSubmittedView, WorkflowView
@@ -88,9 +88,17 @@ async def get_workflow(
         bool, Query(description="also every step with its tasks (else counts only)")
     ] = False,
     wait: Wait = 0,
+    step_offset: Annotated[
+        int, Query(ge=0, le=MAX_QUERY_INT, description="with steps: the first step shown")
+    ] = 0,
+    step_limit: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_QUERY_INT, description="with steps: how many (default: all)"),
+    ] = None,
 ) -> WorkflowView:
     """Status, counts, progress and checkpoint; with ``?steps=true`` per-step and per-task
-    states too; with ``?wait=S`` once it has finished (or after S seconds)."""
+    states too (a page of them with ``step_offset``/``step_limit``; ``steps_total`` says
+    how many there are); with ``?wait=S`` once it has finished (or after S seconds)."""
     found = await WORKFLOW_WATCH.until_finished(
         svc.bus, workflow_id, lambda: svc.workflow_record(workflow_id), wait
     )
@@ -101,7 +109,8 @@ async def get_workflow(
     full = await svc.workflow(workflow_id)
     if full is None:
         raise _not_found(workflow_id)
-    return WorkflowView.of(*full)
+    end = None if step_limit is None else step_offset + step_limit
+    return WorkflowView.of(*full, page=slice(step_offset, end))
 
 
 async def workflow_command(svc: Service, workflow_id: str, verb: str) -> WorkflowView:
