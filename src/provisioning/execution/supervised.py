@@ -1,0 +1,291 @@
+"""The daemon's side of the task supervisors: start attempts under them, follow them
+live, and re-adopt them after a restart.
+
+A live attempt streams over its own unix connection (the same frames its folder
+keeps). A re-adopted one is followed through its folder: the output file is read
+from the start (lines the store already has are skipped), until its status file
+says how it ended. Stop requests are signals to the attempt's supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from ..tasks import CONTROL_FD_VAR, AttemptStatus, Outcome
+from . import procfs
+from .cgroups import SERVICES
+from .follow import _Feed, _Link, outcome_of, skipping
+from .process import Confinement, ProcessHooks, StopReason, _Control, _first, _resolved, _Watch
+from .supervisor import frames
+
+log = logging.getLogger("provisioning.execution.supervised")
+
+POLL_SECONDS = 0.1
+START_SECONDS = 15.0
+_SIGNALS = {StopReason.CANCEL: signal.SIGUSR1, StopReason.SHUTDOWN: signal.SIGUSR2}
+
+
+class Found(StrEnum):
+    """What a restarted daemon finds of an attempt it had running."""
+
+    FINISHED = "finished"  # its status is saved
+    ALIVE = "alive"  # its supervisor still runs it
+    GONE = "gone"  # neither: it died with the machine, or its supervisor was killed
+
+
+@dataclass(frozen=True)
+class Fence:
+    """On a shared store: the node's lease file, and how stale it may get."""
+
+    lease_file: Path
+    after: float
+
+
+class Supervisors:
+    """The supervisors of one data dir, as seen from its daemon."""
+
+    def __init__(self, data_dir: Path, fence: Fence | None = None) -> None:
+        self.data_dir = data_dir
+        self.fence = fence
+        self._zygote: subprocess.Popen[bytes] | None = None
+        self._dir_fd = -1
+        self._starting: asyncio.Lock | None = None
+
+    def folder(self, key: str) -> Path:
+        return frames.attempt_dir(self.data_dir, key)
+
+    def renewed(self, at: float) -> None:
+        """The node's leases were renewed (asked at ``at``, monotonic clock)."""
+        if self.fence is not None:
+            frames.write_lease(self.fence.lease_file, at)
+
+    def forget(self, key: str) -> None:
+        frames.remove_attempt(self.folder(key))
+
+    def found(self, key: str) -> Found:
+        folder = self.folder(key)
+        if (folder / frames.STATUS).exists():
+            return Found.FINISHED
+        return Found.ALIVE if self._supervisor_pid(folder) else Found.GONE
+
+    def _supervisor_pid(self, folder: Path) -> int:
+        saved = frames.read_json(folder / frames.SUPERVISOR) or {}
+        pid = saved.get("pid")
+        if not isinstance(pid, int) or procfs.is_zombie_or_gone(pid):
+            return 0
+        return pid if procfs.start_ticks(pid) == saved.get("start_ticks") else 0
+
+    def sweep(self, keep: set[str]) -> None:
+        """Forget the folders of attempts the store does not have running (their
+        outcome was recorded just before a crash) whose supervisor is gone."""
+        root = self.data_dir / frames.ATTEMPTS
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(root):
+                if entry.name not in keep and not self._supervisor_pid(Path(entry.path)):
+                    frames.remove_attempt(Path(entry.path))
+
+    # -- the data dir's supervisor ------------------------------------------------------
+
+    async def _connect(self, protocol: Callable[[], _Link]) -> asyncio.BaseTransport:
+        loop = asyncio.get_running_loop()
+        if self._dir_fd < 0:
+            self._dir_fd = os.open(self.data_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Through the folder's descriptor: the path of the data dir may be too long for
+        # a unix socket address.
+        address = f"/proc/self/fd/{self._dir_fd}/{frames.SOCKET}"
+        try:
+            transport, _ = await loop.create_unix_connection(protocol, address)
+            return transport
+        except (FileNotFoundError, ConnectionRefusedError):
+            pass
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._zygote is None or self._zygote.poll() is not None:
+                self._start_zygote()
+            deadline = time.monotonic() + START_SECONDS
+            while True:
+                try:
+                    transport, _ = await loop.create_unix_connection(protocol, address)
+                    return transport
+                except (FileNotFoundError, ConnectionRefusedError):
+                    if time.monotonic() > deadline or self._zygote_exited():
+                        raise
+                    await asyncio.sleep(0.01)
+
+    def _zygote_exited(self) -> bool:
+        return self._zygote is not None and self._zygote.poll() is not None
+
+    def _start_zygote(self) -> None:
+        # Its own session: a kill -9 of the daemon (or of its group) leaves it running.
+        self._zygote = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "provisioning.execution.supervisor",
+                str(self.data_dir),
+                str(os.getpid()),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+    def close(self) -> None:
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
+
+    # -- attempts -----------------------------------------------------------------------
+
+    def request(
+        self,
+        key: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str | None,
+        timeout: float,
+        kill_grace: float,
+        confine: Confinement,
+        file_bytes: int,
+    ) -> dict[str, Any]:
+        """What an attempt supervisor is told to run (JSON; never a shell line)."""
+        cgroup = confine.cgroup
+        user = confine.user
+        services = None
+        if cgroup is not None and confine.release is not None:
+            services = str(cgroup.path.parent.parent / SERVICES)
+        return {
+            "dir": str(self.folder(key)),
+            "argv": list(argv),
+            "env": dict(env),
+            "executable": _resolved(argv[0], env) if user is None else None,
+            "cwd": cwd,
+            "cgroup": str(cgroup.path) if cgroup is not None else None,
+            "services": services,
+            "uid": user.uid if user is not None else None,
+            "gid": user.gid if user is not None else None,
+            "umask": confine.umask,
+            "control": confine.control_pipe,
+            "control_var": CONTROL_FD_VAR,
+            "timeout": timeout,
+            "grace": kill_grace,
+            "lease_file": str(self.fence.lease_file) if self.fence else None,
+            "fence_after": self.fence.after if self.fence else None,
+            "file_bytes": file_bytes,
+        }
+
+    async def run(
+        self,
+        request: dict[str, Any],
+        *,
+        hooks: ProcessHooks,
+        stop: asyncio.Future[StopReason],
+        log_keep_bytes: int,
+    ) -> Outcome:
+        """Run one attempt under a new supervisor, to its end; never raises for the
+        handler's own failures."""
+        loop = asyncio.get_running_loop()
+        watch = _Watch(loop, hooks, log_keep_bytes)
+        feed = _Feed(watch, _Control(watch) if request["control"] else None)
+        link = _Link(feed)
+        try:
+            transport = await self._connect(lambda: link)
+        except OSError as exc:
+            # Not the task's fault: handed back without using up a try.
+            error = f"cannot reach the task supervisor: {exc.strerror or exc}"
+            return Outcome(AttemptStatus.INTERRUPTED, error=error)
+        assert isinstance(transport, asyncio.WriteTransport)
+        try:
+            transport.write(frames.json_frame(frames.REQUEST, request))
+            await link.started
+            if feed.handler:
+                pid = feed.handler
+                ticks = procfs.start_ticks(pid) or 0
+                hooks.on_spawn(procfs.ProcessInfo(pid, pid, ticks, procfs.boot_id()))
+            signalled = False
+            while not link.closed.done():
+                await _first(loop, [link.closed, stop], 3600)
+                if stop.done() and not signalled and feed.supervisor:
+                    signalled = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(feed.supervisor, _SIGNALS[stop.result()])
+                    await link.closed
+        finally:
+            transport.close()
+        status = feed.status or frames.read_json(Path(request["dir"]) / frames.STATUS)
+        return await self._ended(feed, status)
+
+    async def _ended(self, feed: _Feed, status: dict[str, Any] | None) -> Outcome:
+        feed.status = status
+        feed.end()
+        watch = feed.watch
+        watch.finish_logs()
+        if watch.pending:
+            await asyncio.gather(*watch.pending)
+        if status is None:
+            return Outcome(AttemptStatus.LOST, error="the task's supervisor died")
+        return outcome_of(status, watch)
+
+    async def adopt(
+        self,
+        key: str,
+        *,
+        hooks: ProcessHooks,
+        stop: asyncio.Future[StopReason],
+        log_keep_bytes: int,
+        stored_lines: int,
+    ) -> Outcome | None:
+        """Follow an attempt a previous daemon started, from its folder, to its end;
+        ``None`` when neither its status nor its supervisor is left."""
+        loop = asyncio.get_running_loop()
+        folder = self.folder(key)
+        watch = _Watch(loop, skipping(hooks, stored_lines), log_keep_bytes)
+        feed = _Feed(watch, _Control(watch))
+        offset = 0
+        signalled = False
+        while True:
+            # The status first: once it is there the output file is complete.
+            status = frames.read_json(folder / frames.STATUS)
+            supervisor = self._supervisor_pid(folder) if status is None else 0
+            offset += self._replay(feed, folder / frames.OUTPUT, offset)
+            if status is not None:
+                break
+            if not supervisor:
+                status = frames.read_json(folder / frames.STATUS)
+                if status is None:
+                    await self._ended(feed, None)
+                    return None
+                offset += self._replay(feed, folder / frames.OUTPUT, offset)
+                break
+            if stop.done() and not signalled:
+                signalled = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(supervisor, _SIGNALS[stop.result()])
+            await _first(loop, [stop] if not signalled else [], POLL_SECONDS)
+        return await self._ended(feed, status)
+
+    @staticmethod
+    def _replay(feed: _Feed, path: Path, offset: int) -> int:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return 0
+        feed.take(data)
+        return len(data)

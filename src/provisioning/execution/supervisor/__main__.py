@@ -1,0 +1,3 @@
+from .zygote import main
+
+main()
