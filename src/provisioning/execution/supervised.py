@@ -125,6 +125,11 @@ class Supervisors:
                         raise
                     await asyncio.sleep(0.01)
 
+    def start(self) -> None:
+        """Start the data dir's supervisor ahead of the first task (it takes a moment)."""
+        if self._zygote is None:
+            self._start_zygote()
+
     def _zygote_exited(self) -> bool:
         return self._zygote is not None and self._zygote.poll() is not None
 

@@ -15,6 +15,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class _Attempt:
         self.notes: list[str] = []
         self.stop_reason: str | None = None
         self.pid = 0
+        self.proc: subprocess.Popen[bytes] | None = None
 
     # -- output -------------------------------------------------------------------------
 
@@ -117,21 +119,22 @@ class _Attempt:
         pipes = [os.pipe() for _ in range(3 if req.get("control") else 2)]
         env = dict(req["env"])
         if len(pipes) == 3:
-            env[req["control_var"]] = "3"
+            env[req["control_var"]] = str(pipes[2][1])
         launch = Launch(
             argv=req["argv"],
             env=env,
             executable=req.get("executable"),
             cwd=req.get("cwd"),
-            cgroup_procs=str(self.cgroup.procs) if self.cgroup is not None else None,
+            cgroup=self.cgroup.path if self.cgroup is not None else None,
             uid=req.get("uid"),
             gid=req.get("gid"),
             umask=int(req.get("umask", -1)),
         )
         try:
-            self.pid = spawn(
+            self.proc = spawn(
                 launch, pipes[0][1], pipes[1][1], pipes[2][1] if req.get("control") else None
             )
+            self.pid = self.proc.pid
         except OSError as exc:
             return {"reason": "spawn_failed", "error": exc.strerror, "program": req["argv"][0]}
         finally:
@@ -178,6 +181,8 @@ class _Attempt:
                 done, status = os.waitpid(self.pid, os.WNOHANG)
                 if done:
                     code = os.waitstatus_to_exitcode(status)
+                    if self.proc is not None:
+                        self.proc.returncode = code  # reaped here, not by Popen
                     # Descendants may hold the pipes or run on: end the whole tree,
                     # except services a platform operation left after a normal exit.
                     keep = bool(req.get("services")) and self.stop_reason is None
