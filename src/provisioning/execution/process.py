@@ -483,6 +483,9 @@ def ensure_dead(
     victims = set(procfs.pids_with_env(*marker))
     if cgroup is not None:
         victims |= set(cgroup.pids())
+    # The report counts only what was alive (a zombie or a gone group was not killed).
+    victims = {pid for pid in victims if not procfs.is_zombie_or_gone(pid)}
+    if cgroup is not None:
         cgroup.kill()
     groups: set[int] = set()
     if process is not None and process.boot_id == procfs.boot_id():
@@ -492,8 +495,6 @@ def ensure_dead(
             process.pgid
         ):
             groups.add(process.pgid)
-    # The report counts only what was alive (a zombie or a gone group was not killed).
-    victims = {pid for pid in victims if not procfs.is_zombie_or_gone(pid)}
     for pgid in groups:
         kill_group(pgid)
     for pid in victims:
