@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,7 +58,7 @@ class Supervisors:
     def __init__(self, data_dir: Path, fence: Fence | None = None) -> None:
         self.data_dir = data_dir
         self.fence = fence
-        self._zygote: subprocess.Popen[bytes] | None = None
+        self._zygote = 0
         self._dir_fd = -1
         self._starting: asyncio.Lock | None = None
 
@@ -113,7 +112,7 @@ class Supervisors:
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._zygote is None or self._zygote.poll() is not None:
+            if self._zygote_exited():
                 self._start_zygote()
             deadline = time.monotonic() + START_SECONDS
             while True:
@@ -127,26 +126,33 @@ class Supervisors:
 
     def start(self) -> None:
         """Start the data dir's supervisor ahead of the first task (it takes a moment)."""
-        if self._zygote is None:
+        if self._zygote_exited():
             self._start_zygote()
 
     def _zygote_exited(self) -> bool:
-        return self._zygote is not None and self._zygote.poll() is not None
+        if self._zygote <= 0:
+            return True
+        try:
+            done, _ = os.waitpid(self._zygote, os.WNOHANG)
+        except ChildProcessError:
+            done = self._zygote
+        if done:
+            self._zygote = 0
+        return bool(done)
 
     def _start_zygote(self) -> None:
         # Its own session: a kill -9 of the daemon (or of its group) leaves it running.
-        self._zygote = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "provisioning.execution.supervisor",
-                str(self.data_dir),
-                str(os.getpid()),
+        # Reaped by hand (_zygote_exited): it lives as long as this process does.
+        argv = [sys.executable, "-m", "provisioning.execution.supervisor", str(self.data_dir)]
+        self._zygote = os.posix_spawn(
+            sys.executable,
+            [*argv, str(os.getpid())],
+            dict(os.environ),
+            setsid=True,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
             ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
         )
 
     def close(self) -> None:
