@@ -22,6 +22,8 @@ from . import frames
 from .attempt import supervise
 
 LOCK = "supervisor.lock"
+# Supervisors forked ahead, each waiting for the next attempt.
+SPARES = 2
 
 
 def serve(data_dir: Path, daemon_pid: int) -> int:
@@ -41,25 +43,44 @@ def serve(data_dir: Path, daemon_pid: int) -> int:
     listener.listen(512)
     # Attempt supervisors are reaped by the kernel; they report through their folder.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    notify_r, notify_w = os.pipe2(os.O_CLOEXEC)
+    for _ in range(SPARES):
+        _fork_spare(listener, notify_r, notify_w, daemon, lock)
     sel = selectors.DefaultSelector()
-    sel.register(listener, selectors.EVENT_READ)
+    sel.register(notify_r, selectors.EVENT_READ)
     sel.register(daemon, selectors.EVENT_READ)
     while True:
         for key, _ in sel.select():
-            if key.fileobj is not listener:
-                return 0  # the daemon is gone; a new one starts its own supervisor
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            if os.fork() == 0:
-                listener.close()
-                os.close(daemon)
-                os.close(lock)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                supervise(conn)
-            conn.close()
+            if key.fileobj == daemon:
+                # The daemon is gone (a new one starts its own supervisor): end the idle
+                # spares, which share this process group; the busy ones left it.
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                os.killpg(0, signal.SIGTERM)
+                return 0
+            for _ in os.read(notify_r, 64):
+                _fork_spare(listener, notify_r, notify_w, daemon, lock)
+
+
+def _fork_spare(listener: socket.socket, *fds: int) -> None:
+    """A forked supervisor that waits for one request: forking off the request's path
+    keeps the interpreter's copy-on-write faults out of every task's start."""
+    if os.fork() != 0:
+        return
+    notify_w = fds[1]
+    for fd in fds:
+        if fd != notify_w:
+            os.close(fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    while True:
+        try:
+            conn, _ = listener.accept()
+            break
+        except OSError:
+            continue
+    os.write(notify_w, b"1")
+    os.close(notify_w)
+    listener.close()
+    supervise(conn)
 
 
 def main() -> None:
