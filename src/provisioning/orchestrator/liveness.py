@@ -115,6 +115,9 @@ class Liveness:
         )
         if self.shared:
             await self.take_over_expired()
+            # This node's earlier life had another id: its attempts were (or will be)
+            # taken over, and their supervisors fence themselves. Forget what they left.
+            self._scheduler.supervisors.sweep(set())
         else:
             # One node at a time on this store: whatever still runs is from a previous life.
             orphans = await self._store.run(self._store.store.running_attempts)

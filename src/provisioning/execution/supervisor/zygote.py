@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import selectors
 import signal
@@ -44,6 +45,9 @@ def serve(data_dir: Path, daemon_pid: int) -> int:
     # Attempt supervisors are reaped by the kernel; they report through their folder.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     notify_r, notify_w = os.pipe2(os.O_CLOEXEC)
+    # Objects that exist now are never collected: the collector would otherwise touch,
+    # and so copy, every page a fork shares with this process.
+    gc.freeze()
     for _ in range(SPARES):
         _fork_spare(listener, notify_r, notify_w, daemon, lock)
     sel = selectors.DefaultSelector()
