@@ -10,14 +10,12 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from provisioning.execution.process import Confinement, ProcessHooks, StopReason
 from provisioning.execution.supervised import Fence, Found, Supervisors
 from provisioning.execution.supervisor import frames
-from provisioning.execution.supervisor.zygote import SPARES
 from provisioning.tasks import AttemptStatus, Outcome
 from tests.acceptance.conftest import pid_alive, supervisor_pids
 from tests.conftest import wait_for
@@ -179,10 +177,16 @@ def test_an_attempt_followed_through_its_folder_skips_stored_lines(data_dir: Pat
     assert sup.found("t.2") is Found.GONE
 
 
-def test_an_attempt_supervisor_ends_with_its_task(data_dir: Path) -> None:
+def test_one_supervisor_serves_every_attempt_and_leaves_with_its_daemon(data_dir: Path) -> None:
     sup = Supervisors(data_dir)
-    asyncio.run(_run(sup, "t.1", ["true"], Recorder()))
-    marker: dict[str, Any] = json.loads((sup.folder("t.1") / frames.SUPERVISOR).read_text())
-    wait_for(lambda: not pid_alive(int(marker["pid"])), message="attempt supervisor ended")
-    # The zygote and the spares it forked ahead, until the process that started it leaves.
-    wait_for(lambda: len(supervisor_pids(data_dir)) == 1 + SPARES, message="only idle ones")
+
+    async def two() -> None:
+        await _run(sup, "t.1", ["true"], Recorder())
+        await _run(sup, "t.2", ["true"], Recorder())
+
+    asyncio.run(two())
+    first = json.loads((sup.folder("t.1") / frames.SUPERVISOR).read_text())
+    second = json.loads((sup.folder("t.2") / frames.SUPERVISOR).read_text())
+    assert first["pid"] == second["pid"]
+    # It stays while the process that started it (this one, here) lives.
+    assert supervisor_pids(data_dir) == [first["pid"]]

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,7 @@ log = logging.getLogger("provisioning.execution.supervised")
 
 POLL_SECONDS = 0.1
 START_SECONDS = 15.0
-_SIGNALS = {StopReason.CANCEL: signal.SIGUSR1, StopReason.SHUTDOWN: signal.SIGUSR2}
+STOP_FILE = "stop"
 
 
 class Found(StrEnum):
@@ -99,11 +100,7 @@ class Supervisors:
 
     async def _connect(self, protocol: Callable[[], _Link]) -> asyncio.BaseTransport:
         loop = asyncio.get_running_loop()
-        if self._dir_fd < 0:
-            self._dir_fd = os.open(self.data_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        # Through the folder's descriptor: the path of the data dir may be too long for
-        # a unix socket address.
-        address = f"/proc/self/fd/{self._dir_fd}/{frames.SOCKET}"
+        address = self._address()
         try:
             transport, _ = await loop.create_unix_connection(protocol, address)
             return transport
@@ -125,9 +122,23 @@ class Supervisors:
                     await asyncio.sleep(0.01)
 
     def start(self) -> None:
-        """Start the data dir's supervisor ahead of the first task (it takes a moment)."""
-        if self._zygote_exited():
+        """Start the data dir's supervisor ahead of the first task (it takes a moment),
+        unless the one an earlier daemon started still runs (its attempts, re-adopted)."""
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(self._address())
+            return
+        except OSError:
             self._start_zygote()
+        finally:
+            probe.close()
+
+    def _address(self) -> str:
+        if self._dir_fd < 0:
+            self._dir_fd = os.open(self.data_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Through the folder's descriptor: the path of the data dir may be too long for
+        # a unix socket address.
+        return f"/proc/self/fd/{self._dir_fd}/{frames.SOCKET}"
 
     def _zygote_exited(self) -> bool:
         if self._zygote <= 0:
@@ -193,12 +204,19 @@ class Supervisors:
             "umask": confine.umask,
             "control": confine.control_pipe,
             "control_var": CONTROL_FD_VAR,
+            "daemon_pid": os.getpid(),
             "timeout": timeout,
             "grace": kill_grace,
             "lease_file": str(self.fence.lease_file) if self.fence else None,
             "fence_after": self.fence.after if self.fence else None,
             "file_bytes": file_bytes,
         }
+
+    def _ask_stop(self, folder: Path, supervisor: int, reason: StopReason) -> None:
+        """A stop request: a word in the attempt's folder, then a signal to look."""
+        with contextlib.suppress(OSError):
+            (folder / STOP_FILE).write_text(reason.value)
+            os.kill(supervisor, signal.SIGUSR1)
 
     async def run(
         self,
@@ -208,37 +226,43 @@ class Supervisors:
         stop: asyncio.Future[StopReason],
         log_keep_bytes: int,
     ) -> Outcome:
-        """Run one attempt under a new supervisor, to its end; never raises for the
-        handler's own failures."""
+        """Run one attempt under the data dir's supervisor, to its end; never raises for
+        the handler's own failures."""
         loop = asyncio.get_running_loop()
         watch = _Watch(loop, hooks, log_keep_bytes)
         feed = _Feed(watch, _Control(watch) if request["control"] else None)
-        link = _Link(feed)
-        try:
-            transport = await self._connect(lambda: link)
-        except OSError as exc:
-            # Not the task's fault: handed back without using up a try.
-            error = f"cannot reach the task supervisor: {exc.strerror or exc}"
-            return Outcome(AttemptStatus.INTERRUPTED, error=error)
-        assert isinstance(transport, asyncio.WriteTransport)
-        try:
-            transport.write(frames.json_frame(frames.REQUEST, request))
-            await link.started
-            if feed.handler:
-                pid = feed.handler
-                ticks = procfs.start_ticks(pid) or 0
-                hooks.on_spawn(procfs.ProcessInfo(pid, pid, ticks, procfs.boot_id()))
-            signalled = False
-            while not link.closed.done():
-                await _first(loop, [link.closed, stop], 3600)
-                if stop.done() and not signalled and feed.supervisor:
-                    signalled = True
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(feed.supervisor, _SIGNALS[stop.result()])
-                    await link.closed
-        finally:
-            transport.close()
-        status = feed.status or frames.read_json(Path(request["dir"]) / frames.STATUS)
+        folder = Path(request["dir"])
+        # A supervisor that was just leaving (its daemon gone, nothing left to run) may
+        # drop the connection unanswered: then a new one is started and asked again.
+        for _ in range(3):
+            link = _Link(feed)
+            try:
+                transport = await self._connect(lambda link=link: link)  # type: ignore[misc]
+            except OSError as exc:
+                # Not the task's fault: handed back without using up a try.
+                error = f"cannot reach the task supervisor: {exc.strerror or exc}"
+                return Outcome(AttemptStatus.INTERRUPTED, error=error)
+            assert isinstance(transport, asyncio.WriteTransport)
+            try:
+                transport.write(frames.json_frame(frames.REQUEST, request))
+                await link.started
+                if not feed.handler and feed.status is None:
+                    continue
+                if feed.handler:
+                    pid = feed.handler
+                    ticks = procfs.start_ticks(pid) or 0
+                    hooks.on_spawn(procfs.ProcessInfo(pid, pid, ticks, procfs.boot_id()))
+                asked = False
+                while not link.closed.done():
+                    await _first(loop, [link.closed, stop], 3600)
+                    if stop.done() and not asked and feed.supervisor:
+                        asked = True
+                        self._ask_stop(folder, feed.supervisor, stop.result())
+                        await link.closed
+            finally:
+                transport.close()
+            break
+        status = feed.status or frames.read_json(folder / frames.STATUS)
         return await self._ended(feed, status)
 
     async def _ended(self, feed: _Feed, status: dict[str, Any] | None) -> Outcome:
@@ -286,7 +310,7 @@ class Supervisors:
             if stop.done() and not signalled:
                 signalled = True
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(supervisor, _SIGNALS[stop.result()])
+                    self._ask_stop(folder, supervisor, stop.result())
             await _first(loop, [stop] if not signalled else [], POLL_SECONDS)
         return await self._ended(feed, status)
 

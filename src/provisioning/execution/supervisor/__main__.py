@@ -1,3 +1,3 @@
-from .zygote import main
+from .hub import main
 
 main()
