@@ -49,7 +49,7 @@ def _cmdline(pid: int) -> list[str]:
 
 def supervisor_pids(data_dir: Path) -> list[int]:
     """Processes running ``python -m provisioning.execution.supervisor DATA_DIR ...``
-    (the zygote and the attempt supervisors it forked: they keep its command line)."""
+    (the data dir's task supervisor)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -156,13 +156,12 @@ class Daemon:
     # -- the task supervisors it started ------------------------------------------------
 
     def supervisors(self) -> list[int]:
-        """Live supervisor processes of this data dir: its zygote and one per attempt."""
+        """Live supervisor processes of this data dir (one, while any runs)."""
         return supervisor_pids(self.data_dir)
 
     def stop_supervisors(self, timeout: float = 20) -> None:
-        """Stop what outlived the daemon and wait until it is gone: SIGUSR2 makes an
-        attempt supervisor end its task's tree (and ends the zygote, which leaves it at
-        its default action)."""
+        """Stop what outlived the daemon and wait until it is gone: on SIGUSR2 the
+        supervisor ends every task's tree, saves their status and leaves."""
         for pid in self.supervisors():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGUSR2)

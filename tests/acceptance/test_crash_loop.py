@@ -74,6 +74,5 @@ def test_twenty_kill9_during_a_120_task_workflow(make_daemon: Any, tmp_path: Pat
         tries = [row[0] for row in db.execute("SELECT tries FROM tasks")]
     assert len(tries) == 120
     assert set(tries) == {1}
-    # Nothing is left behind: every attempt supervisor ended with its task, the data
-    # dir's own one with its daemon.
+    # Nothing is left behind: the supervisor left with its daemon, its tasks ended.
     wait_for(lambda: not daemon.supervisors(), timeout=20, message="no supervisor left")

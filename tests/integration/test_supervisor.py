@@ -47,8 +47,8 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "data"
     folder.mkdir(mode=0o700)
     yield folder
-    # The zygote leaves with the process that started it (this test process outlives
-    # it here): stop it and whatever attempt supervisor a test left.
+    # The supervisor leaves with the process that started it (this test process
+    # outlives it here): stop it, and whatever task it still runs.
     for pid in supervisor_pids(folder):
         os.kill(pid, 12)  # SIGUSR2
     wait_for(lambda: not supervisor_pids(folder), message="supervisors gone")

@@ -59,7 +59,7 @@ class Supervisors:
     def __init__(self, data_dir: Path, fence: Fence | None = None) -> None:
         self.data_dir = data_dir
         self.fence = fence
-        self._zygote = 0
+        self._hub = 0
         self._dir_fd = -1
         self._starting: asyncio.Lock | None = None
 
@@ -109,15 +109,15 @@ class Supervisors:
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._zygote_exited():
-                self._start_zygote()
+            if self._hub_exited():
+                self._start_hub()
             deadline = time.monotonic() + START_SECONDS
             while True:
                 try:
                     transport, _ = await loop.create_unix_connection(protocol, address)
                     return transport
                 except (FileNotFoundError, ConnectionRefusedError):
-                    if time.monotonic() > deadline or self._zygote_exited():
+                    if time.monotonic() > deadline or self._hub_exited():
                         raise
                     await asyncio.sleep(0.01)
 
@@ -129,7 +129,7 @@ class Supervisors:
             probe.connect(self._address())
             return
         except OSError:
-            self._start_zygote()
+            self._start_hub()
         finally:
             probe.close()
 
@@ -140,22 +140,22 @@ class Supervisors:
         # a unix socket address.
         return f"/proc/self/fd/{self._dir_fd}/{frames.SOCKET}"
 
-    def _zygote_exited(self) -> bool:
-        if self._zygote <= 0:
+    def _hub_exited(self) -> bool:
+        if self._hub <= 0:
             return True
         try:
-            done, _ = os.waitpid(self._zygote, os.WNOHANG)
+            done, _ = os.waitpid(self._hub, os.WNOHANG)
         except ChildProcessError:
-            done = self._zygote
+            done = self._hub
         if done:
-            self._zygote = 0
+            self._hub = 0
         return bool(done)
 
-    def _start_zygote(self) -> None:
+    def _start_hub(self) -> None:
         # Its own session: a kill -9 of the daemon (or of its group) leaves it running.
-        # Reaped by hand (_zygote_exited): it lives as long as this process does.
+        # Reaped by hand (_hub_exited): it lives as long as this process does.
         argv = [sys.executable, "-m", "provisioning.execution.supervisor", str(self.data_dir)]
-        self._zygote = os.posix_spawn(
+        self._hub = os.posix_spawn(
             sys.executable,
             [*argv, str(os.getpid())],
             dict(os.environ),
@@ -185,7 +185,7 @@ class Supervisors:
         confine: Confinement,
         file_bytes: int,
     ) -> dict[str, Any]:
-        """What an attempt supervisor is told to run (JSON; never a shell line)."""
+        """What the supervisor is told to run for an attempt (JSON; never a shell line)."""
         cgroup = confine.cgroup
         user = confine.user
         services = None

@@ -1,4 +1,3 @@
-"""Task supervisors that outlive the daemon (in the manner of containerd's shim or
-conmon): ``zygote`` forks one ``attempt`` supervisor per task, which starts the
-handler (``child``) and keeps its output and exit status in the attempt's folder
-(``frames``)."""
+"""The task supervisor that outlives the daemon (in the manner of containerd's shim
+or conmon): ``hub`` is the data dir's one supervisor process, ``attempt`` one task
+under it, ``child`` how its handler is started, ``frames`` what it keeps and says."""

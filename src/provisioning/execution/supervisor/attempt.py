@@ -97,9 +97,11 @@ class Attempt:
         for fd in self.readers:
             os.set_blocking(fd, False)
         pid, ticks = self.hub_id
-        frames.write_json(
-            self.folder / frames.SUPERVISOR, {"pid": pid, "start_ticks": ticks, "handler": self.pid}
-        )
+        with contextlib.suppress(OSError):  # without it a restarted daemon settles it as lost
+            frames.write_json(
+                self.folder / frames.SUPERVISOR,
+                {"pid": pid, "start_ticks": ticks, "handler": self.pid},
+            )
         spawned = {"pid": self.pid, "supervisor": pid}
         self.record(frames.SPAWNED, json.dumps(spawned).encode())
         return True
@@ -110,7 +112,11 @@ class Attempt:
         data = frames.frame(kind, payload)
         if self.file_room >= len(data):
             self.file_room -= len(data)
-            os.write(self.output, data)
+            try:
+                os.write(self.output, data)
+            except OSError as exc:  # a full disk: the task goes on, its daemon still hears
+                self.file_room = -1
+                self.notes.append(f"its output could not be saved: {exc.strerror}")
         elif self.file_room >= 0:
             self.file_room = -1
             self.notes.append("output beyond the attempt's file limit was not saved")
@@ -153,6 +159,8 @@ class Attempt:
             data = os.read(fd, READ_BYTES)
         except BlockingIOError:
             return True
+        except OSError:
+            data = b""  # as closed
         if data:
             self.record(self.readers[fd], data)
             return True
@@ -263,7 +271,8 @@ class Attempt:
     def _save(self, status: dict[str, Any]) -> None:
         self.status = status
         os.close(self.output)
-        frames.write_json(self.folder / frames.STATUS, status)
+        with contextlib.suppress(OSError):  # the daemon, if there, still hears it
+            frames.write_json(self.folder / frames.STATUS, status)
         if self.conn is not None:
             self.conn.settimeout(5.0)
             with contextlib.suppress(OSError):

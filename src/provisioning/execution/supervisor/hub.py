@@ -78,7 +78,13 @@ class Hub:
             now = time.monotonic()
             wait = 1.0
             for attempt in list(self.attempts):
-                due = attempt.tick(now)
+                try:
+                    due = attempt.tick(now)
+                except Exception as exc:  # one attempt's trouble must not end the others'
+                    due = now + 0.1
+                    print(
+                        f"provisioning supervisor: {attempt.folder.name}: {exc!r}", file=sys.stderr
+                    )
                 if attempt.status is not None:
                     self._forget(attempt)
                 else:
