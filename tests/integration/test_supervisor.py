@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from provisioning.execution.follow import Fence, Found
 from provisioning.execution.process import Confinement, ProcessHooks, StopReason
-from provisioning.execution.supervised import Fence, Found, Supervisors
+from provisioning.execution.supervised import Supervisors
 from provisioning.execution.supervisor import frames
 from provisioning.tasks import AttemptStatus, Outcome
 from tests.acceptance.conftest import pid_alive, supervisor_pids

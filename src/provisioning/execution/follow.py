@@ -5,11 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from ..tasks import EXIT_PERMANENT, AttemptStatus, Outcome
 from .process import ProcessHooks, _Control, _failure_text, _Watch
 from .supervisor import frames
+
+
+class Found(StrEnum):
+    """What a restarted daemon finds of an attempt it had running."""
+
+    FINISHED = "finished"  # its status is saved
+    ALIVE = "alive"  # its supervisor still runs it
+    GONE = "gone"  # neither: it died with the machine, or its supervisor was killed
+
+
+@dataclass(frozen=True)
+class Fence:
+    """On a shared store: the node's lease file, and how stale it may get."""
+
+    lease_file: Path
+    after: float
 
 
 class _Feed:
@@ -111,3 +130,15 @@ def skipping(hooks: ProcessHooks, count: int) -> ProcessHooks:
         return hooks.on_logs(lines[skip:])
 
     return ProcessHooks(hooks.on_spawn, hooks.on_progress, on_logs)
+
+
+def replay(feed: _Feed, path: Path, offset: int) -> int:
+    """Feed what the attempt's output file holds past ``offset``; how much that was."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return 0
+    feed.take(data)
+    return len(data)

@@ -1,10 +1,11 @@
-"""The daemon's side of the task supervisors: start attempts under them, follow them
+"""The daemon's side of the task supervisor: start attempts under it, follow them
 live, and re-adopt them after a restart.
 
 A live attempt streams over its own unix connection (the same frames its folder
 keeps). A re-adopted one is followed through its folder: the output file is read
 from the start (lines the store already has are skipped), until its status file
-says how it ended. Stop requests are signals to the attempt's supervisor.
+says how it ended. A stop request is a word in the attempt's folder and a SIGUSR1 to
+the supervisor.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from ..tasks import CONTROL_FD_VAR, AttemptStatus, Outcome
 from . import procfs
 from .cgroups import SERVICES
-from .follow import _Feed, _Link, outcome_of, skipping
+from .follow import Fence, Found, _Feed, _Link, outcome_of, replay, skipping
 from .process import Confinement, ProcessHooks, StopReason, _Control, _first, _resolved, _Watch
 from .supervisor import frames
 
@@ -35,22 +34,6 @@ log = logging.getLogger("provisioning.execution.supervised")
 POLL_SECONDS = 0.1
 START_SECONDS = 15.0
 STOP_FILE = "stop"
-
-
-class Found(StrEnum):
-    """What a restarted daemon finds of an attempt it had running."""
-
-    FINISHED = "finished"  # its status is saved
-    ALIVE = "alive"  # its supervisor still runs it
-    GONE = "gone"  # neither: it died with the machine, or its supervisor was killed
-
-
-@dataclass(frozen=True)
-class Fence:
-    """On a shared store: the node's lease file, and how stale it may get."""
-
-    lease_file: Path
-    after: float
 
 
 class Supervisors:
@@ -297,7 +280,7 @@ class Supervisors:
             # The status first: once it is there the output file is complete.
             status = frames.read_json(folder / frames.STATUS)
             supervisor = self._supervisor_pid(folder) if status is None else 0
-            offset += self._replay(feed, folder / frames.OUTPUT, offset)
+            offset += replay(feed, folder / frames.OUTPUT, offset)
             if status is not None:
                 break
             if not supervisor:
@@ -305,7 +288,7 @@ class Supervisors:
                 if status is None:
                     await self._ended(feed, None)
                     return None
-                offset += self._replay(feed, folder / frames.OUTPUT, offset)
+                offset += replay(feed, folder / frames.OUTPUT, offset)
                 break
             if stop.done() and not signalled:
                 signalled = True
@@ -313,14 +296,3 @@ class Supervisors:
                     self._ask_stop(folder, supervisor, stop.result())
             await _first(loop, [stop] if not signalled else [], POLL_SECONDS)
         return await self._ended(feed, status)
-
-    @staticmethod
-    def _replay(feed: _Feed, path: Path, offset: int) -> int:
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read()
-        except FileNotFoundError:
-            return 0
-        feed.take(data)
-        return len(data)

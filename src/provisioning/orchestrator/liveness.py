@@ -16,10 +16,10 @@ import logging
 import time
 
 from ..config import Settings
+from ..execution.follow import Found
 from ..execution.process import StopReason, ensure_dead
 from ..execution.procfs import boot_id
 from ..execution.runners import ATTEMPT_MARKER
-from ..execution.supervised import Found
 from ..tasks import AttemptStatus, Outcome
 from . import metrics
 from .models import Attempt, Claim, Task

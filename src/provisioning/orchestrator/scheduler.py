@@ -19,10 +19,11 @@ from typing import Any, TypeVar
 
 from ..config import Settings
 from ..execution import ProcessHooks, ProcessInfo, RunnerError, build_invocation
+from ..execution.follow import Fence
 from ..execution.process import StopReason
 from ..execution.runners import ATTEMPT_MARKER
 from ..execution.sandbox import Sandbox
-from ..execution.supervised import Fence, Supervisors
+from ..execution.supervised import Supervisors
 from ..execution.supervisor.frames import lease_file
 from ..tasks import AttemptStatus, Outcome
 from . import observe
