@@ -15,6 +15,7 @@ import pytest
 
 from provisioning.execution.follow import Fence, Found
 from provisioning.execution.process import Confinement, ProcessHooks, StopReason
+from provisioning.execution.procfs import start_ticks
 from provisioning.execution.supervised import Supervisors
 from provisioning.execution.supervisor import frames
 from provisioning.tasks import AttemptStatus, Outcome
@@ -191,3 +192,20 @@ def test_one_supervisor_serves_every_attempt_and_leaves_with_its_daemon(data_dir
     assert first["pid"] == second["pid"]
     # It stays while the process that started it (this one, here) lives.
     assert supervisor_pids(data_dir) == [first["pid"]]
+
+
+def test_sweep_forgets_ended_or_orphaned_folders_only(data_dir: Path) -> None:
+    sup = Supervisors(data_dir)
+    ended, orphaned, running, kept = (sup.folder(k) for k in ("a.1", "b.1", "c.1", "d.1"))
+    for folder in (ended, orphaned, running, kept):
+        folder.mkdir(parents=True)
+    frames.write_json(ended / frames.STATUS, {"reason": "exited", "exit_code": 0})
+    frames.write_json(orphaned / frames.SUPERVISOR, {"pid": 2**22 + 1, "start_ticks": 1})
+    me = {"pid": os.getpid(), "start_ticks": start_ticks(os.getpid())}
+    frames.write_json(running / frames.SUPERVISOR, me)
+    sup.sweep(keep={"d.1"})
+    assert not ended.exists()
+    assert not orphaned.exists()
+    assert running.exists()  # its supervisor lives: it may still run it
+    assert kept.exists()
+    assert sup.found("c.1") is Found.ALIVE

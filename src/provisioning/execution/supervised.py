@@ -72,12 +72,16 @@ class Supervisors:
 
     def sweep(self, keep: set[str]) -> None:
         """Forget the folders of attempts the store does not have running (their
-        outcome was recorded just before a crash) whose supervisor is gone."""
+        outcome was recorded just before a crash) that ended or whose supervisor is
+        gone."""
         root = self.data_dir / frames.ATTEMPTS
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(root):
-                if entry.name not in keep and not self._supervisor_pid(Path(entry.path)):
-                    frames.remove_attempt(Path(entry.path))
+                folder = Path(entry.path)
+                if entry.name in keep:
+                    continue
+                if (folder / frames.STATUS).exists() or not self._supervisor_pid(folder):
+                    frames.remove_attempt(folder)
 
     # -- the data dir's supervisor ------------------------------------------------------
 
