@@ -200,9 +200,13 @@ class Supervisors:
         }
 
     def _ask_stop(self, folder: Path, supervisor: int, reason: StopReason) -> None:
-        """A stop request: a word in the attempt's folder, then a signal to look."""
+        """A stop request: an empty file in the attempt's folder naming the reason (it
+        needs no room on a full disk), then a signal to look."""
         with contextlib.suppress(OSError):
-            (folder / STOP_FILE).write_text(reason.value)
+            os.close(
+                os.open(folder / f"{STOP_FILE}-{reason.value}", os.O_CREAT | os.O_WRONLY, 0o600)
+            )
+        with contextlib.suppress(ProcessLookupError):
             os.kill(supervisor, signal.SIGUSR1)
 
     async def run(

@@ -192,9 +192,8 @@ class Attempt:
 
     def stop_requested(self) -> None:
         """The daemon asked (a file in the folder, then a signal to the supervisor)."""
-        with contextlib.suppress(OSError):
-            reason = (self.folder / STOP_FILE).read_text().strip()
-            if reason in ("cancel", "shutdown"):
+        for reason in ("cancel", "shutdown"):
+            if (self.folder / f"{STOP_FILE}-{reason}").exists():
                 self.stop(reason)
 
     def _lease_late(self) -> bool:
