@@ -209,3 +209,12 @@ def test_sweep_forgets_ended_or_orphaned_folders_only(data_dir: Path) -> None:
     assert running.exists()  # its supervisor lives: it may still run it
     assert kept.exists()
     assert sup.found("c.1") is Found.ALIVE
+
+
+def test_a_restarted_node_drops_the_lease_files_of_its_earlier_lives(data_dir: Path) -> None:
+    old = Supervisors(data_dir, Fence(frames.lease_file(data_dir, "node-old"), after=1))
+    old.renewed(time.monotonic())
+    new = Supervisors(data_dir, Fence(frames.lease_file(data_dir, "node-new"), after=1))
+    new.renewed(time.monotonic())
+    new.drop_other_leases()
+    assert sorted(p.name for p in (data_dir / frames.LEASES).iterdir()) == ["node-new"]

@@ -1,17 +1,20 @@
-"""Following an attempt's supervisor: its frames into the line parser, and its saved
-status into the attempt's outcome."""
+"""Following an attempt's supervisor: what it is asked to run, its frames into the
+line parser, its saved status into the attempt's outcome."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..tasks import EXIT_PERMANENT, AttemptStatus, Outcome
-from .process import ProcessHooks, _Control, _failure_text, _Watch
+from ..tasks import CONTROL_FD_VAR, EXIT_PERMANENT, AttemptStatus, Outcome
+from .cgroups import SERVICES
+from .process import Confinement, ProcessHooks, _Control, _failure_text, _resolved, _Watch
 from .supervisor import frames
 
 
@@ -142,3 +145,43 @@ def replay(feed: _Feed, path: Path, offset: int) -> int:
         return 0
     feed.take(data)
     return len(data)
+
+
+def request_for(
+    folder: Path,
+    fence: Fence | None,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    timeout: float,
+    kill_grace: float,
+    confine: Confinement,
+    file_bytes: int,
+) -> dict[str, Any]:
+    """What the supervisor is told to run for an attempt (JSON; never a shell line)."""
+    cgroup = confine.cgroup
+    user = confine.user
+    services = None
+    if cgroup is not None and confine.release is not None:
+        services = str(cgroup.path.parent.parent / SERVICES)
+    return {
+        "dir": str(folder),
+        "argv": list(argv),
+        "env": dict(env),
+        "executable": _resolved(argv[0], env) if user is None else None,
+        "cwd": cwd,
+        "cgroup": str(cgroup.path) if cgroup is not None else None,
+        "services": services,
+        "uid": user.uid if user is not None else None,
+        "gid": user.gid if user is not None else None,
+        "umask": confine.umask,
+        "control": confine.control_pipe,
+        "control_var": CONTROL_FD_VAR,
+        "daemon_pid": os.getpid(),
+        "timeout": timeout,
+        "grace": kill_grace,
+        "lease_file": str(fence.lease_file) if fence else None,
+        "fence_after": fence.after if fence else None,
+        "file_bytes": file_bytes,
+    }

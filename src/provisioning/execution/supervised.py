@@ -18,15 +18,14 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..tasks import CONTROL_FD_VAR, AttemptStatus, Outcome
+from ..tasks import AttemptStatus, Outcome
 from . import procfs
-from .cgroups import SERVICES
-from .follow import Fence, Found, _Feed, _Link, outcome_of, replay, skipping
-from .process import Confinement, ProcessHooks, StopReason, _Control, _first, _resolved, _Watch
+from .follow import Fence, Found, _Feed, _Link, outcome_of, replay, request_for, skipping
+from .process import ProcessHooks, StopReason, _Control, _first, _Watch
 from .supervisor import frames
 
 log = logging.getLogger("provisioning.execution.supervised")
@@ -53,6 +52,18 @@ class Supervisors:
         """The node's leases were renewed (asked at ``at``, monotonic clock)."""
         if self.fence is not None:
             frames.write_lease(self.fence.lease_file, at)
+
+    def drop_other_leases(self) -> None:
+        """Remove the lease files of this data dir's earlier nodes (an earlier life of
+        this daemon): what still runs under them stops at once instead of at 0.75 x
+        lease, and the files do not pile up."""
+        if self.fence is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.fence.lease_file.parent):
+                if entry.name != self.fence.lease_file.name:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
 
     def forget(self, key: str) -> None:
         frames.remove_attempt(self.folder(key))
@@ -160,44 +171,9 @@ class Supervisors:
 
     # -- attempts -----------------------------------------------------------------------
 
-    def request(
-        self,
-        key: str,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str],
-        cwd: str | None,
-        timeout: float,
-        kill_grace: float,
-        confine: Confinement,
-        file_bytes: int,
-    ) -> dict[str, Any]:
-        """What the supervisor is told to run for an attempt (JSON; never a shell line)."""
-        cgroup = confine.cgroup
-        user = confine.user
-        services = None
-        if cgroup is not None and confine.release is not None:
-            services = str(cgroup.path.parent.parent / SERVICES)
-        return {
-            "dir": str(self.folder(key)),
-            "argv": list(argv),
-            "env": dict(env),
-            "executable": _resolved(argv[0], env) if user is None else None,
-            "cwd": cwd,
-            "cgroup": str(cgroup.path) if cgroup is not None else None,
-            "services": services,
-            "uid": user.uid if user is not None else None,
-            "gid": user.gid if user is not None else None,
-            "umask": confine.umask,
-            "control": confine.control_pipe,
-            "control_var": CONTROL_FD_VAR,
-            "daemon_pid": os.getpid(),
-            "timeout": timeout,
-            "grace": kill_grace,
-            "lease_file": str(self.fence.lease_file) if self.fence else None,
-            "fence_after": self.fence.after if self.fence else None,
-            "file_bytes": file_bytes,
-        }
+    def request(self, key: str, argv: Sequence[str], **how: Any) -> dict[str, Any]:
+        """What the supervisor is told to run for an attempt: see :func:`request_for`."""
+        return request_for(self.folder(key), self.fence, argv, **how)
 
     def _ask_stop(self, folder: Path, supervisor: int, reason: StopReason) -> None:
         """A stop request: an empty file in the attempt's folder naming the reason (it

@@ -118,6 +118,7 @@ class Liveness:
             # This node's earlier life had another id: its attempts were (or will be)
             # taken over, and their supervisors fence themselves. Forget what they left.
             self._scheduler.supervisors.sweep(set())
+            self._scheduler.supervisors.drop_other_leases()
         else:
             # One node at a time on this store: whatever still runs is from a previous life.
             orphans = await self._store.run(self._store.store.running_attempts)
