@@ -3,6 +3,7 @@ subprocess, on a free loopback port, with its own data dir and configuration."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,6 +37,28 @@ def pid_alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def supervisor_pids(data_dir: Path) -> list[int]:
+    """Processes running ``python -m provisioning.execution.supervisor DATA_DIR ...``
+    (the data dir's task supervisor)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        argv = _cmdline(int(entry))
+        ours = "provisioning.execution.supervisor" in argv and str(data_dir) in argv
+        if ours and pid_alive(int(entry)):
+            found.append(int(entry))
+    return found
 
 
 def _toml(value: Any) -> str:
@@ -130,6 +153,20 @@ class Daemon:
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
 
+    # -- the task supervisors it started ------------------------------------------------
+
+    def supervisors(self) -> list[int]:
+        """Live supervisor processes of this data dir (one, while any runs)."""
+        return supervisor_pids(self.data_dir)
+
+    def stop_supervisors(self, timeout: float = 20) -> None:
+        """Stop what outlived the daemon and wait until it is gone: on SIGUSR2 the
+        supervisor ends every task's tree, saves their status and leaves."""
+        for pid in self.supervisors():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR2)
+        wait_for(lambda: not self.supervisors(), timeout=timeout, message="supervisors gone")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -202,6 +239,7 @@ def make_daemon(tmp_path: Path) -> Iterator[Any]:
     for daemon in started:
         if daemon.proc is not None and daemon.proc.poll() is None:
             daemon.stop(signal.SIGKILL)
+        daemon.stop_supervisors()
 
 
 @pytest.fixture

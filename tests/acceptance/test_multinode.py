@@ -3,13 +3,15 @@ failover after kill -9, every outcome written once."""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.acceptance.conftest import Daemon
+from tests.acceptance.conftest import Daemon, pid_alive
 from tests.acceptance.workflow_helpers import item_layers, submit, wait_workflow, workflow
 from tests.conftest import wait_for
 from tests.integration.pg_server import (  # noqa: F401 - fixtures
@@ -213,3 +215,49 @@ def test_migrate_store_copies_a_sqlite_data_dir_into_postgres(  # type: ignore[n
         assert target.http.get("/tasks", params={"status": "pending"}).json()["total"] == 0
     finally:
         target.stop()
+
+
+def test_a_killed_nodes_supervisor_stops_its_task_before_the_lease_runs_out(
+    tmp_path: Path,
+    pg_dsn,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    dsn = pg_dsn()
+    token_file = tmp_path / "cluster-token"
+    marker, pid_file = tmp_path / "ran", tmp_path / "pid"
+    nodes = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        nodes.append(Node(tmp_path / name, dsn, token_file, lease_seconds=LEASE_SECONDS))
+    first, second = nodes
+    try:
+        first.start()
+        script = (
+            f'[ -e "{marker}" ] && exit 0; touch "{marker}"; echo $$ > "{pid_file}"; exec sleep 300'
+        )
+        task_id = first.submit(
+            {"command": ["sh", "-c", script]}, retry={"max_attempts": 1, "initial_delay": 0}
+        )
+        wait_for(pid_file.exists, message="the task started")
+        wait_for(lambda: pid_file.read_text().strip(), message="its pid written")
+        pid = int(pid_file.read_text())
+
+        first.kill9()
+        killed_at = time.monotonic()
+        # Nobody renews its node's lease: its supervisor stops it (SIGTERM at 0.75 x
+        # lease), before any other node could take it over.
+        wait_for(lambda: not pid_alive(pid), timeout=LEASE_SECONDS * 2, message="task stopped")
+        assert time.monotonic() - killed_at < LEASE_SECONDS
+        [folder] = list((first.data_dir / "attempts").iterdir())
+        assert json.loads((folder / "status.json").read_text())["reason"] == "fenced"
+
+        second.start()
+        task = second.wait_status(task_id, timeout=30)
+        assert task["status"] == "completed"
+        attempts = task["attempts"]
+        assert [a["status"] for a in attempts] == ["lost", "completed"]
+        assert "lease" in attempts[0]["error"]
+    finally:
+        for node in nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.stop()
+            node.stop_supervisors()

@@ -99,19 +99,22 @@ def test_a_double_fork_ends_with_its_task(daemon: Daemon, tmp_path: Path) -> Non
 
 
 @needs_cgroup2
-def test_kill9_and_restart_ends_a_setsid_grandchild(make_daemon: Any, tmp_path: Path) -> None:
+def test_kill9_and_restart_then_cancel_ends_a_setsid_grandchild(
+    make_daemon: Any, tmp_path: Path
+) -> None:
     daemon: Daemon = make_daemon().start()
     pid_file = tmp_path / "pid"
     task_id = daemon.submit(escaper(pid_file, "sleep 300"))
     daemon.wait_status(task_id, {"running"})
     pid = grandchild(pid_file)
     daemon.kill9()
-    assert pid_alive(pid)  # nothing supervised it while the daemon was down
+    assert pid_alive(pid)  # its supervisor runs it on while the daemon is down
     daemon.start()
-    assert_gone(pid)
-    [first, *_] = daemon.task(task_id)["attempts"]
-    assert first["status"] == "lost"
+    assert pid_alive(pid)  # re-adopted, not killed
     assert daemon.http.post(f"/tasks/{task_id}/cancel").status_code == 200
+    assert daemon.wait_status(task_id)["status"] == "cancelled"
+    assert_gone(pid)
+    assert [a["status"] for a in daemon.task(task_id)["attempts"]] == ["cancelled"]
 
 
 @needs_cgroup2

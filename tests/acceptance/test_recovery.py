@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -13,22 +15,35 @@ from tests.acceptance.conftest import BIN, Daemon, pid_alive
 from tests.conftest import wait_for
 
 
-def _long_task(root: Path) -> list[str]:
-    """First attempt: hold a lock and hang with a grandchild. Later attempts: check the
-    lock is free (no overlap with an earlier attempt) and finish."""
+def _gated_task(root: Path) -> list[str]:
+    """Hold a lock (an overlapping run would find it taken), start a grandchild, print
+    a line, wait for the gate, print another and exit 0."""
     script = f"""
         exec 9>"{root}/lock"
         if ! flock -n 9; then echo overlap >> "{root}/overlap"; exit 1; fi
         echo $$ >> "{root}/starts"
-        if [ "$(wc -l < "{root}/starts")" -gt 1 ]; then exit 0; fi
         sleep 300 &
         echo $! > "{root}/grandchild"
-        wait
+        echo before the crash
+        while [ ! -e "{root}/gate" ]; do sleep 0.02; done
+        echo after the crash
+        echo 'RESULT: {{"done": true}}'
     """
     return ["sh", "-c", script]
 
 
-def test_kill9_mid_run_loses_nothing_and_repeats_nothing(make_daemon) -> None:  # type: ignore[no-untyped-def]
+def _attempt_dirs(daemon: Daemon) -> list[Path]:
+    folder = daemon.data_dir / "attempts"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def _log_lines(daemon: Daemon, task_id: str) -> list[str]:
+    response = daemon.http.get(f"/tasks/{task_id}/logs")
+    assert response.status_code == 200, response.text
+    return [line["line"] for line in response.json()["lines"]]
+
+
+def test_kill9_mid_run_the_task_goes_on_and_nothing_repeats(make_daemon) -> None:  # type: ignore[no-untyped-def]
     daemon: Daemon = make_daemon(max_concurrent_tasks=1).start()
     root = daemon.root
     quick = [
@@ -37,11 +52,10 @@ def test_kill9_mid_run_loses_nothing_and_repeats_nothing(make_daemon) -> None:  
     ]
     for task_id in quick:
         assert daemon.wait_status(task_id)["status"] == "completed"
-    long = daemon.submit(
-        {"command": _long_task(root)}, retry={"max_attempts": 3, "initial_delay": 0}
-    )
+    long = daemon.submit({"command": _gated_task(root)}, retry={"max_attempts": 1})
     daemon.wait_status(long, {"running"})
     wait_for((root / "grandchild").exists, message="grandchild started")
+    wait_for(lambda: "before the crash" in _log_lines(daemon, long), message="first line stored")
     leader = int((root / "starts").read_text().split()[0])
     grandchild = int((root / "grandchild").read_text())
     queued = [
@@ -50,37 +64,93 @@ def test_kill9_mid_run_loses_nothing_and_repeats_nothing(make_daemon) -> None:  
     ]
 
     daemon.kill9()
-    # The orphaned attempt lives on after its orchestrator died...
     assert pid_alive(leader)
     assert pid_alive(grandchild)
 
     daemon.start()
+    # Re-adopted, not killed: the same attempt, the same processes.
+    task = daemon.task(long)
+    assert task["status"] == "running"
+    assert [a["status"] for a in task["attempts"]] == ["running"]
+    assert pid_alive(leader)
+    assert pid_alive(grandchild)
+    (root / "gate").touch()
     for task_id in [*quick, long, *queued]:
         assert daemon.wait_status(task_id)["status"] == "completed"
-    # ... and was dead before the task ran again: no two live executions overlapped.
-    assert not pid_alive(leader)
-    assert not pid_alive(grandchild)
+    task = daemon.task(long)
+    assert [a["status"] for a in task["attempts"]] == ["completed"]
+    assert task["result"] == {"done": True}
+    # Its output before and after the crash, each line once.
+    lines = _log_lines(daemon, long)
+    assert lines.count("before the crash") == 1
+    assert lines.count("after the crash") == 1
+    # It ran once; the tree ended with it; nothing overlapped.
+    assert len((root / "starts").read_text().split()) == 1
+    wait_for(lambda: not pid_alive(grandchild), message="grandchild ended with its task")
     assert not (root / "overlap").exists()
-    attempts = daemon.task(long)["attempts"]
-    assert [a["status"] for a in attempts] == ["lost", "completed"]
-    assert "orchestrator stopped" in attempts[0]["error"]
-    # Completed tasks ran exactly once; queued ones once too.
     for i in range(3):
         assert (root / f"quick-{i}").read_text() == "run\n"
     for i in range(2):
         assert (root / f"later-{i}").read_text() == "run\n"
-    assert daemon.task(quick[0])["attempts"][0]["status"] == "completed"
+    wait_for(lambda: not _attempt_dirs(daemon), message="attempt folders forgotten")
 
 
-def test_kill9_with_no_retries_left_fails_the_task(make_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_a_task_that_ends_while_the_daemon_is_down_is_recorded_not_rerun(make_daemon) -> None:  # type: ignore[no-untyped-def]
     daemon: Daemon = make_daemon().start()
-    task_id = daemon.submit({"command": ["sleep", "300"]}, retry={"max_attempts": 1})
-    daemon.wait_status(task_id, {"running"})
+    root = daemon.root
+    task_id = daemon.submit({"command": _gated_task(root)}, retry={"max_attempts": 3})
+    wait_for(lambda: "before the crash" in _log_lines(daemon, task_id), message="first line")
+    grandchild = int((root / "grandchild").read_text())
+
     daemon.kill9()
+    (root / "gate").touch()
+    # Its supervisor saw it end, ended its tree and saved its status, with nobody there.
+    [folder] = _attempt_dirs(daemon)
+    wait_for((folder / "status.json").exists, message="status saved")
+    wait_for(lambda: not pid_alive(grandchild), message="the task's tree ended")
+    assert oct((folder / "status.json").stat().st_mode & 0o777) == "0o600"
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+
     daemon.start()
     task = daemon.wait_status(task_id)
-    assert task["status"] == "failed"
-    assert "orchestrator stopped" in task["error"]
+    assert task["status"] == "completed"
+    assert [a["status"] for a in task["attempts"]] == ["completed"]
+    assert task["result"] == {"done": True}
+    lines = _log_lines(daemon, task_id)
+    assert lines.count("before the crash") == 1
+    assert lines.count("after the crash") == 1
+    assert len((root / "starts").read_text().split()) == 1
+    wait_for(lambda: not _attempt_dirs(daemon), message="attempt folder forgotten")
+
+
+def test_a_crash_that_takes_the_supervisor_too_uses_up_no_try(make_daemon) -> None:  # type: ignore[no-untyped-def]
+    daemon: Daemon = make_daemon().start()
+    root = daemon.root
+    script = (
+        f'echo $$ >> "{root}/starts"; [ -e "{root}/ran" ] && exit 0; touch "{root}/ran"; sleep 300'
+    )
+    task_id = daemon.submit({"command": ["sh", "-c", script]}, retry={"max_attempts": 1})
+    wait_for((root / "ran").exists, message="first run started")
+    leader = int((root / "starts").read_text().split()[0])
+    [folder] = _attempt_dirs(daemon)
+    supervisor = json.loads((folder / "supervisor.json").read_text())["pid"]
+
+    # As if the machine lost both: no supervisor is left to re-adopt, no status saved.
+    daemon.kill9()
+    os.kill(supervisor, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(supervisor), message="supervisor gone")
+    daemon.start()
+    task = daemon.wait_status(task_id)
+    # What was left of it was killed before it ran again; the crash cost no try.
+    assert not pid_alive(leader)
+    assert task["status"] == "completed"
+    assert [a["status"] for a in task["attempts"]] == ["lost", "completed"]
+    assert "orchestrator stopped" in task["attempts"][0]["error"]
+    # sh and its sleep, or sh alone when it had not forked yet: the count is of what was
+    # alive (the supervisor was not, nor were the processes of the quick run).
+    killed = re.search(r"killed what was left of it \((\d+) process", task["attempts"][0]["error"])
+    assert killed is not None
+    assert int(killed.group(1)) in (1, 2)
 
 
 def test_sigterm_awaits_short_tasks_and_hands_back_long_ones(make_daemon) -> None:  # type: ignore[no-untyped-def]

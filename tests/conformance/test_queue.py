@@ -424,10 +424,13 @@ class TestStoreConformance:
         assert store.logs(task.id, after=rest[-1].seq) == []
 
     def test_logs_belong_to_their_task_and_attempt(self, store: Store) -> None:
-        task, second = run_to_retry(store, retry_at=T0)
+        task = enqueue(store, "flaky")
+        first = claim_one(store, now=T0)
+        store.append_logs(task.id, first.attempt, [("stdout", "from attempt one", T0)])
+        assert store.finish(task.id, first.attempt, failed(), now=T0 + 1, retry_at=T0)
+        second = claim_one(store, now=T0)
         other = enqueue(store, "other")
         other_claim = claim_one(store)
-        store.append_logs(task.id, 1, [("stdout", "from attempt one", T0)])
         store.append_logs(other.id, other_claim.attempt, [("stdout", "not mine", T0)])
         store.append_logs(task.id, second.attempt, [("stdout", "from attempt two", T0)])
         assert [(ln.attempt, ln.line) for ln in store.logs(task.id)] == [
@@ -436,6 +439,19 @@ class TestStoreConformance:
         ]
         assert [ln.line for ln in store.logs(other.id)] == ["not mine"]
         assert store.logs("no-such-task") == []
+
+    def test_log_lines_of_a_settled_attempt_are_dropped(self, store: Store) -> None:
+        task, second = run_to_retry(store, retry_at=T0)
+        # A late flush of attempt 1 (it was taken over, or settled) is fenced like its
+        # outcome; so is one of attempt 2 once it finished, and one of a pending task.
+        store.append_logs(task.id, 1, [("stdout", "late, from attempt one", T0)])
+        store.append_logs(task.id, second.attempt, [("stdout", "in time", T0)])
+        assert store.finish(task.id, second.attempt, Outcome(AttemptStatus.COMPLETED), now=T0 + 2)
+        store.append_logs(task.id, second.attempt, [("stdout", "after the end", T0)])
+        pending = enqueue(store, "pending")
+        store.append_logs(pending.id, 1, [("stdout", "never ran", T0)])
+        assert [(ln.attempt, ln.line) for ln in store.logs(task.id)] == [(2, "in time")]
+        assert store.logs(pending.id) == []
 
     def test_appending_no_lines_changes_nothing(self, store: Store) -> None:
         task = enqueue(store)

@@ -149,6 +149,26 @@ class TaskCgroup:
             time.sleep(0.01)
 
 
+def release_into(group: TaskCgroup, services: Path) -> int:
+    """Move what is left in ``group`` to a services group of the same name (kept
+    running), then remove ``group``; return how many processes moved."""
+    moved: set[int] = set()
+    target = TaskCgroup(services / group.path.name)
+    # Services may fork while they are moved: move until the group is empty.
+    for _ in range(50):
+        pids = group.pids()
+        if not pids:
+            break
+        target.path.mkdir(parents=True, exist_ok=True)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                target.add(pid)
+                moved.add(pid)
+    with contextlib.suppress(OSError):
+        group.path.rmdir()
+    return len(moved)
+
+
 def _read_int(path: Path) -> int | None:
     try:
         text = path.read_text().strip()
@@ -216,23 +236,7 @@ class Cgroups:
         return True
 
     def release(self, group: TaskCgroup) -> int:
-        """Move what is left in ``group`` to a services group of the same name (kept
-        running), then remove ``group``; return how many processes moved."""
-        moved: set[int] = set()
-        target = TaskCgroup(self.services / group.path.name)
-        # Services may fork while they are moved: move until the group is empty.
-        for _ in range(50):
-            pids = group.pids()
-            if not pids:
-                break
-            target.path.mkdir(parents=True, exist_ok=True)
-            for pid in pids:
-                with contextlib.suppress(OSError):
-                    target.add(pid)
-                    moved.add(pid)
-        with contextlib.suppress(OSError):
-            group.path.rmdir()
-        return len(moved)
+        return release_into(group, self.services)
 
     def sweep(self, older_than: float) -> int:
         """Remove empty attempt (and services) groups last changed before ``older_than``."""

@@ -483,12 +483,17 @@ def ensure_dead(
     victims = set(procfs.pids_with_env(*marker))
     if cgroup is not None:
         victims |= set(cgroup.pids())
+    # The report counts only what was alive (a zombie or a gone group was not killed).
+    victims = {pid for pid in victims if not procfs.is_zombie_or_gone(pid)}
+    if cgroup is not None:
         cgroup.kill()
     groups: set[int] = set()
     if process is not None and process.boot_id == procfs.boot_id():
         leader_ticks = procfs.start_ticks(process.pid)
         # A live leader with another start time is a reused pid: our group is gone.
-        if leader_ticks is None or leader_ticks == process.start_ticks:
+        if (leader_ticks is None or leader_ticks == process.start_ticks) and procfs.pgid_alive(
+            process.pgid
+        ):
             groups.add(process.pgid)
     for pgid in groups:
         kill_group(pgid)

@@ -16,12 +16,13 @@ import logging
 import time
 
 from ..config import Settings
+from ..execution.follow import Found
 from ..execution.process import StopReason, ensure_dead
 from ..execution.procfs import boot_id
 from ..execution.runners import ATTEMPT_MARKER
 from ..tasks import AttemptStatus, Outcome
 from . import metrics
-from .models import Attempt, Task
+from .models import Attempt, Claim, Task
 from .scheduler import Scheduler, attempt_key
 from .store import StoreError
 from .storeclient import StoreClient
@@ -32,19 +33,47 @@ log = logging.getLogger("provisioning.orchestrator.liveness")
 SELF_FENCE_FRACTION = 0.75
 
 
+async def _stored_lines(store: StoreClient, task_id: str, attempt: int) -> int:
+    """How many log lines of the attempt the store has (its replay skips them)."""
+    count, after = 0, 0
+    while True:
+        page = await store.run(store.store.logs, task_id, after=after, limit=1000)
+        if not page:
+            return count
+        count += sum(1 for line in page if line.attempt == attempt)
+        after = page[-1].seq
+
+
 async def settle_orphans(
-    scheduler: Scheduler, orphans: list[tuple[Task, Attempt]], reason: str
+    scheduler: Scheduler,
+    store: StoreClient,
+    orphans: list[tuple[Task, Attempt]],
+    reason: str,
+    *,
+    adopt_running: bool = False,
 ) -> int:
-    """Kill what is left of each orphaned attempt on this machine, wait until it is
-    gone, then record the attempt lost (fenced: a settled attempt is not settled twice)."""
+    """Settle each orphaned attempt. One that ended while no daemon watched is recorded
+    from the status its supervisor saved, and with ``adopt_running`` one that still runs
+    here is supervised on (neither is run again). What is left of any other is killed;
+    once it is gone the attempt is recorded lost (fenced: an attempt is not settled
+    twice), which does not use up a try."""
     loop = asyncio.get_running_loop()
     here = boot_id()
     settled = 0
     for task, attempt in orphans:
+        key = attempt_key(task.id, attempt.number)
+        local = attempt.process is None or attempt.process.boot_id == here
+        found = scheduler.supervisors.found(key) if local else Found.GONE
+        if found is Found.FINISHED or (found is Found.ALIVE and adopt_running):
+            lines = await _stored_lines(store, task.id, attempt.number)
+            scheduler.adopt(Claim(task, attempt.number), lines)
+            log.warning("re-adopted attempt %d of task %s (%s)", attempt.number, task.id, found)
+            settled += 1
+            continue
         killed: list[int] = []
-        if attempt.process is None or attempt.process.boot_id == here:
+        if local:
             marker = (ATTEMPT_MARKER, f"{task.id}/{attempt.number}")
-            cgroup = scheduler.sandbox.cgroup_of(attempt_key(task.id, attempt.number))
+            cgroup = scheduler.sandbox.cgroup_of(key)
             end = functools.partial(ensure_dead, attempt.process, marker, cgroup=cgroup)
             killed = await loop.run_in_executor(None, end)
         detail = f"; killed what was left of it ({len(killed)} process(es)/group(s))"
@@ -52,6 +81,7 @@ async def settle_orphans(
         if await scheduler.finish_attempt(task, attempt.number, outcome) is not None:
             settled += 1
             log.warning("settled orphaned attempt %d of task %s", attempt.number, task.id)
+        scheduler.supervisors.forget(key)
     return settled
 
 
@@ -85,13 +115,25 @@ class Liveness:
         )
         if self.shared:
             await self.take_over_expired()
+            # This node's earlier life had another id: its attempts were (or will be)
+            # taken over, and their supervisors fence themselves. Forget what they left.
+            self._scheduler.supervisors.sweep(set())
+            self._scheduler.supervisors.drop_other_leases()
         else:
             # One node at a time on this store: whatever still runs is from a previous life.
             orphans = await self._store.run(self._store.store.running_attempts)
             await settle_orphans(
-                self._scheduler, orphans, "the orchestrator stopped while this attempt ran"
+                self._scheduler,
+                self._store,
+                orphans,
+                "the orchestrator stopped while this attempt ran",
+                adopt_running=True,
             )
+            keep = {attempt_key(task.id, attempt.number) for task, attempt in orphans}
+            self._scheduler.supervisors.sweep(keep)
         self._last_renewal = time.monotonic()
+        # Claims start after this, so their leases run from later than it.
+        self._scheduler.supervisors.renewed(self._last_renewal)
         self._loop_task = asyncio.create_task(self._run(), name="heartbeat")
         self._watch_task = asyncio.create_task(self._watch(), name="lease-watch")
 
@@ -115,6 +157,7 @@ class Liveness:
             return 0
         settled = await settle_orphans(
             self._scheduler,
+            self._store,
             mine,
             f"its node stopped renewing its lease; taken over by {self.node_id}",
         )
@@ -146,6 +189,9 @@ class Liveness:
                 self._fence_if_late()
                 continue
             self._last_renewal = asked_at
+            # Only now: the lease file tells this node's supervisors the store has
+            # renewed their attempts' leases, and from when.
+            self._scheduler.supervisors.renewed(asked_at)
             if self._scheduler.claims_paused:
                 log.warning("leases renewed again: claiming work again")
                 self._scheduler.claims_paused = False

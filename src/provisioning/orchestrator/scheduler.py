@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..config import Settings
-from ..execution import ProcessHooks, ProcessInfo, RunnerError, build_invocation, run_process
+from ..execution import ProcessHooks, ProcessInfo, RunnerError, build_invocation
+from ..execution.follow import Fence
 from ..execution.process import StopReason
 from ..execution.runners import ATTEMPT_MARKER
 from ..execution.sandbox import Sandbox
+from ..execution.supervised import Supervisors
+from ..execution.supervisor.frames import lease_file
 from ..tasks import AttemptStatus, Outcome
 from . import observe
 from .events import EventBus
@@ -36,6 +39,8 @@ log = logging.getLogger("provisioning.orchestrator.scheduler")
 
 IDLE_POLL_SECONDS = 1.0
 RECORD_RETRY_MAX_SECONDS = 2.0
+# A supervisor stops its task when its node's lease went this long without a renewal.
+SELF_FENCE_FRACTION = 0.75
 _dropped = RateLimitedLog(log, "store writes for running tasks dropped (store failing)")
 _claims = RateLimitedLog(log, "claiming work failed (store failing)")
 
@@ -75,6 +80,9 @@ class _Running:
     job: asyncio.Task[None] | None = None
     process: ProcessInfo | None = field(default=None)
     recording: asyncio.Future[None] | None = None
+    # Set for an attempt a previous daemon started: how many of its log lines the
+    # store has already (its supervisor's saved output is replayed after them).
+    adopted_lines: int | None = None
 
 
 class Scheduler:
@@ -107,6 +115,11 @@ class Scheduler:
         self._retry_times: list[float] = []
         self._finishing: set[asyncio.Future[Task | None]] = set()
         self.sandbox = Sandbox.from_settings(settings)
+        fence = None
+        if store.store.shared:
+            lease = settings.executor.lease_seconds
+            fence = Fence(lease_file(settings.data_dir, node_id), lease * SELF_FENCE_FRACTION)
+        self.supervisors = Supervisors(settings.data_dir, fence)
 
     @property
     def running_count(self) -> int:
@@ -126,6 +139,7 @@ class Scheduler:
         return self._wake.is_set()
 
     def start(self) -> None:
+        self.supervisors.start()
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="claim-loop"),
         ]
@@ -239,11 +253,17 @@ class Scheduler:
 
     # -- one attempt --------------------------------------------------------------------
 
-    def _launch(self, claim: Claim) -> None:
+    def adopt(self, claim: Claim, stored_lines: int) -> None:
+        """Go on supervising an attempt a previous daemon started on this machine (still
+        running, or ended with its status saved): it keeps its attempt and its try."""
+        self._launch(claim, adopted_lines=stored_lines)
+
+    def _launch(self, claim: Claim, adopted_lines: int | None = None) -> None:
         stop: asyncio.Future[StopReason] = asyncio.get_running_loop().create_future()
-        running = _Running(claim=claim, stop=stop)
+        running = _Running(claim=claim, stop=stop, adopted_lines=adopted_lines)
         self._running[claim.task.id] = running
-        self._bus.publish("task", "started", task_summary(claim.task))
+        if adopted_lines is None:
+            self._bus.publish("task", "started", task_summary(claim.task))
         running.job = asyncio.create_task(self._execute(running), name=f"task-{claim.task.id}")
 
     async def _execute(self, running: _Running) -> None:
@@ -269,6 +289,21 @@ class Scheduler:
     async def _run_attempt(self, running: _Running) -> Outcome:
         task, attempt = running.claim.task, running.claim.attempt
         claimed_at = time.monotonic()
+        if running.adopted_lines is not None:
+            hooks = self._hooks(running, claimed_at)
+            adopted = await self.supervisors.adopt(
+                attempt_key(task.id, attempt),
+                hooks=hooks,
+                stop=running.stop,
+                log_keep_bytes=self._log_keep_bytes,
+                stored_lines=running.adopted_lines,
+            )
+            if adopted is None:
+                # Not the task's fault: its try is given back (see finish_attempt).
+                return Outcome(
+                    AttemptStatus.LOST, error="its supervisor died with the orchestrator"
+                )
+            return adopted
         if task.cancel_requested:
             return Outcome(AttemptStatus.CANCELLED, error="cancelled")
         task_env = {
@@ -290,6 +325,31 @@ class Scheduler:
             )
         except RunnerError as exc:
             return Outcome(AttemptStatus.FAILED, error=str(exc), permanent=True)
+
+        key = attempt_key(task.id, attempt)
+        request = self.supervisors.request(
+            key,
+            invocation.argv,
+            env=invocation.env,
+            cwd=self.sandbox.cwd,
+            timeout=task.timeout_seconds,
+            kill_grace=self._settings.executor.kill_grace_seconds,
+            confine=self.sandbox.confinement(key, run),
+            file_bytes=2 * self._log_keep_bytes + (1 << 20),
+        )
+        return await self.supervisors.run(
+            request,
+            hooks=self._hooks(running, claimed_at),
+            stop=running.stop,
+            log_keep_bytes=self._log_keep_bytes,
+        )
+
+    @property
+    def _log_keep_bytes(self) -> int:
+        return int(self._settings.executor.log_keep_mib * 1024 * 1024)
+
+    def _hooks(self, running: _Running, claimed_at: float) -> ProcessHooks:
+        task, attempt = running.claim.task, running.claim.attempt
 
         def on_spawn(info: ProcessInfo) -> None:
             # Not awaited here: the store's single worker runs it before this attempt's
@@ -321,26 +381,16 @@ class Scheduler:
                 "task", "log", {"task_id": task.id, "lines": [line for _, line, _ in lines[-50:]]}
             )
 
-        return await run_process(
-            invocation.argv,
-            env=invocation.env,
-            cwd=self.sandbox.cwd,
-            timeout=task.timeout_seconds,
-            kill_grace=self._settings.executor.kill_grace_seconds,
-            hooks=ProcessHooks(on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs),
-            stop=running.stop,
-            log_keep_bytes=int(self._settings.executor.log_keep_mib * 1024 * 1024),
-            confine=self.sandbox.confinement(attempt_key(task.id, attempt), run),
-        )
+        return ProcessHooks(on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs)
 
     async def _record_end(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
         """:meth:`finish_attempt`, tried again while the store cannot take the write (a
         full disk): the outcome lands once there is room. At shutdown it gives up; the
-        attempt is then settled as an orphan at the next start."""
+        attempt's supervisor kept its status, which the next start records."""
         delay = 0.1
         while True:
             try:
-                return await self.finish_attempt(task, attempt, outcome)
+                updated = await self.finish_attempt(task, attempt, outcome)
             except StoreError as exc:
                 if self._stopping:
                     log.error("outcome of %s/%d not recorded (%s)", task.id, attempt, exc)
@@ -350,16 +400,21 @@ class Scheduler:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECORD_RETRY_MAX_SECONDS)
+                continue
+            # Recorded, or fenced (another settled it): the saved status is not needed.
+            self.supervisors.forget(attempt_key(task.id, attempt))
+            return updated
 
     async def finish_attempt(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
         """Record how an attempt ended and decide on a retry (also used by recovery)."""
         now = time.time()
         retry_at: float | None = None
-        counts = outcome.status is not AttemptStatus.INTERRUPTED
+        # Interrupted (shutdown, a lost lease) or lost (the orchestrator or its machine
+        # died under it): not the task's fault, so its try is given back.
+        counts = outcome.status not in (AttemptStatus.INTERRUPTED, AttemptStatus.LOST)
         retryable = not outcome.permanent and outcome.status in (
             AttemptStatus.FAILED,
             AttemptStatus.TIMED_OUT,
-            AttemptStatus.LOST,
         )
         tries_used = task.tries
         if not counts:

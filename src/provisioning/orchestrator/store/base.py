@@ -151,7 +151,8 @@ class Store(Protocol):
     def append_logs(
         self, task_id: str, attempt: int, lines: Sequence[tuple[str, str, float]]
     ) -> None:
-        """Append ``(stream, line, ts)`` log lines of an attempt."""
+        """Append ``(stream, line, ts)`` log lines of an attempt; fenced like
+        :meth:`finish`: nothing is stored unless it is the task's running attempt."""
 
     def finish(
         self, task_id: str, attempt: int, outcome: Outcome, **ending: Unpack[Ending]

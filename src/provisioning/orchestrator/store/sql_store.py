@@ -111,6 +111,11 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
             return
         rows = [(task_id, attempt, stream, self._text(line), ts) for stream, line, ts in lines]
         with self._tx(durable=False) as db:
+            # Fenced like finish: lines of an attempt that was settled (taken over, or
+            # recorded) are dropped. The row lock orders this against that finish.
+            current = self._q(db, "lock_task", task_id).fetchone()
+            if current is None or current["status"] != "running" or current["attempt"] != attempt:
+                return
             self._many(db, self._queries["append_log"], rows)
 
     def _lock_task_workflow(self, db: object, task_id: str) -> None:

@@ -640,6 +640,12 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
             return
 
         def build(tx: Tx) -> None:
+            # Fenced like finish: lines of an attempt that was settled are dropped.
+            row = self._record(rid("task", task_id))
+            if row is None or row["status"] != TaskStatus.RUNNING.value:
+                return
+            if row.get("attempt") != attempt:
+                return
             rows = []
             for stream, line, ts in lines:
                 seq = tx.next_seq("log_seq")
