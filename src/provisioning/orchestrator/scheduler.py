@@ -39,6 +39,9 @@ log = logging.getLogger("provisioning.orchestrator.scheduler")
 
 IDLE_POLL_SECONDS = 1.0
 RECORD_RETRY_MAX_SECONDS = 2.0
+# Attempts of one task that may end without counting (interrupted, lost) before the
+# next such one counts as a try.
+MAX_GIVEN_BACK = 20
 # A supervisor stops its task when its node's lease went this long without a renewal.
 SELF_FENCE_FRACTION = 0.75
 _dropped = RateLimitedLog(log, "store writes for running tasks dropped (store failing)")
@@ -410,11 +413,19 @@ class Scheduler:
         now = time.time()
         retry_at: float | None = None
         # Interrupted (shutdown, a lost lease) or lost (the orchestrator or its machine
-        # died under it): not the task's fault, so its try is given back.
-        counts = outcome.status not in (AttemptStatus.INTERRUPTED, AttemptStatus.LOST)
+        # died under it): not the task's fault, so its try is given back. But a task
+        # that keeps taking its node down with it (memory, a kernel bug) would come back
+        # forever: past MAX_GIVEN_BACK such attempts, each one counts.
+        given_back = task.attempt - task.tries
+        counts = (
+            outcome.status not in (AttemptStatus.INTERRUPTED, AttemptStatus.LOST)
+            or given_back >= MAX_GIVEN_BACK
+        )
         retryable = not outcome.permanent and outcome.status in (
             AttemptStatus.FAILED,
             AttemptStatus.TIMED_OUT,
+            AttemptStatus.LOST,
+            AttemptStatus.INTERRUPTED,
         )
         tries_used = task.tries
         if not counts:
