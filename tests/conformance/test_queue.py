@@ -118,6 +118,25 @@ class TestStoreConformance:
         }
         assert store.meta()["backend"] == expected[backend.name]
 
+    def test_a_sibling_handle_renews_leases_on_its_own_connection(
+        self, store: Store, backend: Backend
+    ) -> None:
+        # Expected: only the shared backend offers one (its heartbeat's connection).
+        offers = {"sqlite": False, "sqlite-memory": False, "postgres": True, "surreal": False}
+        sibling = store.sibling()
+        assert (sibling is not None) == offers[backend.name]
+        if sibling is None:
+            return
+        try:
+            task = enqueue(store)
+            claim = claim_one(store, now=T0)
+            sibling.heartbeat(NODE_A, now=T0 + 5, lease_seconds=LEASE, held=frozenset({task.id}))
+            renewed = must_get(store, task.id)
+            assert renewed.lease_expires_at == T0 + 5 + LEASE
+            assert claim.attempt == 1
+        finally:
+            sibling.close()
+
     def test_schema_version_is_recorded_in_the_database(self, backend: Backend) -> None:
         if not backend.shared:
             pytest.skip("a second handle does not see this backend's database")

@@ -61,6 +61,8 @@ class OrchestratorService:
         self.started_at = time.time()
         self.bus = EventBus()
         self.db = StoreClient(store, deadline=settings.storage.call_timeout_seconds)
+        sibling = store.sibling()
+        self._beat = None if sibling is None else StoreClient(sibling)
         self._token = token.encode()
         scheme = "https" if settings.server.tls_cert else "http"
         endpoint = f"{scheme}://{settings.server.host}:{settings.server.port}"
@@ -74,7 +76,7 @@ class OrchestratorService:
             task_token=self.task_token,
             on_finished=self.engine.after_task,
         )
-        self.liveness = Liveness(self.db, self.scheduler, settings, self.node_id)
+        self.liveness = Liveness(self.db, self.scheduler, settings, self.node_id, beat=self._beat)
         self._retention: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -97,6 +99,8 @@ class OrchestratorService:
         tracing.shutdown()
         self.bus.close()
         await asyncio.get_running_loop().run_in_executor(None, self.db.close)
+        if self._beat is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._beat.close)
 
     async def _retain(self) -> None:
         """Delete finished work older than ``storage.retention_days``, now and then."""

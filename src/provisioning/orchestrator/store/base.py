@@ -199,6 +199,11 @@ class Store(Protocol):
         """Block until another node made tasks claimable (``True``) or ``timeout``
         passed (``False``). Only a ``shared`` store is asked."""
 
+    def sibling(self) -> Store | None:
+        """Another handle on the same database with a connection of its own, for the
+        heartbeat (which must not wait behind this handle's verbs); ``None`` where the
+        store is not shared (one node: no lease to lose to another)."""
+
     # -- workflows ----------------------------------------------------------------------
 
     def create_workflow(self, **new: Unpack[NewWorkflow]) -> Workflow:

@@ -161,6 +161,7 @@ class PostgresStore(SqlStore):
 
     def __init__(self, dsn: str, lease_seconds: float = 30.0) -> None:
         self.dsn = dsn
+        self._lease_seconds = lease_seconds
         self._guards = session_guards(lease_seconds)
         self._lock = threading.RLock()
         self._batch_thread = None
@@ -186,6 +187,10 @@ class PostgresStore(SqlStore):
                     raise
                 log.warning("%s lost a deadlock; running it again", name)
         return call()
+
+    def sibling(self) -> PostgresStore:
+        """The same database on a connection of its own (for the heartbeat)."""
+        return PostgresStore(self.dsn, lease_seconds=self._lease_seconds)
 
     def _work_released(self, db: Conn) -> None:
         notify_work(db)

@@ -143,6 +143,10 @@ class SQLiteStore(SqlStore):
                 return [(False, error) for _ in calls]
         return outcomes
 
+    def sibling(self) -> None:
+        """Not shared: the heartbeat renews nothing another node could take."""
+        return None
+
     def wait_for_work(self, timeout: float) -> bool:
         """One node at a time uses this file: no other node queues work to wait for."""
         time.sleep(timeout)

@@ -415,6 +415,10 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         """Each verb is its own SurrealQL transaction (no group commit)."""
         return run_each(calls)
 
+    def sibling(self) -> None:
+        """Not shared: the heartbeat renews nothing another node could take."""
+        return None
+
     def wait_for_work(self, timeout: float) -> bool:
         """One node at a time uses this store: no other node queues work to wait for."""
         time.sleep(timeout)
