@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from bench_queue import Daemon, machine_info, running_daemon
+from bench_queue import Daemon, machine_info, report_head, running_daemon, save_results, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -214,38 +213,60 @@ def scale(sizes: list[int], width: int, jobs: int) -> list[dict[str, Any]]:
 
 
 def render(res: dict[str, Any]) -> str:
-    m = res["machine"]
+    terraform = res["terraform"] or "not installed (its column is empty)"
+    tools = f", {res['machine']['make']}; terraform: {terraform}"
+    shapes = [
+        [
+            row["dag"],
+            row["tasks"],
+            f"{row['make_s']} s",
+            f"{row['orchestrator']['wall_s']} s",
+            f"{row['ratio_vs_make']}x",
+            f"<= {row['target_vs_make']}x",
+            "-" if row["terraform_s"] is None else f"{row['terraform_s']} s",
+            "-" if row["speedup_vs_terraform"] is None else f"{row['speedup_vs_terraform']}x",
+        ]
+        for row in res["shapes"]
+    ]
+    scale = [
+        [
+            f"{row['tasks']} tasks",
+            f"{row['make_s']} s",
+            f"{row['wall_s']} s",
+            row["wall_ms_per_task"],
+            row["daemon_cpu_ms_per_task"],
+            f"{row['peak_rss_mb']} MB",
+        ]
+        for row in res["scale"]
+    ]
     lines = [
-        f"## DAG benchmark ({res['when']})",
+        *report_head("## DAG benchmark", res, tools),
+        *table(
+            [
+                "DAG",
+                "tasks",
+                "make -j10",
+                "orchestrator",
+                "ratio",
+                "target",
+                "terraform",
+                "orch. vs terraform",
+            ],
+            shapes,
+        ),
         "",
-        f"Command: `{res['command']}`  ",
-        f"Machine: {m['nproc']} CPU ({m['cpu']}), Python {m['python']}, {m['make']}; "
-        f"terraform: {res['terraform'] or 'not installed (its column is empty)'}",
-        "",
-        "| DAG | tasks | make -j10 | orchestrator | ratio | target | terraform "
-        "| orch. vs terraform |",
-        "|---|---|---|---|---|---|---|---|",
+        *table(
+            [
+                "scale (layers of 100 `true`)",
+                "make -j10",
+                "orchestrator",
+                "wall ms/task",
+                "daemon CPU ms/task",
+                "daemon peak RSS",
+            ],
+            scale,
+        ),
     ]
-    for row in res["shapes"]:
-        tf = "-" if row["terraform_s"] is None else f"{row['terraform_s']} s"
-        speed = "-" if row["speedup_vs_terraform"] is None else f"{row['speedup_vs_terraform']}x"
-        lines.append(
-            f"| {row['dag']} | {row['tasks']} | {row['make_s']} s | "
-            f"{row['orchestrator']['wall_s']} s | {row['ratio_vs_make']}x | "
-            f"<= {row['target_vs_make']}x | {tf} | {speed} |"
-        )
-    lines += [
-        "",
-        "| scale (layers of 100 `true`) | make -j10 | orchestrator | wall ms/task "
-        "| daemon CPU ms/task | daemon peak RSS |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in res["scale"]:
-        lines.append(
-            f"| {row['tasks']} tasks | {row['make_s']} s | {row['wall_s']} s | "
-            f"{row['wall_ms_per_task']} | {row['daemon_cpu_ms_per_task']} | "
-            f"{row['peak_rss_mb']} MB |"
-        )
     return "\n".join(lines)
 
 
@@ -270,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "scale": scale(sizes, 100, jobs),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(res, indent=2) + "\n")
+    save_results(res, args.output)
     print(render(res))
     return 0
 

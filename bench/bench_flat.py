@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_dag import Dag, layered, makefile_for, terraform_for, workflow_for
-from bench_queue import Daemon, isolated_env, machine_info
+from bench_queue import Daemon, isolated_env, machine_info, report_head, save_results, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLI = Path(sys.executable).parent / "provisioning"
@@ -171,43 +171,63 @@ def scale_point(size: int, form: str, timeout: float) -> dict[str, Any]:
 
 
 def render(res: dict[str, Any]) -> str:
-    m = res["machine"]
+    tools = (
+        f", {res['machine']['make']}, {res['terraform_version']}; medians of "
+        f"{res['repeats']} interleaved runs (Terraform: one run)."
+    )
+    workloads = [
+        [
+            r["workload"],
+            f"{r['make']} s",
+            "unavailable" if r["terraform"] is None else f"{r['terraform']} s",
+            *(f"{r[k]} s" for k in ("items_user", "items_server", "nodes_user", "nodes_server")),
+        ]
+        for r in res["workloads"]
+    ]
+    scale = [
+        [r["tasks"], r["form"], r["edges"], f"{r.get('body_mb')} MB", f"{r['make_s']} s"]
+        + (
+            [f"failed: {r['error'][:80]}", "", "", ""]
+            if "error" in r
+            else [
+                f"{r['user_s']} s",
+                f"{r['server_s']} s",
+                r["server_ms_per_task"],
+                f"{r['peak_rss_mb']} MB",
+            ]
+        )
+        for r in res["scale"]
+    ]
     lines = [
-        f"### bench_flat.py ({res['when']})",
+        *report_head("### bench_flat.py", res, tools),
+        *table(
+            [
+                "workload",
+                "make -j10",
+                "Terraform",
+                "items: user",
+                "items: server",
+                "nodes: user",
+                "nodes: server",
+            ],
+            workloads,
+        ),
         "",
-        f"Command: `{res['command']}`  ",
-        f"Machine: {m['nproc']} CPU ({m['cpu']}), Python {m['python']}, {m['make']}, "
-        f"{res['terraform_version']}; medians of {res['repeats']} interleaved runs "
-        "(Terraform: one run).",
-        "",
-        "| workload | make -j10 | Terraform | items: user | items: server "
-        "| nodes: user | nodes: server |",
-        "|---|---|---|---|---|---|---|",
+        *table(
+            [
+                "scale (layers of 100 `true`)",
+                "form",
+                "edges",
+                "body",
+                "make -j10",
+                "user",
+                "server",
+                "server ms/task",
+                "daemon peak RSS",
+            ],
+            scale,
+        ),
     ]
-    for r in res["workloads"]:
-        tf = "unavailable" if r["terraform"] is None else f"{r['terraform']} s"
-        lines.append(
-            f"| {r['workload']} | {r['make']} s | {tf} | {r['items_user']} s "
-            f"| {r['items_server']} s | {r['nodes_user']} s | {r['nodes_server']} s |"
-        )
-    lines += [
-        "",
-        "| scale (layers of 100 `true`) | form | edges | body | make -j10 | user | server "
-        "| server ms/task | daemon peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in res["scale"]:
-        if "error" in r:
-            lines.append(
-                f"| {r['tasks']} | {r['form']} | {r['edges']} | {r.get('body_mb')} MB "
-                f"| {r['make_s']} s | failed: {r['error'][:80]} | | | |"
-            )
-            continue
-        lines.append(
-            f"| {r['tasks']} | {r['form']} | {r['edges']} | {r['body_mb']} MB | {r['make_s']} s "
-            f"| {r['user_s']} s | {r['server_s']} s | {r['server_ms_per_task']} "
-            f"| {r['peak_rss_mb']} MB |"
-        )
     return "\n".join(lines)
 
 
@@ -244,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             for form in args.forms.split(",")
         ],
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(res, indent=2) + "\n")
+    save_results(res, args.output)
     print(render(res))
     return 0
 

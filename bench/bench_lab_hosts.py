@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_queue import save_results
 from provisioning.providers.base import ProviderContext, ServerSpec
 from provisioning.providers.local import LocalProvider
 from provisioning.ssh import Endpoint, Ssh
@@ -70,8 +71,7 @@ def main() -> None:
         "first_ssh_command": summary(first_command),
         "delete_until_gone": summary(delete),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    save_results(result, args.output)
     print(json.dumps(result, indent=2))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench_queue import Daemon, isolated_env, machine_info, percentile
+from bench_queue import Daemon, isolated_env, machine_info, percentile, report_head, save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -187,20 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         results["claim_latency"] = latency
     finally:
         server.stop()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(results, args.output)
     print(render(results))
     return 0
 
 
 def render(res: dict[str, Any]) -> str:
-    m = res["machine"]
     lines = [
-        f"## Nodes benchmark ({res['when']})",
-        "",
-        f"Command: `{res['command']}`  ",
-        f"Machine: {m['nproc']} CPU ({m['cpu']}), Python {m['python']}",
-        "",
+        *report_head("## Nodes benchmark", res),
         "| nodes | tasks | wall | tasks/s | sample of 200: tasks per node |",
         "|---|---|---|---|---|",
     ]

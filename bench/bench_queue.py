@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -102,6 +102,35 @@ def _cpu_model() -> str:
 def _make_version() -> str:
     out = subprocess.run(["make", "--version"], capture_output=True, text=True, check=False)
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
+
+
+def report_head(title: str, res: dict[str, Any], tools: str = "") -> list[str]:
+    """The first lines of every bench report: what ran, when, the command, the machine
+    (``tools``: more of it, such as make's and Terraform's versions)."""
+    m = res["machine"]
+    machine = f"{m['nproc']} CPU ({m['cpu']}), Python {m['python']}"
+    return [
+        f"{title} ({res['when']})",
+        "",
+        f"Command: `{res['command']}`  ",
+        f"Machine: {machine}{tools}",
+        "",
+    ]
+
+
+def save_results(results: dict[str, Any], output: Path) -> None:
+    """A bench's results, as JSON for later readings (the report goes to stdout)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def table(header: list[str], rows: Iterable[list[object]]) -> list[str]:
+    """A Markdown table's lines."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]
 
 
 def machine_info() -> dict[str, Any]:
@@ -725,8 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ORCHESTRATOR} missing: run ./scripts/setup.sh", file=sys.stderr)
         return 2
     results = run_all(cfg)
-    cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(results, cfg.output)
     print(render_markdown(results))
     print(f"\n(whole benchmark: {results['bench_seconds']} s; JSON: {cfg.output})")
     return 0

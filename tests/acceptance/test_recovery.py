@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -77,15 +78,8 @@ def test_kill9_mid_run_the_task_goes_on_and_nothing_repeats(make_daemon) -> None
     (root / "gate").touch()
     for task_id in [*quick, long, *queued]:
         assert daemon.wait_status(task_id)["status"] == "completed"
-    task = daemon.task(long)
-    assert [a["status"] for a in task["attempts"]] == ["completed"]
-    assert task["result"] == {"done": True}
-    # Its output before and after the crash, each line once.
-    lines = _log_lines(daemon, long)
-    assert lines.count("before the crash") == 1
-    assert lines.count("after the crash") == 1
-    # It ran once; the tree ended with it; nothing overlapped.
-    assert len((root / "starts").read_text().split()) == 1
+    _ran_once_to_its_end(daemon, daemon.task(long))
+    # The tree ended with it; nothing overlapped.
     wait_for(lambda: not pid_alive(grandchild), message="grandchild ended with its task")
     assert not (root / "overlap").exists()
     for i in range(3):
@@ -93,6 +87,17 @@ def test_kill9_mid_run_the_task_goes_on_and_nothing_repeats(make_daemon) -> None
     for i in range(2):
         assert (root / f"later-{i}").read_text() == "run\n"
     wait_for(lambda: not _attempt_dirs(daemon), message="attempt folders forgotten")
+
+
+def _ran_once_to_its_end(daemon: Daemon, task: dict[str, Any]) -> None:
+    """A gated task that lived through a crash: completed in its first attempt, its
+    output before and after the crash stored once each, started once."""
+    assert task["status"] == "completed"
+    assert [a["status"] for a in task["attempts"]] == ["completed"]
+    assert task["result"] == {"done": True}
+    lines = _log_lines(daemon, task["id"])
+    assert (lines.count("before the crash"), lines.count("after the crash")) == (1, 1)
+    assert len((daemon.root / "starts").read_text().split()) == 1
 
 
 def test_a_task_that_ends_while_the_daemon_is_down_is_recorded_not_rerun(make_daemon) -> None:  # type: ignore[no-untyped-def]
@@ -112,14 +117,7 @@ def test_a_task_that_ends_while_the_daemon_is_down_is_recorded_not_rerun(make_da
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
 
     daemon.start()
-    task = daemon.wait_status(task_id)
-    assert task["status"] == "completed"
-    assert [a["status"] for a in task["attempts"]] == ["completed"]
-    assert task["result"] == {"done": True}
-    lines = _log_lines(daemon, task_id)
-    assert lines.count("before the crash") == 1
-    assert lines.count("after the crash") == 1
-    assert len((root / "starts").read_text().split()) == 1
+    _ran_once_to_its_end(daemon, daemon.wait_status(task_id))
     wait_for(lambda: not _attempt_dirs(daemon), message="attempt folder forgotten")
 
 

@@ -75,39 +75,36 @@ def server() -> Iterator[str]:
         thread.join()
 
 
-def test_requests_share_one_kept_alive_connection(server: str) -> None:
-    client = OrchestratorClient(server, "t0ken", 5)
+@pytest.fixture()
+def client(server: str) -> Iterator[OrchestratorClient]:
+    made = OrchestratorClient(server, "t0ken", 5)
     try:
-        assert client.health() == {"path": "/health"}
-        assert client.submit_task({"name": "one"}) == "one"
-        assert client.health() == {"path": "/health"}
+        yield made
     finally:
-        client.close()
+        made.close()
+
+
+def test_requests_share_one_kept_alive_connection(client: OrchestratorClient) -> None:
+    assert client.health() == {"path": "/health"}
+    assert client.submit_task({"name": "one"}) == "one"
+    assert client.health() == {"path": "/health"}
     assert len(_Handler.connections) == 1
 
 
-def test_a_connection_the_server_closed_is_dialled_again(server: str) -> None:
-    client = OrchestratorClient(server, None, 5)
-    try:
-        assert client._request("GET", "/drop") == {"dropped": True}
-        assert client.health() == {"path": "/health"}
-    finally:
-        client.close()
+def test_a_connection_the_server_closed_is_dialled_again(client: OrchestratorClient) -> None:
+    assert client._request("GET", "/drop") == {"dropped": True}
+    assert client.health() == {"path": "/health"}
     assert len(_Handler.connections) == 2
 
 
-def test_answers_that_are_not_json_are_clear_errors(server: str) -> None:
-    client = OrchestratorClient(server, None, 5)
-    try:
-        with pytest.raises(ClientError, match=r"bad gateway.*\(HTTP 502\)") as refused:
-            client._request("GET", "/html")
-        assert refused.value.status == 502
-        with pytest.raises(ClientError, match="not JSON"):
-            client._request("GET", "/plain")
-        with pytest.raises(ClientError, match=r"no such thing \(HTTP 404\)"):
-            client._request("GET", "/nothing")
-    finally:
-        client.close()
+def test_answers_that_are_not_json_are_clear_errors(client: OrchestratorClient) -> None:
+    with pytest.raises(ClientError, match=r"bad gateway.*\(HTTP 502\)") as refused:
+        client._request("GET", "/html")
+    assert refused.value.status == 502
+    with pytest.raises(ClientError, match="not JSON"):
+        client._request("GET", "/plain")
+    with pytest.raises(ClientError, match=r"no such thing \(HTTP 404\)"):
+        client._request("GET", "/nothing")
 
 
 def test_nothing_listening_is_unreachable() -> None:
@@ -128,16 +125,12 @@ def test_a_server_that_never_answers_times_out() -> None:
             client.health()
 
 
-def test_the_event_stream_runs_beside_requests(server: str) -> None:
-    client = OrchestratorClient(server, None, 5)
-    try:
-        stream = client.events()
-        assert next(stream) == {"type": "system", "event": "connected"}
-        assert next(stream) == {"n": 0}
-        assert client.health() == {"path": "/health"}
-        assert [event["n"] for event in stream] == [1, 2]
-    finally:
-        client.close()
+def test_the_event_stream_runs_beside_requests(client: OrchestratorClient) -> None:
+    stream = client.events()
+    assert next(stream) == {"type": "system", "event": "connected"}
+    assert next(stream) == {"n": 0}
+    assert client.health() == {"path": "/health"}
+    assert [event["n"] for event in stream] == [1, 2]
 
 
 def test_an_endpoint_that_is_not_http_is_refused() -> None:
