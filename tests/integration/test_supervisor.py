@@ -99,6 +99,17 @@ def test_a_run_is_streamed_and_saved(data_dir: Path) -> None:
     assert not folder.exists()
 
 
+def test_an_attempt_forgotten_soon_is_gone_once_closed(data_dir: Path) -> None:
+    sup = Supervisors(data_dir)
+    outcome = asyncio.run(_run(sup, "t.1", ["true"], Recorder()))
+    assert outcome.status is AttemptStatus.COMPLETED
+    folder = sup.folder("t.1")
+    assert (folder / frames.STATUS).exists()
+    sup.forget_soon("t.1")
+    sup.close()
+    assert not folder.exists()
+
+
 def test_a_missing_program_is_a_permanent_failure(data_dir: Path) -> None:
     outcome = asyncio.run(_run(Supervisors(data_dir), "t.1", ["no-such-program"], Recorder()))
     assert outcome.status is AttemptStatus.FAILED

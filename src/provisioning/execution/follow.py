@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -132,7 +132,7 @@ def skipping(hooks: ProcessHooks, count: int) -> ProcessHooks:
         left[0] -= skip
         return hooks.on_logs(lines[skip:])
 
-    return ProcessHooks(hooks.on_spawn, hooks.on_progress, on_logs)
+    return replace(hooks, on_logs=on_logs)
 
 
 def replay(feed: _Feed, path: Path, offset: int) -> int:

@@ -68,12 +68,16 @@ class ProcessHooks:
     """Callbacks into the caller (the scheduler persists what they receive).
 
     ``on_spawn`` runs synchronously; the others are started as tasks in the order
-    the output came, and all have finished when :func:`run_process` returns.
+    the output came, and all have finished when :func:`run_process` returns, unless
+    ``queued_in_order``: the caller's hooks queue their writes before returning (a
+    FIFO store queue), so its next write, the outcome, lands after them anyway and
+    need not wait for their answers; the caller awaits them itself.
     """
 
     on_spawn: Callable[[ProcessInfo], None]
     on_progress: Callable[[int, str | None], Awaitable[None]]
     on_logs: Callable[[list[tuple[str, str, float]]], Awaitable[None]]
+    queued_in_order: bool = False
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
@@ -196,6 +200,11 @@ class _Watch(asyncio.SubprocessProtocol):
 
     def _spawn(self, work: Awaitable[None]) -> None:
         self.pending.append(asyncio.ensure_future(work))
+
+    async def settled(self) -> None:
+        """The hooks' writes done, where the outcome must wait for them."""
+        if self.pending and not self._hooks.queued_in_order:
+            await asyncio.gather(*self.pending)
 
 
 def _settle_index(settle: Callable[[int | None], None], index: int, _: asyncio.Future[Any]) -> None:
@@ -428,8 +437,7 @@ async def run_process(
         if pipe is not None:
             pipe.close()
         watch.finish_logs()
-        if watch.pending:
-            await asyncio.gather(*watch.pending)
+        await watch.settled()
 
     if stopped is StopReason.CANCEL:
         return Outcome(AttemptStatus.CANCELLED, exit_code=code, error="cancelled")

@@ -82,7 +82,9 @@ class _Running:
     stop: asyncio.Future[StopReason]
     job: asyncio.Task[None] | None = None
     process: ProcessInfo | None = field(default=None)
-    recording: asyncio.Future[None] | None = None
+    # The writes its hooks queued (process record, progress, logs), in order: queued
+    # before the outcome, so they land first without the outcome waiting for them.
+    writes: list[asyncio.Future[Any]] = field(default_factory=list)
     # Set for an attempt a previous daemon started: how many of its log lines the
     # store has already (its supervisor's saved output is replayed after them).
     adopted_lines: int | None = None
@@ -113,6 +115,8 @@ class Scheduler:
         # Set by the heartbeat while this node cannot renew its leases.
         self.claims_paused = False
         self._wake = asyncio.Event()
+        # The store queue's number of the last claim queued (see finish_attempt).
+        self._claim_queued = 0
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
         self._retry_times: list[float] = []
@@ -212,6 +216,7 @@ class Scheduler:
                 log.info("handing %d task(s) back to the queue", len(pending))
                 self.stop_all(StopReason.SHUTDOWN)
                 await asyncio.wait(pending)
+        self.supervisors.close()
 
     # -- loops --------------------------------------------------------------------------
 
@@ -224,6 +229,7 @@ class Scheduler:
             claims: list[Claim] = []
             if free > 0:
                 try:
+                    self._claim_queued = self._store.queued + 1
                     claims = await self._store.run(
                         self._store.store.claim,
                         self.node_id,
@@ -274,8 +280,6 @@ class Scheduler:
         task = claim.task
         try:
             outcome = await self._run_attempt(running)
-            if running.recording is not None:
-                await running.recording
         except Exception as exc:  # A bug of ours must not leave the task running forever.
             log.exception("attempt %s/%d crashed", task.id, claim.attempt)
             outcome = Outcome(AttemptStatus.FAILED, error=f"orchestrator error: {exc}")
@@ -288,6 +292,7 @@ class Scheduler:
         self._running.pop(task.id, None)
         self._wake.set()
         await finishing
+        await asyncio.gather(*running.writes)
 
     async def _run_attempt(self, running: _Running) -> Outcome:
         task, attempt = running.claim.task, running.claim.attempt
@@ -353,38 +358,48 @@ class Scheduler:
 
     def _hooks(self, running: _Running, claimed_at: float) -> ProcessHooks:
         task, attempt = running.claim.task, running.claim.attempt
+        verbs = self._store.store
+
+        def write(
+            call: Awaitable[T], then: Callable[[T | None], None] | None = None
+        ) -> asyncio.Future[None]:
+            async def answered() -> None:
+                done = await _tolerated(call, task.id)
+                if then is not None:
+                    then(done)
+
+            future = asyncio.ensure_future(answered())
+            running.writes.append(future)
+            return future
 
         def on_spawn(info: ProcessInfo) -> None:
-            # Not awaited here: the store's single worker runs it before this attempt's
-            # finish, and a crash before it commits is covered by the environment marker.
+            # Not awaited: the store's queue runs it before this attempt's finish, and
+            # a crash before it commits is covered by the environment marker.
             running.process = info
             observe.attempt_spawned(task, claimed_at)
-            running.recording = asyncio.ensure_future(
-                _tolerated(
-                    self._store.run(self._store.store.record_process, task.id, attempt, info),
-                    task.id,
-                )
-            )
+            write(self._store.queue(verbs.record_process, task.id, attempt, info))
 
-        async def on_progress(progress: int, message: str | None) -> None:
-            updated = await _tolerated(
-                self._store.run(
-                    self._store.store.record_progress, task.id, progress, message, attempt=attempt
-                ),
-                task.id,
-            )
-            if updated is not None:
-                self._bus.publish("task", "progress", {**task_summary(updated), "message": message})
+        def on_progress(progress: int, message: str | None) -> Awaitable[None]:
+            def published(updated: Task | None) -> None:
+                if updated is not None:
+                    summary = {**task_summary(updated), "message": message}
+                    self._bus.publish("task", "progress", summary)
 
-        async def on_logs(lines: list[tuple[str, str, float]]) -> None:
-            await _tolerated(
-                self._store.run(self._store.store.append_logs, task.id, attempt, lines), task.id
+            queued = self._store.queue(
+                verbs.record_progress, task.id, progress, message, attempt=attempt
             )
-            self._bus.publish(
-                "task", "log", {"task_id": task.id, "lines": [line for _, line, _ in lines[-50:]]}
-            )
+            return write(queued, published)
 
-        return ProcessHooks(on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs)
+        def on_logs(lines: list[tuple[str, str, float]]) -> Awaitable[None]:
+            def published(_: object) -> None:
+                tail = [line for _, line, _ in lines[-50:]]
+                self._bus.publish("task", "log", {"task_id": task.id, "lines": tail})
+
+            return write(self._store.queue(verbs.append_logs, task.id, attempt, lines), published)
+
+        return ProcessHooks(
+            on_spawn=on_spawn, on_progress=on_progress, on_logs=on_logs, queued_in_order=True
+        )
 
     async def _record_end(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
         """:meth:`finish_attempt`, tried again while the store cannot take the write (a
@@ -405,7 +420,7 @@ class Scheduler:
                 delay = min(delay * 2, RECORD_RETRY_MAX_SECONDS)
                 continue
             # Recorded, or fenced (another settled it): the saved status is not needed.
-            self.supervisors.forget(attempt_key(task.id, attempt))
+            self.supervisors.forget_soon(attempt_key(task.id, attempt))
             return updated
 
     async def finish_attempt(self, task: Task, attempt: int, outcome: Outcome) -> Task | None:
@@ -432,6 +447,7 @@ class Scheduler:
             retry_at = now
         elif retryable and tries_used < task.retry.max_attempts:
             retry_at = now + task.retry.delay_before(tries_used + 1)
+        finish_queued = self._store.queued + 1
         updated: Task | None = await self._store.run(
             self._store.store.finish,
             task.id,
@@ -444,9 +460,11 @@ class Scheduler:
         if updated is None:
             log.warning("attempt %s/%d was taken over; its outcome is dropped", task.id, attempt)
             return None
-        # This finish may have released dependents, and a claim queued just before it
-        # (woken by another task's end) could not see them: claim again.
-        self._wake.set()
+        # This finish may have released dependents, and a claim queued before it (woken
+        # by another task's end) could not see them: claim again, unless a claim queued
+        # after it did (the usual case: its task's end woke the claim loop).
+        if self._claim_queued < finish_queued:
+            self._wake.set()
         if retry_at is not None:
             heapq.heappush(self._retry_times, retry_at)
         name = "retrying" if retry_at is not None and counts else "finished"

@@ -15,7 +15,7 @@ import functools
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -61,8 +61,15 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
-def _settle_all(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in answers:
+_Answer = tuple[asyncio.Future[Any], bool, Any, str]
+
+
+def _claims_first(answer: _Answer) -> bool:
+    return answer[3] != "claim"
+
+
+def _settle_all(answers: list[_Answer]) -> None:
+    for future, ok, value, _ in answers:
         _settle(future, ok, value)
 
 
@@ -82,6 +89,8 @@ class StoreClient:
         self.unavailable_at = 0.0
         self.answered_at = 0.0
         self.unavailable_why = ""
+        # Calls queued so far: a call sees the effects of every call with a lower number.
+        self.queued = 0
         self._thread.start()
 
     @property
@@ -105,15 +114,27 @@ class StoreClient:
         self, deadline: float | None, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """:meth:`run` with a deadline of its own (``None``: none)."""
+        return await self._answer(self._put(fn, *args, **kwargs), fn.__name__, deadline)
+
+    def queue(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[T]:
+        """:meth:`run`, queued *now*: ahead of every call made after this returns,
+        whenever the result is awaited (a hook's write before the outcome it precedes)."""
+        return self._answer(self._put(fn, *args, **kwargs), fn.__name__, self.deadline)
+
+    def _put(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self.queued += 1
         self._calls.put(_Call(functools.partial(fn, *args, **kwargs), future, loop, fn.__name__))
+        return future
+
+    async def _answer(self, future: asyncio.Future[T], verb: str, deadline: float | None) -> T:
         if deadline is None:
             return await future
         try:
             return await asyncio.wait_for(future, deadline)
         except TimeoutError:
-            why = f"store unavailable: {fn.__name__} got no answer within {deadline:g}s"
+            why = f"store unavailable: {verb} got no answer within {deadline:g}s"
             self._mark_unavailable(why)
             raise StoreUnavailable(why) from None
 
@@ -145,7 +166,7 @@ class StoreClient:
             metrics.store_round(time.perf_counter() - began)
             # One wake-up of each event loop per round, not one per call: a round of a
             # busy node answers dozens of calls.
-            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
+            answers: dict[asyncio.AbstractEventLoop, list[_Answer]]
             answers = {}
             for call, (ok, value) in zip(calls, outcomes, strict=True):
                 if not ok:
@@ -160,8 +181,11 @@ class StoreClient:
                     self.answered_at = time.monotonic()
                     if call.verb in _WRITES:
                         self.write_ok_at = time.monotonic()
-                answers.setdefault(call.loop, []).append((call.future, ok, value))
+                answers.setdefault(call.loop, []).append((call.future, ok, value, call.verb))
             for loop, answered in answers.items():
+                # Claims first: the task a claim starts is what a chain waits for; the
+                # bookkeeping after a finish (events, metrics) can come after it.
+                answered.sort(key=_claims_first)
                 # A loop that closed has nobody waiting for these answers.
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle_all, answered)
@@ -169,9 +193,14 @@ class StoreClient:
                 return
 
     def _run(self, calls: list[_Call]) -> list[tuple[bool, Any]]:
-        if len(calls) > 1:
-            return self.store.run_batch([c.fn for c in calls])
-        return run_each([calls[0].fn])
+        if len(calls) == 1:
+            return run_each([calls[0].fn])
+        outcomes = self.store.run_batch([c.fn for c in calls])
+        if all(not ok and isinstance(classify(value), StoreFull) for ok, value in outcomes):
+            # The disk filled under the round and took all of it back: on their own, the
+            # reads (which need no room) and the writes that still fit get their answer.
+            return run_each([c.fn for c in calls])
+        return outcomes
 
     def close(self) -> None:
         self._calls.put(None)
