@@ -454,6 +454,44 @@ def test_unknown_workflow_is_404(shared: Daemon) -> None:
         assert "nope" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (
+            b'{"name": "w", "operations": [,]}',
+            "body: body is not valid JSON (Expecting value at character 29)",
+        ),
+        (b"[1, 2]", "body: Input should be a valid dictionary"),
+    ],
+)
+def test_a_submitted_body_that_is_no_json_object_is_a_clear_422(
+    shared: Daemon, body: bytes, said: str
+) -> None:
+    response = shared.http.post(
+        "/workflows/batch/submit", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == said
+
+
+def test_a_workflow_naming_its_dependencies_many_times_is_stored_as_sent(
+    shared: Daemon,
+) -> None:
+    layer = [{"id": f"a{i}", "run": {"command": ["true"]}} for i in range(3)]
+    last = {"id": "z", "run": {"command": ["true"]}, "depends_on": ["a0", "a1", "a2"]}
+    submitted = shared.http.post(
+        "/workflows/batch/submit", json={"name": "shared-names", "operations": [*layer, last]}
+    )
+    assert submitted.status_code == 201, submitted.text
+    workflow_id = submitted.json()["workflow_id"]
+    done = wait_workflow(shared, workflow_id)
+    assert done["status"] == "completed"
+    steps = {step["id"]: step for step in done["steps"]}
+    assert steps["z"].get("depends_on", ["a0", "a1", "a2"]) == ["a0", "a1", "a2"]
+    ends = [t["completed_at"] for s in ("a0", "a1", "a2") for t in steps[s]["tasks"]]
+    assert all(end <= steps["z"]["tasks"][0]["started_at"] for end in ends)
+
+
 # -- retry from the checkpoint ----------------------------------------------------------------------
 
 

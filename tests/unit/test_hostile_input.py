@@ -35,6 +35,23 @@ def test_brackets_inside_strings_do_not_count() -> None:
     assert encoded_depth(b'{"a": "[[[[{{{{", "b": "\\"[["}') == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b'["a[", "]]", "{", ""]', 1),  # no escapes: strings dropped pairwise
+        (b'[["]", ""], "", [{"k[": ["}}"]}]]', 4),
+        (b'["","",""]', 1),
+        (b'["\\\\", ["\\"]"]]', 2),  # escapes: the string-by-string path
+        (b'{"a": "x\\ny", "b": [[]]}', 3),
+    ],
+)
+def test_encoded_depth_with_and_without_escapes(text: bytes, depth: int) -> None:
+    import json
+
+    assert depth_of(json.loads(text)) == depth
+    assert encoded_depth(text) == depth
+
+
 def test_params_deeper_than_the_limit_are_refused() -> None:
     run = {"command": ["true"]}
     NewTask.model_validate(

@@ -22,6 +22,7 @@ MAX_BODY_DEPTH = MAX_PARAMS_DEPTH + 8
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_QUOTES_OR_BRACKETS = bytes(b for b in range(256) if b not in b'[]{}"')
 
 
 def depth_of(value: Any) -> int:
@@ -44,7 +45,15 @@ def depth_of(value: Any) -> int:
 
 def encoded_depth(body: bytes) -> int:
     """Nesting depth of a JSON text, without decoding it (so without recursing)."""
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if b"\\" in body:
+        brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    else:
+        # Without escapes every quote opens or closes a string, in turn: dropping
+        # adjacent pairs of quotes leaves what is outside strings as it was, and costs
+        # no match object per string (a million of them held ~200 MB at 10,000 nodes).
+        quotes_and_brackets = body.translate(None, _NOT_QUOTES_OR_BRACKETS)
+        rest = quotes_and_brackets.replace(b'""', b"")
+        brackets = _STRING.sub(b"", rest) if b'"' in rest else rest
     if not brackets:
         return 0
     steps = (1 if byte in b"[{" else -1 for byte in brackets)

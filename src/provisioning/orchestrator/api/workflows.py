@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ...schemas.loader import unwrap
+from ...schemas.loader import loads_shared, unwrap
 from ...tasks import WorkflowStatus
 from ...workflow import PlanError
 from ..engine import WorkflowConflict
@@ -39,14 +41,42 @@ def plan_error_response(exc: PlanError) -> JSONResponse:
     )
 
 
+async def workflow_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, decoded with its repeated names shared (a large
+    workflow's dependency lists repeat each name many times)."""
+    try:
+        data = loads_shared(await request.body())
+    except ValueError as exc:
+        why = (
+            f"{exc.msg} at character {exc.pos}"
+            if isinstance(exc, json.JSONDecodeError)
+            else str(exc)
+        )
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": why, "ctx": {"error": why}}]
+        ) from None
+    if not isinstance(data, dict):
+        raise RequestValidationError(
+            [{"type": "dict_type", "loc": ("body",), "msg": "Input should be a valid dictionary"}]
+        )
+    return data
+
+
 @router.post(
     "/workflows/batch/submit",
     status_code=status.HTTP_201_CREATED,
     response_model=WorkflowSubmittedView,
     responses={422: {"description": "the workflow is invalid; `problems` lists why"}},
+    openapi_extra={
+        "requestBody": {
+            "description": "the evaluated workflow",
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 async def submit_batch(
-    svc: Service, body: Annotated[dict[str, Any], Body(description="the evaluated workflow")]
+    svc: Service, body: Annotated[dict[str, Any], Depends(workflow_body)]
 ) -> Any:
     """Validate a workflow (the evaluated Nickel/JSON/YAML/TOML/KCL file, this platform's
     form or the original's batch form, bare or as ``batch_workflow``) and queue it whole."""
