@@ -79,12 +79,12 @@ def load_queries(dialect: str, marker: str) -> dict[str, str]:
     return queries
 
 
-def migrations(dialect: str) -> list[tuple[int, str]]:
+def migrations(dialect: str, suffix: str = ".sql") -> list[tuple[int, str]]:
     """``dialect``'s schema migrations, ``(version, script)`` in the order they apply."""
     folder = resources.files("provisioning.orchestrator.store") / "sql" / dialect
     found = []
     for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
+        if entry.name.endswith(suffix):
             found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
     return sorted(found)
 

@@ -24,28 +24,23 @@ SurrealQL. With the embedded engine every commit is fsynced
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
-from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote
 
-from surrealdb import (
-    BlockingEmbeddedSurrealConnection,
-    BlockingWsSurrealConnection,
-    RecordID,
-)
+from surrealdb import RecordID
 
+from ...drivers.surreal import Engine, StatementFailed, SurrealError, Target, acquire, release
 from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, Priority, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
 from .base import Ending, Enqueued, Heartbeat, StoreError, ending_terms, run_each
+from .sql_queries import migrations
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (
     attempt_of,
@@ -65,245 +60,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-NAMESPACE = "provisioning"
-DATABASE = "orchestrator"
 # The folder of the embedded engine inside data_dir.
 EMBEDDED_FOLDER = "surreal"
-
-
 # A workflow with no record (a task enqueued with a made-up workflow id) has no limit.
 _UNLIMITED = 1 << 62
 # How often a verb is run again when the store changed under it before giving up.
 _RETRIES = 50
-_NOT_RUN = "The query was not executed due to a failed transaction"
-
-# The schema, one SurrealQL script per version. Tables are schemaless (values are
-# checked by the Python models); JSON documents (run, params, retry, result, spec)
-# are kept as JSON text, exactly as given.
-_MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
-        1,
-        """
-DEFINE TABLE IF NOT EXISTS task SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS task_seq ON task FIELDS seq UNIQUE;
-DEFINE INDEX IF NOT EXISTS task_status ON task FIELDS status;
-DEFINE INDEX IF NOT EXISTS task_owner ON task FIELDS owner;
-DEFINE INDEX IF NOT EXISTS task_workflow ON task FIELDS workflow_id;
-DEFINE TABLE IF NOT EXISTS attempt SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS attempt_task ON attempt FIELDS task_id;
-DEFINE TABLE IF NOT EXISTS task_log SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS task_log_task ON task_log FIELDS task_id;
-DEFINE TABLE IF NOT EXISTS workflow SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS workflow_seq ON workflow FIELDS seq UNIQUE;
-DEFINE INDEX IF NOT EXISTS workflow_status ON workflow FIELDS status;
-DEFINE TABLE IF NOT EXISTS wf_step SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS wf_step_workflow ON wf_step FIELDS workflow_id;
-DEFINE TABLE IF NOT EXISTS wf_edge SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS wf_edge_workflow ON wf_edge FIELDS workflow_id;
-DEFINE TABLE IF NOT EXISTS node SCHEMALESS;
-CREATE meta:state CONTENT { rev: 0, task_seq: 0, workflow_seq: 0, log_seq: 0 } RETURN NONE;
-""",
-    ),
-)
-
-
-class _Conflict(Exception):
-    """The revision check failed: something else wrote since the verb read."""
-
-
-def _clean(value: Any) -> Any:
-    """A value the SDK can carry both ways: the engine stores a NUL character but cannot
-    return it (the answer fails after the write), so NUL becomes U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, RecordID):
-        return RecordID(value.table_name, _clean(value.id))
-    return value
-
-
-# -- connections ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where a store lives: an embedded folder, memory, or a server."""
-
-    kind: str  # "surrealkv" | "mem" | "ws"
-    url: str  # what the SDK is given
-    display: str  # for meta() and messages: no password
-    folder: Path | None = None
-    username: str | None = None
-    password: str | None = None
-    namespace: str = NAMESPACE
-    database: str = DATABASE
-
-    @classmethod
-    def parse(cls, location: str | Path) -> _Target:
-        text = str(location)
-        if isinstance(location, Path) or "://" not in text:
-            return cls._embedded(Path(text))
-        scheme, rest = text.split("://", 1)
-        scheme = scheme.lower()
-        if scheme == "surrealkv":
-            if not rest:
-                raise StoreError("surrealkv:// needs a folder path, e.g. surrealkv:///var/lib/x")
-            return cls._embedded(Path(rest))
-        if scheme in ("mem", "memory"):
-            return cls("mem", "mem://", "mem://")
-        if scheme in ("ws", "wss"):
-            parts = urlsplit(text)
-            if not parts.hostname:
-                raise StoreError(f"SurrealDB URL without a host: {text!r}")
-            query = parse_qs(parts.query)
-            netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-            if ":" in parts.hostname:
-                netloc = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
-            path = parts.path.rstrip("/")
-            if path.endswith("/rpc"):
-                path = path[: -len("/rpc")]
-            url = urlunsplit((scheme, netloc, path, "", ""))
-            return cls(
-                "ws",
-                url,
-                url,
-                username=None if parts.username is None else unquote(parts.username),
-                password=None if parts.password is None else unquote(parts.password),
-                namespace=query.get("ns", [NAMESPACE])[0],
-                database=query.get("db", [DATABASE])[0],
-            )
-        raise StoreError(
-            f"unsupported SurrealDB location {text!r}: use a folder (surrealkv://PATH), "
-            "mem:// or a server's ws:// / wss:// URL"
-        )
-
-    @classmethod
-    def _embedded(cls, folder: Path) -> _Target:
-        folder = folder.expanduser().resolve()
-        url = f"surrealkv://{folder}"
-        return cls("surrealkv", url, url, folder=folder)
-
-
-class _Engine:
-    """One SurrealDB connection with the lock that serialises its verbs, and the
-    last known ``meta:state`` (revision and sequence counters)."""
-
-    def __init__(self, target: _Target) -> None:
-        self.target = target
-        self.lock = threading.RLock()
-        self.refs = 1
-        self.state: dict[str, int] | None = None
-        self._lock_fd: int | None = None
-        if target.folder is not None:
-            self._lock_fd = _lock_folder(target.folder)
-            # Sync every commit to disk (read once, when the first embedded folder opens).
-            os.environ.setdefault("SURREAL_SYNC_DATA", "true")
-        try:
-            self.conn: BlockingWsSurrealConnection
-            if target.kind == "ws":
-                self.conn = BlockingWsSurrealConnection(target.url)
-            else:
-                self.conn = BlockingEmbeddedSurrealConnection(target.url)
-                self.conn.connect()
-            if target.username is not None:
-                self.conn.signin({"username": target.username, "password": target.password or ""})
-            self.conn.use(target.namespace, target.database)
-        except StoreError:
-            self._unlock()
-            raise
-        except Exception as exc:
-            self._unlock()
-            raise StoreError(f"cannot open SurrealDB at {target.display}: {exc}") from None
-
-    def run(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
-        """One query call: the result of every statement; any failed statement raises."""
-        try:
-            response = self.conn.query_raw(sql, _clean(dict(params)))
-        except Exception as exc:
-            raise StoreError(f"SurrealDB ({self.target.display}): {exc}") from None
-        error = response.get("error")
-        if error is not None:
-            raise StoreError(f"SurrealDB ({self.target.display}): {error}")
-        results: list[dict[str, Any]] = response.get("result") or []
-        failures = [str(r.get("result")) for r in results if r.get("status") == "ERR"]
-        if failures:
-            causes = [f for f in failures if f != _NOT_RUN] or failures
-            if any(CONFLICT in cause for cause in causes):
-                raise _Conflict(causes[0])
-            raise StoreError(f"SurrealDB ({self.target.display}): {causes[0]}")
-        return [r.get("result") for r in results]
-
-    def close(self) -> None:
-        try:
-            self.conn.close()
-        except Exception:  # closing a broken connection: nothing left to do
-            pass
-        finally:
-            self._unlock()
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-
-def _lock_folder(folder: Path) -> int:
-    """Hold ``<folder>.lock`` exclusively for this process, or refuse clearly."""
-    lock_path = folder.with_name(folder.name + ".lock")
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot open SurrealDB store {folder}: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        os.close(fd)
-        who = f"process {holder}" if holder else "another process"
-        raise StoreError(
-            f"the SurrealDB store {folder} is in use by {who}: one process owns it "
-            f"(lock {lock_path}); stop that process first"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-# Embedded engines of this process by folder: every handle on a folder shares one.
-_ENGINES: dict[Path, _Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def _acquire(target: _Target) -> _Engine:
-    if target.folder is None:
-        return _Engine(target)
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(target.folder)
-        if engine is not None:
-            engine.refs += 1
-            return engine
-        engine = _Engine(target)
-        _ENGINES[target.folder] = engine
-        return engine
-
-
-def _release(engine: _Engine) -> None:
-    with _ENGINES_LOCK:
-        engine.refs -= 1
-        if engine.refs > 0:
-            return
-        folder = engine.target.folder
-        if folder is not None and _ENGINES.get(folder) is engine:
-            del _ENGINES[folder]
-    with engine.lock:
-        engine.close()
-
-
-# -- records --------------------------------------------------------------------------
 
 
 def _rows(value: Any) -> list[dict[str, Any]]:
@@ -316,6 +78,22 @@ def _count(value: Any) -> int:
     return int(rows[0]["n"]) if rows else 0
 
 
+def _run(engine: Engine, sql: str, params: dict[str, Any]) -> list[Any]:
+    """The driver's query call, its failures as the store's."""
+    try:
+        return engine.run(sql, params)
+    except StatementFailed as exc:
+        if CONFLICT in exc.cause:
+            raise _Conflict(exc.cause) from None
+        raise StoreError(str(exc)) from None
+    except SurrealError as exc:
+        raise StoreError(str(exc)) from None
+
+
+class _Conflict(Exception):
+    """The revision check failed: something else wrote since the verb read."""
+
+
 # -- the store ------------------------------------------------------------------------
 
 
@@ -326,13 +104,16 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
     shared = False
 
     def __init__(self, location: str | Path) -> None:
-        self._target = _Target.parse(location)
-        self._engine: _Engine | None = _acquire(self._target)
+        try:
+            self._target = Target.parse(location)
+            self._engine: Engine | None = acquire(self._target)
+        except SurrealError as exc:
+            raise StoreError(str(exc)) from None
         self._version = 0
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _live(self) -> _Engine:
+    def _live(self) -> Engine:
         if self._engine is None:
             raise StoreError("this SurrealDB store handle is closed")
         return self._engine
@@ -341,7 +122,7 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         """Run reads; the result of each statement."""
         engine = self._live()
         with engine.lock:
-            return engine.run(sql, params)
+            return _run(engine, sql, params)
 
     def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         """The rows of one SELECT."""
@@ -357,22 +138,22 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         engine = self._live()
         with engine.lock:
             for _ in range(_RETRIES):
-                if engine.state is None:
-                    engine.state = self._load_state(engine)
-                tx = Tx(engine.state)
+                if engine.cache is None:
+                    engine.cache = self._load_state(engine)
+                tx = Tx(engine.cache)
                 value = build(tx)
                 if tx.empty:
                     return value
                 sql, params = tx.script()
                 try:
-                    engine.run(sql, params)
+                    _run(engine, sql, params)
                 except _Conflict:
-                    engine.state = None
+                    engine.cache = None
                     continue
                 except BaseException:
-                    engine.state = None
+                    engine.cache = None
                     raise
-                engine.state = tx.state
+                engine.cache = tx.state
                 return value
         raise StoreError(
             f"SurrealDB ({self._target.display}): the store kept changing under this "
@@ -380,8 +161,8 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         )
 
     @staticmethod
-    def _load_state(engine: _Engine) -> dict[str, int]:
-        state = engine.run("SELECT * OMIT id FROM ONLY meta:state", {})[-1]
+    def _load_state(engine: Engine) -> dict[str, int]:
+        state = _run(engine, "SELECT * OMIT id FROM ONLY meta:state", {})[-1]
         if state is None:
             raise StoreError("the SurrealDB store has no schema yet: call migrate() first")
         return {name: int(value) for name, value in state.items()}
@@ -391,10 +172,11 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
     def migrate(self) -> int:
         engine = self._live()
         with engine.lock:
-            current = engine.run("SELECT VALUE version FROM ONLY meta:schema", {})[-1] or 0
-            for version, script in _MIGRATIONS:
+            current = _run(engine, "SELECT VALUE version FROM ONLY meta:schema", {})[-1] or 0
+            for version, script in migrations("surreal", ".surql"):
                 if version > current:
-                    engine.run(
+                    _run(
+                        engine,
                         "BEGIN TRANSACTION;\n"
                         f"{script}\n"
                         "UPSERT meta:schema SET version = $version RETURN NONE;\n"
@@ -402,14 +184,14 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
                         {"version": version},
                     )
                     current = version
-            engine.state = None
+            engine.cache = None
         self._version = int(current)
         return self._version
 
     def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
-            _release(engine)
+            release(engine)
 
     def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         """Each verb is its own SurrealQL transaction (no group commit)."""
