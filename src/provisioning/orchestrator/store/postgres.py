@@ -26,20 +26,18 @@ PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from ...drivers.pg import Listener, lost, mask_dsn, session_guards, with_defaults
 from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnavailable
@@ -47,7 +45,7 @@ from .rows import claims_of
 from .sql_queries import DATA_TABLES, migrations, one, verb
 from .sql_store import SqlStore
 
-__all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
+__all__ = ["WORK_CHANNEL", "PostgresStore"]
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[Row]
@@ -75,33 +73,6 @@ MIGRATION_LOCK_KEY = 0x70726F766D696772
 # (the locks taken by the batch's earlier verbs could otherwise deadlock with another
 # node's batch).
 BATCH_LOCK_TIMEOUT_MS = 100
-# wait_for_work notices close() within this many seconds.
-LISTEN_SLICE_SECONDS = 0.5
-
-
-def session_guards(lease_seconds: float) -> dict[str, str]:
-    """Connection parameters that bound what a frozen or cut-off node can hold: a
-    session idle inside a transaction (its node SIGSTOPped mid-verb) is ended by the
-    server within half a lease, so its row locks go with it; no statement or lock wait
-    runs longer than a lease; a dead peer is noticed by TCP keepalives and
-    ``tcp_user_timeout`` instead of never (a black-holed link sends no reset)."""
-    lease_ms = max(int(lease_seconds * 1000), 1000)
-    options = " ".join(
-        (
-            f"-c statement_timeout={lease_ms}",
-            f"-c lock_timeout={lease_ms}",
-            f"-c idle_in_transaction_session_timeout={max(lease_ms // 2, 500)}",
-        )
-    )
-    return {
-        "options": options,
-        "connect_timeout": str(max(int(lease_seconds / 2), 2)),
-        "keepalives": "1",
-        "keepalives_idle": str(max(int(lease_seconds / 6), 1)),
-        "keepalives_interval": str(max(int(lease_seconds / 12), 1)),
-        "keepalives_count": "3",
-        "tcp_user_timeout": str(max(lease_ms // 2, 500)),
-    }
 
 
 # load(): parents before children (foreign keys); the columns SQLite keeps as 0/1.
@@ -110,35 +81,6 @@ _BOOLEAN_COLUMNS = {"tasks": ("cancel_requested",), "workflows": ("rollback_enab
 
 # Lock conflicts worth running the verb again (on its own) rather than failing it.
 _CONTENDED = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
-
-
-def _lost(conn: psycopg.Connection[Any] | None) -> bool:
-    """No connection, or one that can no longer serve (closed, or broken mid-query)."""
-    return conn is None or conn.closed or conn.broken
-
-
-def mask_dsn(dsn: str) -> str:
-    """The DSN with its password (URL userinfo, ``password=`` or ``?password=``) masked."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, hosts = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-        query = "&".join(
-            "password=***" if item.split("=", 1)[0].lower() == "password" else item
-            for item in parts.query.split("&")
-        )
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "<unparsable DSN>"
-    if "password" not in params:
-        return dsn
-    params["password"] = "***"
-    return make_conninfo("", **params)
 
 
 def _clean(text: str | None) -> str | None:
@@ -169,9 +111,7 @@ class PostgresStore(SqlStore):
         self._closed = False
         self._db: Conn = self._connect()
         # The LISTEN connection of wait_for_work, opened on first use.
-        self._listen_lock = threading.Lock()
-        self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
-        self._gone = threading.Event()
+        self._listener = Listener(self._named("provisioning-orchestrator-listen"), WORK_CHANNEL)
 
     # -- connection and transactions ------------------------------------------------------
 
@@ -205,13 +145,8 @@ class PostgresStore(SqlStore):
 
     def _named(self, name: str) -> str:
         """The DSN with an ``application_name`` (seen in pg_stat_activity) and the
-        session guards, each unless the DSN sets it already (the user's word wins)."""
-        try:
-            given = conninfo_to_dict(self.dsn)
-            extra = {"application_name": name, **self._guards}
-            return make_conninfo(self.dsn, **{k: v for k, v in extra.items() if k not in given})
-        except psycopg.Error:
-            return self.dsn  # connect() reports what is wrong with it
+        session guards, each unless the DSN sets it already."""
+        return with_defaults(self.dsn, application_name=name, **self._guards)
 
     def _connect(self) -> Conn:
         try:
@@ -229,7 +164,7 @@ class PostgresStore(SqlStore):
 
     def _connection(self) -> Conn:
         self._refuse_if_closed()
-        if _lost(self._db):
+        if lost(self._db):
             log.warning("PostgreSQL connection lost; reconnecting")
             self._db = self._connect()
         return self._db
@@ -412,13 +347,9 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         """Close both connections; a thread in :meth:`wait_for_work` returns first."""
         self._closed = True
-        self._gone.set()
+        self._listener.close()
         with self._lock:
             self._db.close()
-        with self._listen_lock:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
 
     def meta(self) -> dict[str, Any]:
         with self._lock:
@@ -436,72 +367,20 @@ class PostgresStore(SqlStore):
         """Start listening for work notifications now (idempotent). Call it before the
         first claim so that no notification sent in between is missed; otherwise the
         first :meth:`wait_for_work` starts listening itself."""
-        with self._listen_lock:
-            try:
-                self._ensure_listener()
-            except psycopg.Error as exc:
-                raise StoreError(
-                    f"cannot LISTEN on PostgreSQL {mask_dsn(self.dsn)}: {exc}"
-                ) from None
-
-    def _ensure_listener(self) -> bool:
-        """Open the listening connection if needed; ``True`` when it was (re)opened."""
         self._refuse_if_closed()
-        if not _lost(self._listener):
-            return False
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        listener = psycopg.connect(self._named("provisioning-orchestrator-listen"), autocommit=True)
         try:
-            listener.execute(f"LISTEN {WORK_CHANNEL}")
-        except BaseException:
-            listener.close()
-            raise
-        self._listener = listener
-        return True
+            self._listener.start()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot LISTEN on PostgreSQL {mask_dsn(self.dsn)}: {exc}") from None
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until another transaction made tasks claimable (``NOTIFY
         provisioning_work``: an enqueue, a workflow created or released, a retry
-        scheduled, a workflow task ended) or until ``timeout`` seconds passed.
-
-        ``True`` means "claim now": a notification arrived (also one sent since the
-        previous call), or listening just (re)started and one may have been missed.
-        ``False`` means the timeout passed (or the server cannot be reached: the call
-        then waits out the timeout, so the caller's polling goes on). Meant for one
-        thread of the scheduler, which loops on it and wakes its claim loop; it holds a
-        connection of its own, and :meth:`close` makes it return within
-        ``LISTEN_SLICE_SECONDS``. Raises :class:`StoreError` once the store is closed.
-        """
-        deadline = time.monotonic() + timeout
-        with self._listen_lock:
-            try:
-                if self._ensure_listener():
-                    return True
-            except psycopg.Error as exc:
-                log.warning("cannot LISTEN on PostgreSQL (%s); polling", exc)
-                self._gone.wait(max(0.0, deadline - time.monotonic()))
-                return False
-            listener = self._listener
-            assert listener is not None
-            while not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                try:
-                    received = listener.notifies(
-                        timeout=min(remaining, LISTEN_SLICE_SECONDS), stop_after=1
-                    )
-                    with contextlib.closing(received):
-                        for _ in received:
-                            return True
-                except psycopg.Error as exc:
-                    log.warning("PostgreSQL LISTEN connection lost (%s)", exc)
-                    listener.close()
-                    self._listener = None
-                    return True
-            return False
+        scheduled, a workflow task ended) or until ``timeout`` seconds passed; ``True``
+        means "claim now" (see :meth:`Listener.wait`). Raises :class:`StoreError` once
+        the store is closed."""
+        self._refuse_if_closed()
+        return self._listener.wait(timeout)
 
     # -- queue --------------------------------------------------------------------------
 
