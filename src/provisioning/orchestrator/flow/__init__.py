@@ -8,6 +8,7 @@ policy, phase end, retry, cancel) and :mod:`.rollback` (the undo order).
 
 from __future__ import annotations
 
+from .claims import UNLIMITED, pick_ready
 from .rollback import OperationNode, UndoStep, undo_order
 from .rules import (
     FAILED_STEP,
@@ -38,6 +39,7 @@ __all__ = [
     "FAILED_STEP",
     "OPEN_TASK",
     "TERMINAL_TASK",
+    "UNLIMITED",
     "Failure",
     "FailureChange",
     "OperationNode",
@@ -54,6 +56,7 @@ __all__ = [
     "initial_status",
     "on_step_failed",
     "phase_end",
+    "pick_ready",
     "ready_after_release",
     "reset_step",
     "running_status",

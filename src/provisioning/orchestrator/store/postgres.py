@@ -38,11 +38,9 @@ import psycopg.errors
 from psycopg.rows import dict_row
 
 from ...drivers.pg import Listener, lost, mask_dsn, session_guards, with_defaults
-from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnavailable
-from .rows import claims_of
-from .sql_queries import DATA_TABLES, migrations, one, verb
+from .sql_queries import DATA_TABLES, migrations, one
 from .sql_store import SqlStore
 
 __all__ = ["WORK_CHANNEL", "PostgresStore"]
@@ -384,35 +382,8 @@ class PostgresStore(SqlStore):
 
     # -- queue --------------------------------------------------------------------------
 
-    @verb
-    def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
-        if limit <= 0:
-            return []
-        with self._tx() as db:
-            seqs = self._pick_ready(db, limit, now)
-            if not seqs:
-                return []
-            rows = db.execute(
-                "UPDATE tasks SET status = 'running', attempt = attempt + 1, tries = tries + 1,"
-                " owner = %s, lease_expires_at = %s, started_at = COALESCE(started_at, %s),"
-                " progress = 0, progress_message = NULL"
-                " WHERE seq = ANY(%s::bigint[]) RETURNING *",
-                (node_id, now + lease_seconds, now, seqs),
-            ).fetchall()
-            with db.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO attempts (task_id, number, node_id, status, started_at)"
-                    " VALUES (%s, %s, %s, 'running', %s)",
-                    [(row["id"], row["attempt"], node_id, now) for row in rows],
-                )
-            workflows = sorted({row["workflow_id"] for row in rows if row["workflow_id"]})
-            if workflows:
-                db.execute(
-                    "UPDATE workflows SET status = 'running', started_at = %s"
-                    " WHERE id = ANY(%s::text[]) AND status = 'queued'",
-                    (now, workflows),
-                )
-        return claims_of(rows)
+    def _array(self, values: Sequence[Any]) -> Any:
+        return list(values)
 
     def _pick_ready(self, db: Conn, limit: int, now: float) -> list[int]:
         """Lock up to ``limit`` ready tasks by priority then FIFO, within each workflow's
@@ -433,13 +404,7 @@ class PostgresStore(SqlStore):
             excluded = sorted(
                 busy | {wf for wf, free in room.items() if free is not None and free <= 0}
             )
-            candidates = db.execute(
-                "SELECT seq, workflow_id FROM tasks WHERE status = 'pending' AND run_after <= %s"
-                " AND (workflow_id IS NULL OR workflow_id <> ALL(%s::text[]))"
-                " AND seq <> ALL(%s::bigint[])"
-                " ORDER BY priority DESC, seq LIMIT %s",
-                (now, excluded, tried, scan),
-            ).fetchall()
+            candidates = self._q(db, "ready_candidates", now, excluded, tried, scan).fetchall()
             fresh = sorted(
                 {
                     row["workflow_id"]
@@ -463,17 +428,10 @@ class PostgresStore(SqlStore):
                             continue
                         room[workflow_id] = free - 1
                 chosen.append((row["seq"], workflow_id))
+            locked: set[int] = set()
             if chosen:
-                locked = {
-                    row["seq"]
-                    for row in db.execute(
-                        "SELECT seq FROM tasks WHERE seq = ANY(%s::bigint[])"
-                        " AND status = 'pending' AND run_after <= %s FOR UPDATE SKIP LOCKED",
-                        ([seq for seq, _ in chosen], now),
-                    ).fetchall()
-                }
-            else:
-                locked = set()
+                rows = self._q(db, "lock_ready", [seq for seq, _ in chosen], now).fetchall()
+                locked = {row["seq"] for row in rows}
             lost = 0
             for seq, workflow_id in chosen:
                 tried.append(seq)
@@ -502,29 +460,15 @@ class PostgresStore(SqlStore):
     ) -> None:
         """Lock these workflows' rows and count their free slots into ``room``; with
         ``wait=False`` the ones another transaction holds go to ``busy`` instead."""
-        rows = db.execute(
-            "SELECT id, parallel_limit FROM workflows WHERE id = ANY(%s::text[]) ORDER BY id"
-            + (" FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"),
-            (workflow_ids,),
-        ).fetchall()
+        query = "lock_workflows" if wait else "lock_free_workflows"
+        rows = self._q(db, query, workflow_ids).fetchall()
         limits = {row["id"]: row["parallel_limit"] for row in rows}
-        running = {
-            row["workflow_id"]: row["n"]
-            for row in db.execute(
-                "SELECT workflow_id, COUNT(*) AS n FROM tasks WHERE status = 'running'"
-                " AND workflow_id = ANY(%s::text[]) GROUP BY workflow_id",
-                (list(limits),),
-            ).fetchall()
-        }
+        rows = self._q(db, "running_in_workflows", list(limits)).fetchall()
+        running = {row["workflow_id"]: row["n"] for row in rows}
         missing = [wf for wf in workflow_ids if wf not in limits]
         existing: set[str] = set()
         if missing and not wait:
-            existing = {
-                row["id"]
-                for row in db.execute(
-                    "SELECT id FROM workflows WHERE id = ANY(%s::text[])", (missing,)
-                ).fetchall()
-            }
+            existing = {row["id"] for row in self._q(db, "workflows_exist", missing).fetchall()}
         for workflow_id in workflow_ids:
             if workflow_id in limits:
                 room[workflow_id] = limits[workflow_id] - running.get(workflow_id, 0)

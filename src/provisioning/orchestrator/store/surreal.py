@@ -62,8 +62,6 @@ T = TypeVar("T")
 
 # The folder of the embedded engine inside data_dir.
 EMBEDDED_FOLDER = "surreal"
-# A workflow with no record (a task enqueued with a made-up workflow id) has no limit.
-_UNLIMITED = 1 << 62
 # How often a verb is run again when the store changed under it before giving up.
 _RETRIES = 50
 
@@ -286,54 +284,40 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
 
         return self._transact(build)
 
-    def _parallel_limits(self, workflow_ids: Sequence[str]) -> dict[str, int]:
-        rows = self._select(
-            "SELECT id, parallel_limit FROM $ids", ids=[rid("workflow", w) for w in workflow_ids]
-        )
-        found = {str(key_of(row)): int(row["parallel_limit"]) for row in rows}
-        return {w: found.get(w, _UNLIMITED) for w in workflow_ids}
-
     def _pick_ready(self, limit: int, now: float) -> list[dict[str, Any]]:
-        """Ready tasks by priority then FIFO, within each workflow's ``parallel_limit``."""
+        """The task records to claim (:func:`flow.pick_ready`)."""
+
+        def limits_of(ids: list[str]) -> dict[str, int]:
+            rows = self._select(
+                "SELECT id, parallel_limit FROM $ids", ids=[rid("workflow", w) for w in ids]
+            )
+            return {str(key_of(row)): int(row["parallel_limit"]) for row in rows}
+
         running = self._select(
             "SELECT workflow_id, count() AS n FROM task WHERE status = 'running'"
             " AND workflow_id != NONE GROUP BY workflow_id"
         )
-        room: dict[str, int] = {}
-        if running:
-            limits = self._parallel_limits([row["workflow_id"] for row in running])
-            room = {row["workflow_id"]: limits[row["workflow_id"]] - row["n"] for row in running}
-        picked: list[dict[str, Any]] = []
-        scan = limit * 4 + 16
-        for _ in range(8):
-            candidates = self._select(
+        limits = limits_of([row["workflow_id"] for row in running]) if running else {}
+        room = {
+            row["workflow_id"]: limits.get(row["workflow_id"], flow.UNLIMITED) - row["n"]
+            for row in running
+        }
+
+        def candidates(
+            full: list[str], picked: list[dict[str, Any]], scan: int
+        ) -> list[tuple[dict[str, Any], str | None]]:
+            rows = self._select(
                 "SELECT * FROM task WHERE status = 'pending' AND run_after <= $now"
                 " AND workflow_id NOT IN $full AND id NOT IN $picked"
                 " ORDER BY priority DESC, seq LIMIT $scan",
                 now=now,
-                full=[w for w, free in room.items() if free <= 0],
+                full=full,
                 picked=[row["id"] for row in picked],
                 scan=scan,
             )
-            unknown = {
-                row["workflow_id"]
-                for row in candidates
-                if row.get("workflow_id") is not None and row["workflow_id"] not in room
-            }
-            if unknown:
-                room.update(self._parallel_limits(sorted(unknown)))
-            for row in candidates:
-                workflow_id = row.get("workflow_id")
-                if workflow_id is not None:
-                    if room[workflow_id] <= 0:
-                        continue
-                    room[workflow_id] -= 1
-                picked.append(row)
-                if len(picked) == limit:
-                    return picked
-            if len(candidates) < scan:
-                break
-        return picked
+            return [(row, row.get("workflow_id")) for row in rows]
+
+        return flow.pick_ready(limit, room, candidates, limits_of)
 
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
         def build(tx: Tx) -> None:
