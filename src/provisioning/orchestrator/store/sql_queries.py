@@ -56,27 +56,36 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
+def parse_queries(text: str, fields: dict[str, str]) -> dict[str, str]:
+    """The ``-- name:`` queries of one file, each on one line, ``{field}``s filled in.
+    A name starting with ``_`` is a fragment: later queries take it as ``{_name}``."""
+    queries: dict[str, str] = {}
+    parts = _NAME.split(text)
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = [line for line in body.splitlines() if not line.startswith("--")]
+        query = " ".join(" ".join(lines).split()).rstrip(";")
+        for field, value in fields.items():
+            query = query.replace("{" + field + "}", value)
+        if name.startswith("_"):
+            fields = {**fields, name: query}
+        else:
+            queries[name] = query
+    return queries
+
+
+def read_sql(name: str) -> str:
+    entry = resources.files("provisioning.orchestrator.store") / "sql" / name
+    return entry.read_text(encoding="utf-8") if entry.is_file() else ""
+
+
 def load_queries(dialect: str, marker: str) -> dict[str, str]:
     """Every named query, with ``dialect``'s overrides applied and ``?`` turned into the
     driver's ``marker``."""
-    folder = resources.files("provisioning.orchestrator.store") / "sql"
+    fields = {"wf": WF, "new_task_columns": NEW_TASK_COLUMNS, "new_task_markers": markers("?")}
     queries: dict[str, str] = {}
     for name in (*SHARED, f"{dialect}.sql"):
-        entry = folder / name
-        if not entry.is_file():
-            continue
-        parts = _NAME.split(entry.read_text(encoding="utf-8"))
-        for query_name, body in zip(parts[1::2], parts[2::2], strict=True):
-            lines = [line for line in body.splitlines() if not line.startswith("--")]
-            text = " ".join(" ".join(lines).split()).rstrip(";")
-            for field, value in (
-                ("{wf}", WF),
-                ("{new_task_columns}", NEW_TASK_COLUMNS),
-                ("{new_task_markers}", markers("?")),
-            ):
-                text = text.replace(field, value)
-            queries[query_name] = text.replace("?", marker)
-    return queries
+        queries.update(parse_queries(read_sql(name), fields))
+    return {name: query.replace("?", marker) for name, query in queries.items()}
 
 
 def migrations(dialect: str, suffix: str = ".sql") -> list[tuple[int, str]]:

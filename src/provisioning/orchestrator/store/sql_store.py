@@ -21,14 +21,14 @@ from ...tasks import NewTask, Outcome, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, Task
 from .base import Ending, Enqueued, Heartbeat, ending_terms
+from .reads import Reads
 from .rows import attempt_of, claims_of, new_task_values, task_of
 from .sql_queries import one, verb
-from .sql_reads import SqlReads
 from .sql_retention import SqlRetention
 from .sql_workflow import SqlWorkflowVerbs
 
 
-class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
+class SqlStore(SqlWorkflowVerbs, SqlRetention, Reads):
     """The verbs both SQL stores share; a subclass gives the connection and the claim."""
 
     shared: bool

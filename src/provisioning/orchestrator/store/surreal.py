@@ -24,6 +24,7 @@ SurrealQL. With the embedded engine every commit is fsynced
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -36,19 +37,20 @@ from surrealdb import RecordID
 
 from ...drivers.surreal import Engine, StatementFailed, SurrealError, Target, acquire, release
 from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, Priority, TaskStatus
+from ...tasks import AttemptStatus, NewTask, Outcome, TaskStatus
 from .. import flow
-from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
+from ..models import Attempt, Claim, NodeInfo, Task
 from .base import Ending, Enqueued, Heartbeat, StoreError, ending_terms, run_each
-from .sql_queries import migrations
+from .reads import Reads
+from .rows import Row
+from .sql_queries import migrations, parse_queries, read_sql
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (
+    AsRow,
     attempt_of,
     key_of,
-    log_line_of,
     new_task_row,
     node_of,
-    opt_float,
     rid,
     task_of,
 )
@@ -95,7 +97,7 @@ class _Conflict(Exception):
 # -- the store ------------------------------------------------------------------------
 
 
-class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
+class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
     """The :class:`~.base.Store` on SurrealDB: an embedded folder, memory or a server."""
 
     backend = "surrealdb"
@@ -125,6 +127,14 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
     def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         """The rows of one SELECT."""
         return _rows(self._query(sql, **params)[-1])
+
+    @functools.cached_property
+    def _queries(self) -> dict[str, str]:
+        return parse_queries(read_sql("surreal.surql"), {})
+
+    def _read(self, name: str, *args: Any) -> list[Row]:
+        params = {f"p{number}": value for number, value in enumerate(args, 1)}
+        return [AsRow(record) for record in self._select(self._queries[name], **params)]
 
     def _record(self, record: RecordID) -> dict[str, Any] | None:
         value = self._query("SELECT * FROM ONLY $id", id=record)[-1]
@@ -544,58 +554,6 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
 
     def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
         return self._running_with_attempts("lease_expires_at < $now", now=now)
-
-    # -- reads --------------------------------------------------------------------------
-
-    def get(self, task_id: str) -> Task | None:
-        row = self._record(rid("task", task_id))
-        return None if row is None else task_of(row)
-
-    def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
-        where = "WHERE status = $status" if status else ""
-        total, rows = self._query(
-            f"SELECT count() AS n FROM task {where} GROUP ALL;"
-            f" SELECT * FROM task {where} ORDER BY seq DESC LIMIT $limit START $offset;",
-            status=None if status is None else status.value,
-            limit=limit,
-            offset=offset,
-        )
-        return TaskPage(tasks=[task_of(row) for row in _rows(rows)], total=_count(total))
-
-    def workflow_tasks(self, workflow_id: str) -> list[Task]:
-        rows = self._select("SELECT * FROM task WHERE workflow_id = $w ORDER BY seq", w=workflow_id)
-        return [task_of(row) for row in rows]
-
-    def attempts(self, task_id: str) -> list[Attempt]:
-        rows = self._select("SELECT * FROM attempt WHERE task_id = $t ORDER BY number", t=task_id)
-        return [attempt_of(row) for row in rows]
-
-    def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
-        rows = self._select(
-            "SELECT * FROM task_log WHERE task_id = $t AND seq > $after ORDER BY seq LIMIT $limit",
-            t=task_id,
-            after=after,
-            limit=limit,
-        )
-        return [log_line_of(row) for row in rows]
-
-    def counts(self) -> dict[str, int]:
-        rows = self._select("SELECT status, count() AS n FROM task GROUP BY status")
-        found = {row["status"]: int(row["n"]) for row in rows}
-        return {status.value: found.get(status.value, 0) for status in TaskStatus}
-
-    def pending_by_priority(self) -> dict[str, int]:
-        rows = self._select(
-            "SELECT priority, count() AS n FROM task WHERE status = 'pending' GROUP BY priority"
-        )
-        found = {Priority(int(row["priority"])).label: int(row["n"]) for row in rows}
-        return {priority.label: found.get(priority.label, 0) for priority in Priority}
-
-    def next_ready_at(self) -> float | None:
-        rows = self._select(
-            "SELECT math::min(run_after) AS t FROM task WHERE status = 'pending' GROUP ALL"
-        )
-        return opt_float(rows[0].get("t")) if rows else None
 
 
 def server_dsn(settings: Settings) -> str:
