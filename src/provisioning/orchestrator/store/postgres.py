@@ -1,8 +1,8 @@
 """PostgreSQL backend: several orchestrator nodes, on several machines, share one queue.
 
-This module, :mod:`.postgres_workflow` and the ``sql/postgres`` migrations are the only
-PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite backend
-(:mod:`.sqlite`); what sharing adds:
+This module and ``sql/postgres.sql`` (its own named queries and overrides) are the only
+PostgreSQL-only code; the verbs are :class:`~.sql_store.SqlStore`'s, shared with SQLite,
+and the connection plumbing is :mod:`provisioning.drivers.pg`. What sharing adds:
 
 * **One transaction per verb** on one connection (psycopg 3, autocommit off) guarded by
   a lock, so a store may be called from several threads. A broken connection is
@@ -40,7 +40,7 @@ from psycopg.rows import dict_row
 from ...drivers.pg import Listener, lost, mask_dsn, session_guards, with_defaults
 from .base import StoreError
 from .faults import StoreUnavailable
-from .sql_queries import DATA_TABLES, migrations, one
+from .sql_queries import DATA_TABLES, one, sql_migrations
 from .sql_store import SqlStore
 
 __all__ = ["WORK_CHANNEL", "PostgresStore"]
@@ -266,7 +266,7 @@ class PostgresStore(SqlStore):
             )
             current = one(db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone())
             version: int = current["v"] or 0
-            for number, script in migrations("postgres"):
+            for number, script in sql_migrations("postgres"):
                 if number > version:
                     for statement in script.split(";\n"):
                         if statement.strip():

@@ -1,6 +1,7 @@
 """SQLite backend (the default; the seed's ``filesystem``): one WAL file in ``data_dir``.
 
-This module and the ``sql/sqlite`` migrations are the only SQLite-speaking code.
+This module is the only SQLite-only code: the verbs, the named queries and the
+migrations (``sql/migrations``) are shared with PostgreSQL.
 One connection serves every verb under a lock; each write is one
 ``BEGIN IMMEDIATE`` transaction committed with ``synchronous=FULL``, so a verb
 that returned is on disk.
@@ -18,7 +19,7 @@ from typing import Any
 
 from .base import StoreError
 from .faults import StoreUnusable, classify
-from .sql_queries import DATA_TABLES, migrations
+from .sql_queries import DATA_TABLES, sql_migrations
 from .sql_store import SqlStore
 
 
@@ -161,7 +162,7 @@ class SQLiteStore(SqlStore):
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
             current = row["v"] or 0
-            for version, script in migrations("sqlite"):
+            for version, script in sql_migrations("sqlite"):
                 if version > current:
                     for statement in script.split(";\n"):
                         if statement.strip():
