@@ -19,6 +19,7 @@ from .rules import (
     Phase,
     ResetStep,
     StepStatus,
+    TaskEnding,
     can_request_rollback,
     can_retry,
     cancel_ends_at_once,
@@ -32,6 +33,7 @@ from .rules import (
     reset_step,
     running_status,
     step_completes,
+    task_ending,
     terminal_status,
 )
 
@@ -46,6 +48,7 @@ __all__ = [
     "Phase",
     "ResetStep",
     "StepStatus",
+    "TaskEnding",
     "UndoStep",
     "can_request_rollback",
     "can_retry",
@@ -61,6 +64,7 @@ __all__ = [
     "reset_step",
     "running_status",
     "step_completes",
+    "task_ending",
     "terminal_status",
     "undo_order",
 ]

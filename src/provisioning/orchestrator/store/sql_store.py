@@ -193,13 +193,14 @@ class SqlStore(SqlWorkflowVerbs, SqlRetention, Reads):
             )
             if not ended.rowcount:
                 return None
-            if retry_at is not None:
-                cursor = self._q(db, "retry_task", retry_at, error, 0 if counts else 1, task_id)
+            end = flow.task_ending(outcome.status, now=now, retry_at=retry_at, counts=counts)
+            if end.run_after is not None:
+                cursor = self._q(db, "retry_task", end.run_after, error, end.tries_back, task_id)
                 row = one(cursor.fetchone())
                 self._work_released(db)
                 return task_of(row)
-            status = flow.terminal_status(outcome.status).value
-            cursor = self._q(db, "end_task", status, now, error, result_json, status, task_id)
+            args = (end.status.value, end.completed_at, error, result_json, end.progress, task_id)
+            cursor = self._q(db, "end_task", *args)
             row = one(cursor.fetchone())
             if row["workflow_id"] is None:
                 return task_of(row)

@@ -474,33 +474,34 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
                     "error": outcome.error,
                 },
             )
+            end = flow.task_ending(outcome.status, now=now, retry_at=retry_at, counts=counts)
             changes: dict[str, Any] = {
                 "owner": None,
                 "lease_expires_at": None,
                 "error": outcome.error,
+                "status": end.status.value,
             }
-            if retry_at is not None:
-                changes.update(
-                    status=TaskStatus.PENDING.value,
-                    run_after=retry_at,
-                    tries=int(row.get("tries", 0)) - (0 if counts else 1),
-                )
+            if end.run_after is not None:
+                tries = int(row.get("tries", 0)) - end.tries_back
+                changes.update(run_after=end.run_after, tries=tries)
                 tx.set(row["id"], changes)
                 return task_of({**row, **changes})
-            status = flow.terminal_status(outcome.status)
-            changes.update(status=status.value, completed_at=now)
+            changes["completed_at"] = end.completed_at
             if outcome.has_result:
                 changes["result"] = json.dumps(outcome.result)
-            if status is TaskStatus.COMPLETED:
-                changes["progress"] = 100
-            tx.set(row["id"], changes)
-            done = {**row, **changes}
-            if done.get("workflow_id") is not None:
-                moved = self._advance(tx, done, now)
-                return replace(task_of(done), workflow_status=moved)
-            return task_of(done)
+            if end.progress is not None:
+                changes["progress"] = end.progress
+            return self._ended(tx, row, changes, now)
 
         return self._transact(build)
+
+    def _ended(self, tx: Tx, row: dict[str, Any], changes: dict[str, Any], now: float) -> Task:
+        """A task became terminal with ``changes``: written, and its workflow advanced."""
+        tx.set(row["id"], changes)
+        done = {**row, **changes}
+        if done.get("workflow_id") is None:
+            return task_of(done)
+        return replace(task_of(done), workflow_status=self._advance(tx, done, now))
 
     def request_cancel(self, task_id: str, *, now: float) -> Task | None:
         def build(tx: Tx) -> Task | None:
@@ -513,12 +514,7 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
                     "completed_at": now,
                     "error": "cancelled before it started",
                 }
-                tx.set(row["id"], changes)
-                done = {**row, **changes}
-                if done.get("workflow_id") is not None:
-                    moved = self._advance(tx, done, now)
-                    return replace(task_of(done), workflow_status=moved)
-                return task_of(done)
+                return self._ended(tx, row, changes, now)
             if row["status"] == TaskStatus.RUNNING.value:
                 tx.set(row["id"], {"cancel_requested": True})
                 return task_of({**row, "cancel_requested": True})

@@ -54,7 +54,7 @@ UPDATE tasks SET status = 'pending', run_after = ?, owner = NULL, lease_expires_
 
 -- name: end_task
 UPDATE tasks SET status = ?, completed_at = ?, owner = NULL, lease_expires_at = NULL, error = ?,
-  result = COALESCE(?, result), progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END
+  result = COALESCE(?, result), progress = COALESCE(?, progress)
   WHERE id = ? RETURNING *;
 
 -- name: workflow_has_pending
