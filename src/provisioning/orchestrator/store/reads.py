@@ -10,7 +10,15 @@ from typing import Any
 
 from ...tasks import Priority, TaskStatus, WorkflowStatus
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, TaskPage, Workflow
-from .rows import Row, attempt_of, log_line_of, node_of, step_of, task_of, workflow_of
+from ..models.records import (
+    Row,
+    attempt_of,
+    log_line_of,
+    node_of,
+    step_of,
+    task_of,
+    workflow_of,
+)
 
 
 def _filter(status: TaskStatus | WorkflowStatus | None) -> tuple[bool, str | None]:

@@ -16,8 +16,9 @@ from contextlib import AbstractContextManager
 from importlib import resources
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from ..models.records import Row
 from .base import StoreError
-from .rows import NEW_TASK_COLUMNS, Row, markers
+from .rows import NEW_TASK_COLUMNS, markers
 
 # Every column of a workflow (its spec, which can be large and is read only to plan a
 # rollback, lives apart in workflow_specs).

@@ -20,9 +20,10 @@ from ...execution import ProcessInfo
 from ...tasks import NewTask, Outcome, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, Task
+from ..models.records import attempt_of, claims_of, task_of
 from .base import Ending, Enqueued, Heartbeat, ending_terms
 from .reads import Reads
-from .rows import attempt_of, claims_of, new_task_values, task_of
+from .rows import new_task_values
 from .sql_queries import one, verb
 from .sql_retention import SqlRetention
 from .sql_workflow import SqlWorkflowVerbs

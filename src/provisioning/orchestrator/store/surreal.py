@@ -40,9 +40,9 @@ from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, NodeInfo, Task
+from ..models.records import Row
 from .base import Ending, Enqueued, Heartbeat, StoreError, ending_terms, run_each
 from .reads import Reads
-from .rows import Row
 from .sql_queries import migrations, parse_queries, read_sql
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (

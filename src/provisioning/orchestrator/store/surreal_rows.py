@@ -12,7 +12,7 @@ from surrealdb import RecordID
 
 from ...tasks import NewTask, Priority
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
-from . import rows
+from ..models import records as rows
 from .base import NewTaskRow
 from .surreal_tx import Tx
 
