@@ -6,12 +6,60 @@ from __future__ import annotations
 
 import functools
 import json
+import uuid
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from ...execution.procfs import ProcessInfo
-from ...tasks import AttemptStatus, Priority, RetryPolicy, TaskStatus, WorkflowStatus
+from ...tasks import AttemptStatus, NewTask, Priority, RetryPolicy, TaskStatus, WorkflowStatus
 from . import Attempt, Claim, LogLine, NodeInfo, Step, Task, Workflow
+
+# The fields a new task is written with, in the order of the SQL stores' columns.
+NEW_TASK_FIELDS = (
+    "id",
+    "workflow_id",
+    "step_id",
+    "item",
+    "name",
+    "run",
+    "params",
+    "priority",
+    "status",
+    "retry",
+    "timeout_seconds",
+    "created_at",
+    "run_after",
+)
+
+
+def new_task_fields(
+    task: NewTask,
+    *,
+    status: str,
+    default_retry: RetryPolicy,
+    default_timeout: float,
+    now: float,
+    workflow_id: str | None = None,
+    step_id: str | None = None,
+    item: int | None = None,
+) -> dict[str, Any]:
+    """A new task as every store writes it, however it is made (``POST /tasks``, a
+    workflow step): the defaults fill in what its definition leaves out."""
+    return {
+        "id": str(uuid.uuid4()),
+        "workflow_id": workflow_id,
+        "step_id": step_id,
+        "item": item,
+        "name": task.name,
+        "run": task.run.model_dump_json(exclude_none=True),
+        "params": json.dumps(task.params),
+        "priority": int(Priority.parse(task.priority)),
+        "status": status,
+        "retry": (task.retry or default_retry).model_dump_json(),
+        "timeout_seconds": float(task.timeout_seconds or default_timeout),
+        "created_at": float(now),
+        "run_after": 0.0,
+    }
 
 
 class Row(Protocol):
