@@ -1,25 +1,25 @@
 """SurrealDB backend (``backend = "surrealdb"``) through the official ``surrealdb`` SDK.
 
 Embedded by default: the SDK's in-process engine on a ``surrealkv://`` folder in
-``data_dir``. One process owns the folder: an exclusive lock file beside it
-refuses a second process (the engine itself would let two processes open it and
-silently diverge), and every handle of the owning process on that folder shares
-one engine. ``storage.dsn = "ws://..."`` talks to a SurrealDB server instead,
-still as a single node (``shared = False``).
+``data_dir``, owned by one process (:mod:`provisioning.drivers.surreal` holds the
+connection, the folder's lock and the engine shared by a process's handles).
+``storage.dsn = "ws://..."`` talks to a SurrealDB server instead, still as a single
+node (``shared = False``).
 
-This module and :mod:`.surreal_workflow` are the only SurrealQL-speaking code.
-Every verb is one SurrealQL transaction (``BEGIN TRANSACTION; ...; COMMIT
-TRANSACTION;`` sent in one query call: the SDK has no client-side transactions
-for the embedded engine). A verb reads what it needs under the handle's lock,
-decides in Python exactly as the SQLite backend does, and sends all its writes
-in that one transaction, which first checks and bumps the revision in
-``meta:state``: had anything else written in between (another client of a
-server), the transaction throws, nothing is applied, and the verb runs again on
-fresh data. ``meta:state`` also holds the sequence counters (tasks, workflows,
-log lines) that give FIFO order and newest-first paging; they move in the same
-transaction. Bound variables carry every value: no data is formatted into
-SurrealQL. With the embedded engine every commit is fsynced
-(``SURREAL_SYNC_DATA``), so a verb that returned is on disk.
+This module, :mod:`.surreal_workflow` and ``sql/surreal*`` (the schema, the reads) are
+the only SurrealQL-speaking code. Every verb is one SurrealQL transaction (``BEGIN
+TRANSACTION; ...; COMMIT TRANSACTION;`` sent in one query call: the SDK has no
+client-side transactions for the embedded engine). A verb reads what it needs under
+the handle's lock, decides with the rules every store shares (:mod:`..flow`: what a
+claim picks, what ending an attempt does, how a workflow advances), and sends all its
+writes in that one transaction, which first checks and bumps the revision in
+``meta:state``: had anything else written in between (another client of a server),
+the transaction throws, nothing is applied, and the verb runs again on fresh data.
+``meta:state`` also holds the sequence counters (tasks, workflows, log lines) that
+give FIFO order and newest-first paging; they move in the same transaction. Bound
+variables carry every value: no data is formatted into SurrealQL. With the embedded
+engine every commit is fsynced (``SURREAL_SYNC_DATA``), so a verb that returned is on
+disk.
 """
 
 from __future__ import annotations
