@@ -22,8 +22,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel
 
+from provisioning.drivers.pg import mask_dsn
 from provisioning.orchestrator.models import Claim, NewStep, Task
-from provisioning.orchestrator.store.postgres import PostgresStore, mask_dsn
+from provisioning.orchestrator.store.postgres import PostgresStore
 from provisioning.orchestrator.store.sqlite import SQLiteStore
 from provisioning.tasks import (
     AttemptStatus,

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from importlib import resources
 from pathlib import Path
 
 from provisioning.orchestrator.store import open_sqlite
+from provisioning.orchestrator.store.sql_queries import sql_migrations
 
 SPEC = {"name": "old", "operations": [{"id": "a", "run": {"command": ["true"]}}]}
 
 
 def _database_at_version_3(path: Path) -> None:
-    folder = resources.files("provisioning.orchestrator.store") / "sql" / "sqlite"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    for number in (1, 2, 3):
-        script = next(f for f in folder.iterdir() if f.name.startswith(f"000{number}_"))
-        db.executescript(script.read_text(encoding="utf-8"))
+    for number, script in sql_migrations("sqlite")[:3]:
+        db.executescript(script)
         db.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
     db.execute(
         "INSERT INTO workflows (id, name, version, spec, status, priority, parallel_limit,"

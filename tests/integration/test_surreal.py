@@ -21,9 +21,9 @@ from typing import Any, ClassVar
 import pytest
 
 from provisioning.config.models import Settings, StorageBackend, StorageSection
+from provisioning.drivers.surreal import Target
 from provisioning.orchestrator.models import NewStep, Task
 from provisioning.orchestrator.store import SQLiteStore, StoreError
-from provisioning.orchestrator.store import surreal as surreal_module
 from provisioning.orchestrator.store.surreal import SurrealStore, Tx, open_surreal
 from provisioning.tasks import (
     AttemptStatus,
@@ -343,7 +343,7 @@ class TestLocations:
             open_surreal(_settings(tmp_path, f"ws://root:secret@127.0.0.1:{port}"))
 
     def test_server_urls_carry_credentials_namespace_and_database(self) -> None:
-        target = surreal_module._Target.parse("wss://ada:p%40ss@db.example:8000/rpc?ns=n1&db=d1")
+        target = Target.parse("wss://ada:p%40ss@db.example:8000/rpc?ns=n1&db=d1")
         assert (target.kind, target.url, target.display) == (
             "ws",
             "wss://db.example:8000",

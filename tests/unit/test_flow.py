@@ -10,6 +10,7 @@ from provisioning.orchestrator.flow import (
     OperationNode,
     ResetStep,
     StepStatus,
+    TaskEnding,
     UndoStep,
     can_request_rollback,
     can_retry,
@@ -20,10 +21,12 @@ from provisioning.orchestrator.flow import (
     initial_status,
     on_step_failed,
     phase_end,
+    pick_ready,
     ready_after_release,
     reset_step,
     running_status,
     step_completes,
+    task_ending,
     terminal_status,
     undo_order,
 )
@@ -268,3 +271,41 @@ def test_undo_order(
     operations: list[OperationNode], done: set[str], expected: list[UndoStep]
 ) -> None:
     assert undo_order(operations, done) == expected
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retry_at", "counts", "expected"),
+    [
+        (AttemptStatus.FAILED, 5.0, True, TaskEnding(TaskStatus.PENDING, run_after=5.0)),
+        (AttemptStatus.LOST, 5.0, False, TaskEnding(TaskStatus.PENDING, 5.0, tries_back=1)),
+        (
+            AttemptStatus.COMPLETED,
+            None,
+            True,
+            TaskEnding(TaskStatus.COMPLETED, completed_at=1.0, progress=100),
+        ),
+        (AttemptStatus.TIMED_OUT, None, True, TaskEnding(TaskStatus.TIMED_OUT, completed_at=1.0)),
+        (AttemptStatus.INTERRUPTED, None, False, TaskEnding(TaskStatus.FAILED, completed_at=1.0)),
+    ],
+)
+def test_task_ending(
+    attempt: AttemptStatus, retry_at: float | None, counts: bool, expected: TaskEnding
+) -> None:
+    assert task_ending(attempt, now=1.0, retry_at=retry_at, counts=counts) == expected
+
+
+# Pending tasks in pick order: (key, workflow); w1 allows 2 at a time, w2 has 1 running of 1.
+_READY = [(1, "w1"), (2, "w2"), (3, None), (4, "w1"), (5, "w1"), (6, "ghost"), (7, None)]
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [(1, [1]), (3, [1, 3, 4]), (5, [1, 3, 4, 6, 7]), (9, [1, 3, 4, 6, 7])],
+)
+def test_pick_ready_keeps_each_workflows_parallel_limit(limit: int, expected: list[int]) -> None:
+    def candidates(full: list[str], picked: list[int], scan: int) -> list[tuple[int, str | None]]:
+        ready = [(k, w) for k, w in _READY if w not in full and k not in picked]
+        return ready[:scan]
+
+    room = {"w2": 0}
+    assert pick_ready(limit, room, candidates, lambda ids: {"w1": 2, "w2": 1}) == expected

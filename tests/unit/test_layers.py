@@ -25,7 +25,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"rules": ("orchestrator.flow", "orchestrator.models")},
     {"business": ()},  # workflow, schemas, infra, providers, taskservs, operations, client ...
     {"execution": ("execution",)},
-    {"config": ("config",), "base": ("", "compat", "pidfile")},
+    {"config": ("config",), "base": ("", "compat", "pidfile"), "drivers": ("drivers",)},
     {"contract": ("tasks",)},
 ]
 DEFAULT_LAYER = "business"

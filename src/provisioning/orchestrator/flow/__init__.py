@@ -8,6 +8,7 @@ policy, phase end, retry, cancel) and :mod:`.rollback` (the undo order).
 
 from __future__ import annotations
 
+from .claims import UNLIMITED, pick_ready
 from .rollback import OperationNode, UndoStep, undo_order
 from .rules import (
     FAILED_STEP,
@@ -18,6 +19,7 @@ from .rules import (
     Phase,
     ResetStep,
     StepStatus,
+    TaskEnding,
     can_request_rollback,
     can_retry,
     cancel_ends_at_once,
@@ -31,6 +33,7 @@ from .rules import (
     reset_step,
     running_status,
     step_completes,
+    task_ending,
     terminal_status,
 )
 
@@ -38,12 +41,14 @@ __all__ = [
     "FAILED_STEP",
     "OPEN_TASK",
     "TERMINAL_TASK",
+    "UNLIMITED",
     "Failure",
     "FailureChange",
     "OperationNode",
     "Phase",
     "ResetStep",
     "StepStatus",
+    "TaskEnding",
     "UndoStep",
     "can_request_rollback",
     "can_retry",
@@ -54,10 +59,12 @@ __all__ = [
     "initial_status",
     "on_step_failed",
     "phase_end",
+    "pick_ready",
     "ready_after_release",
     "reset_step",
     "running_status",
     "step_completes",
+    "task_ending",
     "terminal_status",
     "undo_order",
 ]

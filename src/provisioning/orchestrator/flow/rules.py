@@ -59,6 +59,30 @@ def terminal_status(attempt: AttemptStatus) -> TaskStatus:
     return _TERMINAL_FOR[attempt]
 
 
+@dataclass(frozen=True)
+class TaskEnding:
+    """What ending an attempt does to its task: back to ``pending``, ready at
+    ``run_after`` (a retry; ``tries_back`` 1 gives the try back), or its terminal status
+    (``progress`` 100 on completion; ``None`` leaves it as it is)."""
+
+    status: TaskStatus
+    run_after: float | None = None
+    tries_back: int = 0
+    completed_at: float | None = None
+    progress: int | None = None
+
+
+def task_ending(
+    attempt: AttemptStatus, *, now: float, retry_at: float | None, counts: bool
+) -> TaskEnding:
+    """The task's change when its attempt ended so (a retry when ``retry_at`` is set)."""
+    if retry_at is not None:
+        return TaskEnding(TaskStatus.PENDING, run_after=retry_at, tries_back=0 if counts else 1)
+    status = terminal_status(attempt)
+    progress = 100 if status is TaskStatus.COMPLETED else None
+    return TaskEnding(status, completed_at=now, progress=progress)
+
+
 def initial_status(waiting_on: int) -> tuple[StepStatus, TaskStatus]:
     """A new (or reopened) step and its tasks: ready when nothing is left to wait for."""
     if waiting_on == 0:

@@ -1,8 +1,8 @@
 """PostgreSQL backend: several orchestrator nodes, on several machines, share one queue.
 
-This module, :mod:`.postgres_workflow` and the ``sql/postgres`` migrations are the only
-PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite backend
-(:mod:`.sqlite`); what sharing adds:
+This module and ``sql/postgres.sql`` (its own named queries and overrides) are the only
+PostgreSQL-only code; the verbs are :class:`~.sql_store.SqlStore`'s, shared with SQLite,
+and the connection plumbing is :mod:`provisioning.drivers.pg`. What sharing adds:
 
 * **One transaction per verb** on one connection (psycopg 3, autocommit off) guarded by
   a lock, so a store may be called from several threads. A broken connection is
@@ -26,28 +26,24 @@ PostgreSQL-speaking code. The verbs and their semantics are those of the SQLite 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from ..models import Claim
+from ...drivers.pg import Listener, lost, mask_dsn, session_guards, with_defaults
 from .base import StoreError
 from .faults import StoreUnavailable
-from .rows import claims_of
-from .sql_queries import DATA_TABLES, migrations, one, verb
+from .sql_queries import DATA_TABLES, one, sql_migrations
 from .sql_store import SqlStore
 
-__all__ = ["WORK_CHANNEL", "PostgresStore", "mask_dsn"]
+__all__ = ["WORK_CHANNEL", "PostgresStore"]
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[Row]
@@ -75,33 +71,6 @@ MIGRATION_LOCK_KEY = 0x70726F766D696772
 # (the locks taken by the batch's earlier verbs could otherwise deadlock with another
 # node's batch).
 BATCH_LOCK_TIMEOUT_MS = 100
-# wait_for_work notices close() within this many seconds.
-LISTEN_SLICE_SECONDS = 0.5
-
-
-def session_guards(lease_seconds: float) -> dict[str, str]:
-    """Connection parameters that bound what a frozen or cut-off node can hold: a
-    session idle inside a transaction (its node SIGSTOPped mid-verb) is ended by the
-    server within half a lease, so its row locks go with it; no statement or lock wait
-    runs longer than a lease; a dead peer is noticed by TCP keepalives and
-    ``tcp_user_timeout`` instead of never (a black-holed link sends no reset)."""
-    lease_ms = max(int(lease_seconds * 1000), 1000)
-    options = " ".join(
-        (
-            f"-c statement_timeout={lease_ms}",
-            f"-c lock_timeout={lease_ms}",
-            f"-c idle_in_transaction_session_timeout={max(lease_ms // 2, 500)}",
-        )
-    )
-    return {
-        "options": options,
-        "connect_timeout": str(max(int(lease_seconds / 2), 2)),
-        "keepalives": "1",
-        "keepalives_idle": str(max(int(lease_seconds / 6), 1)),
-        "keepalives_interval": str(max(int(lease_seconds / 12), 1)),
-        "keepalives_count": "3",
-        "tcp_user_timeout": str(max(lease_ms // 2, 500)),
-    }
 
 
 # load(): parents before children (foreign keys); the columns SQLite keeps as 0/1.
@@ -110,35 +79,6 @@ _BOOLEAN_COLUMNS = {"tasks": ("cancel_requested",), "workflows": ("rollback_enab
 
 # Lock conflicts worth running the verb again (on its own) rather than failing it.
 _CONTENDED = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
-
-
-def _lost(conn: psycopg.Connection[Any] | None) -> bool:
-    """No connection, or one that can no longer serve (closed, or broken mid-query)."""
-    return conn is None or conn.closed or conn.broken
-
-
-def mask_dsn(dsn: str) -> str:
-    """The DSN with its password (URL userinfo, ``password=`` or ``?password=``) masked."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, hosts = netloc.rsplit("@", 1)
-            if ":" in userinfo:
-                netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-        query = "&".join(
-            "password=***" if item.split("=", 1)[0].lower() == "password" else item
-            for item in parts.query.split("&")
-        )
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "<unparsable DSN>"
-    if "password" not in params:
-        return dsn
-    params["password"] = "***"
-    return make_conninfo("", **params)
 
 
 def _clean(text: str | None) -> str | None:
@@ -169,9 +109,7 @@ class PostgresStore(SqlStore):
         self._closed = False
         self._db: Conn = self._connect()
         # The LISTEN connection of wait_for_work, opened on first use.
-        self._listen_lock = threading.Lock()
-        self._listener: psycopg.Connection[tuple[Any, ...]] | None = None
-        self._gone = threading.Event()
+        self._listener = Listener(self._named("provisioning-orchestrator-listen"), WORK_CHANNEL)
 
     # -- connection and transactions ------------------------------------------------------
 
@@ -205,13 +143,8 @@ class PostgresStore(SqlStore):
 
     def _named(self, name: str) -> str:
         """The DSN with an ``application_name`` (seen in pg_stat_activity) and the
-        session guards, each unless the DSN sets it already (the user's word wins)."""
-        try:
-            given = conninfo_to_dict(self.dsn)
-            extra = {"application_name": name, **self._guards}
-            return make_conninfo(self.dsn, **{k: v for k, v in extra.items() if k not in given})
-        except psycopg.Error:
-            return self.dsn  # connect() reports what is wrong with it
+        session guards, each unless the DSN sets it already."""
+        return with_defaults(self.dsn, application_name=name, **self._guards)
 
     def _connect(self) -> Conn:
         try:
@@ -229,7 +162,7 @@ class PostgresStore(SqlStore):
 
     def _connection(self) -> Conn:
         self._refuse_if_closed()
-        if _lost(self._db):
+        if lost(self._db):
             log.warning("PostgreSQL connection lost; reconnecting")
             self._db = self._connect()
         return self._db
@@ -333,7 +266,7 @@ class PostgresStore(SqlStore):
             )
             current = one(db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone())
             version: int = current["v"] or 0
-            for number, script in migrations("postgres"):
+            for number, script in sql_migrations("postgres"):
                 if number > version:
                     for statement in script.split(";\n"):
                         if statement.strip():
@@ -412,13 +345,9 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         """Close both connections; a thread in :meth:`wait_for_work` returns first."""
         self._closed = True
-        self._gone.set()
+        self._listener.close()
         with self._lock:
             self._db.close()
-        with self._listen_lock:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
 
     def meta(self) -> dict[str, Any]:
         with self._lock:
@@ -436,104 +365,25 @@ class PostgresStore(SqlStore):
         """Start listening for work notifications now (idempotent). Call it before the
         first claim so that no notification sent in between is missed; otherwise the
         first :meth:`wait_for_work` starts listening itself."""
-        with self._listen_lock:
-            try:
-                self._ensure_listener()
-            except psycopg.Error as exc:
-                raise StoreError(
-                    f"cannot LISTEN on PostgreSQL {mask_dsn(self.dsn)}: {exc}"
-                ) from None
-
-    def _ensure_listener(self) -> bool:
-        """Open the listening connection if needed; ``True`` when it was (re)opened."""
         self._refuse_if_closed()
-        if not _lost(self._listener):
-            return False
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        listener = psycopg.connect(self._named("provisioning-orchestrator-listen"), autocommit=True)
         try:
-            listener.execute(f"LISTEN {WORK_CHANNEL}")
-        except BaseException:
-            listener.close()
-            raise
-        self._listener = listener
-        return True
+            self._listener.start()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot LISTEN on PostgreSQL {mask_dsn(self.dsn)}: {exc}") from None
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until another transaction made tasks claimable (``NOTIFY
         provisioning_work``: an enqueue, a workflow created or released, a retry
-        scheduled, a workflow task ended) or until ``timeout`` seconds passed.
-
-        ``True`` means "claim now": a notification arrived (also one sent since the
-        previous call), or listening just (re)started and one may have been missed.
-        ``False`` means the timeout passed (or the server cannot be reached: the call
-        then waits out the timeout, so the caller's polling goes on). Meant for one
-        thread of the scheduler, which loops on it and wakes its claim loop; it holds a
-        connection of its own, and :meth:`close` makes it return within
-        ``LISTEN_SLICE_SECONDS``. Raises :class:`StoreError` once the store is closed.
-        """
-        deadline = time.monotonic() + timeout
-        with self._listen_lock:
-            try:
-                if self._ensure_listener():
-                    return True
-            except psycopg.Error as exc:
-                log.warning("cannot LISTEN on PostgreSQL (%s); polling", exc)
-                self._gone.wait(max(0.0, deadline - time.monotonic()))
-                return False
-            listener = self._listener
-            assert listener is not None
-            while not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                try:
-                    received = listener.notifies(
-                        timeout=min(remaining, LISTEN_SLICE_SECONDS), stop_after=1
-                    )
-                    with contextlib.closing(received):
-                        for _ in received:
-                            return True
-                except psycopg.Error as exc:
-                    log.warning("PostgreSQL LISTEN connection lost (%s)", exc)
-                    listener.close()
-                    self._listener = None
-                    return True
-            return False
+        scheduled, a workflow task ended) or until ``timeout`` seconds passed; ``True``
+        means "claim now" (see :meth:`Listener.wait`). Raises :class:`StoreError` once
+        the store is closed."""
+        self._refuse_if_closed()
+        return self._listener.wait(timeout)
 
     # -- queue --------------------------------------------------------------------------
 
-    @verb
-    def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
-        if limit <= 0:
-            return []
-        with self._tx() as db:
-            seqs = self._pick_ready(db, limit, now)
-            if not seqs:
-                return []
-            rows = db.execute(
-                "UPDATE tasks SET status = 'running', attempt = attempt + 1, tries = tries + 1,"
-                " owner = %s, lease_expires_at = %s, started_at = COALESCE(started_at, %s),"
-                " progress = 0, progress_message = NULL"
-                " WHERE seq = ANY(%s::bigint[]) RETURNING *",
-                (node_id, now + lease_seconds, now, seqs),
-            ).fetchall()
-            with db.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO attempts (task_id, number, node_id, status, started_at)"
-                    " VALUES (%s, %s, %s, 'running', %s)",
-                    [(row["id"], row["attempt"], node_id, now) for row in rows],
-                )
-            workflows = sorted({row["workflow_id"] for row in rows if row["workflow_id"]})
-            if workflows:
-                db.execute(
-                    "UPDATE workflows SET status = 'running', started_at = %s"
-                    " WHERE id = ANY(%s::text[]) AND status = 'queued'",
-                    (now, workflows),
-                )
-        return claims_of(rows)
+    def _array(self, values: Sequence[Any]) -> Any:
+        return list(values)
 
     def _pick_ready(self, db: Conn, limit: int, now: float) -> list[int]:
         """Lock up to ``limit`` ready tasks by priority then FIFO, within each workflow's
@@ -554,13 +404,7 @@ class PostgresStore(SqlStore):
             excluded = sorted(
                 busy | {wf for wf, free in room.items() if free is not None and free <= 0}
             )
-            candidates = db.execute(
-                "SELECT seq, workflow_id FROM tasks WHERE status = 'pending' AND run_after <= %s"
-                " AND (workflow_id IS NULL OR workflow_id <> ALL(%s::text[]))"
-                " AND seq <> ALL(%s::bigint[])"
-                " ORDER BY priority DESC, seq LIMIT %s",
-                (now, excluded, tried, scan),
-            ).fetchall()
+            candidates = self._q(db, "ready_candidates", now, excluded, tried, scan).fetchall()
             fresh = sorted(
                 {
                     row["workflow_id"]
@@ -584,17 +428,10 @@ class PostgresStore(SqlStore):
                             continue
                         room[workflow_id] = free - 1
                 chosen.append((row["seq"], workflow_id))
+            locked: set[int] = set()
             if chosen:
-                locked = {
-                    row["seq"]
-                    for row in db.execute(
-                        "SELECT seq FROM tasks WHERE seq = ANY(%s::bigint[])"
-                        " AND status = 'pending' AND run_after <= %s FOR UPDATE SKIP LOCKED",
-                        ([seq for seq, _ in chosen], now),
-                    ).fetchall()
-                }
-            else:
-                locked = set()
+                rows = self._q(db, "lock_ready", [seq for seq, _ in chosen], now).fetchall()
+                locked = {row["seq"] for row in rows}
             lost = 0
             for seq, workflow_id in chosen:
                 tried.append(seq)
@@ -623,29 +460,15 @@ class PostgresStore(SqlStore):
     ) -> None:
         """Lock these workflows' rows and count their free slots into ``room``; with
         ``wait=False`` the ones another transaction holds go to ``busy`` instead."""
-        rows = db.execute(
-            "SELECT id, parallel_limit FROM workflows WHERE id = ANY(%s::text[]) ORDER BY id"
-            + (" FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"),
-            (workflow_ids,),
-        ).fetchall()
+        query = "lock_workflows" if wait else "lock_free_workflows"
+        rows = self._q(db, query, workflow_ids).fetchall()
         limits = {row["id"]: row["parallel_limit"] for row in rows}
-        running = {
-            row["workflow_id"]: row["n"]
-            for row in db.execute(
-                "SELECT workflow_id, COUNT(*) AS n FROM tasks WHERE status = 'running'"
-                " AND workflow_id = ANY(%s::text[]) GROUP BY workflow_id",
-                (list(limits),),
-            ).fetchall()
-        }
+        rows = self._q(db, "running_in_workflows", list(limits)).fetchall()
+        running = {row["workflow_id"]: row["n"] for row in rows}
         missing = [wf for wf in workflow_ids if wf not in limits]
         existing: set[str] = set()
         if missing and not wait:
-            existing = {
-                row["id"]
-                for row in db.execute(
-                    "SELECT id FROM workflows WHERE id = ANY(%s::text[])", (missing,)
-                ).fetchall()
-            }
+            existing = {row["id"] for row in self._q(db, "workflows_exist", missing).fetchall()}
         for workflow_id in workflow_ids:
             if workflow_id in limits:
                 room[workflow_id] = limits[workflow_id] - running.get(workflow_id, 0)

@@ -1,198 +1,22 @@
-"""Rows of the SQL backends (SQLite, PostgreSQL) as domain records: one reader per
-record, so the backends cannot drift in how they read what they store."""
+"""How the SQL backends (SQLite, PostgreSQL) write a new task: the shared fields of
+:func:`..models.records.new_task_fields` in column order. Reading a row back is
+:mod:`..models.records`, shared with SurrealDB."""
 
 from __future__ import annotations
 
-import functools
-import json
-import uuid
-from collections.abc import Iterable
-from typing import Any, Protocol, Unpack
+from typing import Any, Unpack
 
-from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Priority, RetryPolicy, TaskStatus, WorkflowStatus
-from ..models import Attempt, Claim, LogLine, NodeInfo, Step, Task, Workflow
+from ...tasks import NewTask
+from ..models.records import NEW_TASK_FIELDS, new_task_fields
 from .base import NewTaskRow
 
-# The columns a new task is written with, and their values (every SQL backend, every
-# way a task is created: POST /tasks and workflow steps).
-NEW_TASK_COLUMNS = (
-    "id, workflow_id, step_id, item, name, run, params, priority, status, retry,"
-    " timeout_seconds, created_at, run_after"
-)
+NEW_TASK_COLUMNS = ", ".join(NEW_TASK_FIELDS)
 
 
 def new_task_values(task: NewTask, **new: Unpack[NewTaskRow]) -> tuple[Any, ...]:
-    return (
-        str(uuid.uuid4()),
-        new.get("workflow_id"),
-        new.get("step_id"),
-        new.get("item"),
-        task.name,
-        task.run.model_dump_json(exclude_none=True),
-        json.dumps(task.params),
-        int(Priority.parse(task.priority)),
-        new["status"],
-        (task.retry or new["default_retry"]).model_dump_json(),
-        task.timeout_seconds or new["default_timeout"],
-        new["now"],
-        0.0,
-    )
+    fields = new_task_fields(task, **new)
+    return tuple(fields[name] for name in NEW_TASK_FIELDS)
 
 
-def markers(marker: str, count: int = 13) -> str:
+def markers(marker: str, count: int = len(NEW_TASK_FIELDS)) -> str:
     return ",".join([marker] * count)
-
-
-class Row(Protocol):
-    """What both drivers' rows offer: values by column name."""
-
-    def __getitem__(self, key: str) -> Any: ...
-
-
-@functools.lru_cache(maxsize=256)
-def retry_policy(text: str) -> RetryPolicy:
-    # Most tasks share a handful of policies: parse each text once.
-    return RetryPolicy.model_validate_json(text)
-
-
-def same_columns(row: Row, names: Iterable[str]) -> dict[str, Any]:
-    """The values of ``names``, columns whose field of the same name takes them as they are."""
-    return {name: row[name] for name in names}
-
-
-# The fields of a Task that its row holds under the same name, as they are.
-_TASK_COLUMNS = (
-    "id",
-    "seq",
-    "workflow_id",
-    "name",
-    "timeout_seconds",
-    "progress",
-    "progress_message",
-    "error",
-    "attempt",
-    "tries",
-    "run_after",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "owner",
-    "lease_expires_at",
-    "step_id",
-    "item",
-)
-
-
-def task_of(row: Row) -> Task:
-    return Task(
-        **same_columns(row, _TASK_COLUMNS),
-        run=json.loads(row["run"]),
-        params=json.loads(row["params"]),
-        priority=Priority(row["priority"]),
-        status=TaskStatus(row["status"]),
-        retry=retry_policy(row["retry"]),
-        result=None if row["result"] is None else json.loads(row["result"]),
-        cancel_requested=bool(row["cancel_requested"]),
-    )
-
-
-def claims_of(rows: Iterable[Row]) -> list[Claim]:
-    """The claims of just-claimed rows, in pick order (RETURNING does not keep it)."""
-    claims = [Claim(task=task_of(row), attempt=row["attempt"]) for row in rows]
-    claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
-    return claims
-
-
-def attempt_of(row: Row, prefix: str = "") -> Attempt:
-    """An attempt from its row; ``prefix`` names the columns that a join with
-    ``tasks`` renamed (``a_status``, ``a_started_at``, ``a_error``)."""
-    process = None
-    if row["pid"] is not None:
-        process = ProcessInfo(
-            pid=row["pid"], pgid=row["pgid"], start_ticks=row["start_ticks"], boot_id=row["boot_id"]
-        )
-    return Attempt(
-        task_id=row["task_id"],
-        number=row["number"],
-        node_id=row["node_id"],
-        status=AttemptStatus(row[prefix + "status"]),
-        started_at=row[prefix + "started_at"],
-        finished_at=row["finished_at"],
-        exit_code=row["exit_code"],
-        error=row[prefix + "error"],
-        process=process,
-    )
-
-
-# The fields of a Workflow that its row holds under the same name, as they are.
-_WORKFLOW_COLUMNS = (
-    "id",
-    "seq",
-    "name",
-    "version",
-    "phase",
-    "failure",
-    "error",
-    "parallel_limit",
-    "tasks_total",
-    "tasks_open",
-    "tasks_completed",
-    "tasks_failed",
-    "steps_completed",
-    "checkpoint_at",
-    "created_at",
-    "started_at",
-    "completed_at",
-)
-
-
-def workflow_of(row: Row) -> Workflow:
-    return Workflow(
-        **same_columns(row, _WORKFLOW_COLUMNS),
-        status=WorkflowStatus(row["status"]),
-        priority=Priority(row["priority"]),
-        rollback_enabled=bool(row["rollback_enabled"]),
-    )
-
-
-# The fields of a Step that its row holds under the same name, as they are.
-_STEP_COLUMNS = (
-    "workflow_id",
-    "step_id",
-    "kind",
-    "position",
-    "layer",
-    "on_failure",
-    "status",
-    "waiting_on",
-    "total",
-    "completed",
-    "failed",
-    "finished_at",
-)
-
-
-def step_of(row: Row, depends_on: Iterable[str]) -> Step:
-    return Step(
-        **same_columns(row, _STEP_COLUMNS),
-        depends_on=tuple(sorted(depends_on)),
-    )
-
-
-def node_of(row: Row) -> NodeInfo:
-    return NodeInfo(
-        id=row["id"],
-        host=row["host"],
-        pid=row["pid"],
-        max_concurrent=row["max_concurrent"],
-        started_at=row["started_at"],
-        last_seen=row["last_seen"],
-        running=row["running"],
-    )
-
-
-def log_line_of(row: Row) -> LogLine:
-    return LogLine(
-        row["seq"], row["task_id"], row["attempt"], row["stream"], row["line"], row["ts"]
-    )

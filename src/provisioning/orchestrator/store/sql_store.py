@@ -4,7 +4,7 @@ of ``sql/queue.sql``; with the workflow verbs and the reads, one implementation.
 Every verb is one transaction; a verb that changes an attempt is fenced by
 ``(task_id, attempt)``: the task's row is read (PostgreSQL locks it) and must still be
 running that attempt, so a late answer from an attempt that was taken over changes
-nothing. What differs per dialect is the claim (SQLite picks under its single writer,
+nothing. What differs per dialect is how a claim picks (SQLite under its single writer,
 PostgreSQL with ``FOR UPDATE SKIP LOCKED``), the connection and the hooks of
 :class:`~.sql_workflow.SqlWorkflowVerbs`.
 """
@@ -14,21 +14,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Unpack
+from typing import Any, Unpack
 
 from ...execution import ProcessInfo
 from ...tasks import NewTask, Outcome, TaskStatus
 from .. import flow
-from ..models import Attempt, Task
+from ..models import Attempt, Claim, Task
+from ..models.records import attempt_of, claims_of, task_of
 from .base import Ending, Enqueued, Heartbeat, ending_terms
-from .rows import attempt_of, new_task_values, task_of
+from .reads import Reads
+from .rows import new_task_values
 from .sql_queries import one, verb
-from .sql_reads import SqlReads
 from .sql_retention import SqlRetention
 from .sql_workflow import SqlWorkflowVerbs
 
 
-class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
+class SqlStore(SqlWorkflowVerbs, SqlRetention, Reads):
     """The verbs both SQL stores share; a subclass gives the connection and the claim."""
 
     shared: bool
@@ -38,6 +39,10 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
     def _text(self, value: str | None) -> str | None:
         """Text as the database can keep it."""
         return value
+
+    def _array(self, values: Sequence[Any]) -> Any:
+        """A list as one query parameter (PostgreSQL takes it as an array)."""
+        return json.dumps(list(values))
 
     def _slot_freed(self, db: object, workflow_id: str) -> None:
         """A task of ``workflow_id`` ended: one of its ``parallel_limit`` slots is free."""
@@ -49,6 +54,43 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
             row = self._q(db, "insert_task", *values).fetchone()
             self._work_released(db)
         return task_of(one(row))
+
+    @verb
+    def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
+        if limit <= 0:
+            return []
+        # A claim lost in an OS crash is harmless on one node: no process of ours is left.
+        with self._tx(durable=self.shared) as db:
+            seqs = self._pick_ready(db, limit, now)
+            if not seqs:
+                return []
+            lease = now + lease_seconds
+            cursor = self._q(db, "claim_tasks", node_id, lease, now, self._array(seqs))
+            rows = cursor.fetchall()
+            attempts = [(row["id"], row["attempt"], node_id, now) for row in rows]
+            self._many(db, self._queries["insert_attempt"], attempts)
+            workflows = sorted({row["workflow_id"] for row in rows if row["workflow_id"]})
+            if workflows:
+                self._q(db, "start_workflows", now, self._array(workflows))
+        return claims_of(rows)
+
+    def _pick_ready(self, db: Any, limit: int, now: float) -> list[int]:
+        """The seqs of the tasks to claim (:func:`flow.pick_ready`), under the single
+        writer of SQLite: nothing to lock."""
+        rows = self._q(db, "running_per_workflow").fetchall()
+        room = {row["workflow_id"]: row["free"] for row in rows}
+
+        def candidates(full: list[str], picked: list[int], scan: int) -> list[tuple[int, Any]]:
+            found = self._q(
+                db, "ready_candidates", now, self._array(full), self._array(picked), scan
+            )
+            return [(row["seq"], row["workflow_id"]) for row in found.fetchall()]
+
+        def limits_of(ids: list[str]) -> dict[str, int]:
+            rows = self._q(db, "parallel_limits", self._array(ids)).fetchall()
+            return {row["id"]: row["parallel_limit"] for row in rows}
+
+        return flow.pick_ready(limit, room, candidates, limits_of)
 
     @verb
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
@@ -152,13 +194,14 @@ class SqlStore(SqlWorkflowVerbs, SqlReads, SqlRetention):
             )
             if not ended.rowcount:
                 return None
-            if retry_at is not None:
-                cursor = self._q(db, "retry_task", retry_at, error, 0 if counts else 1, task_id)
+            end = flow.task_ending(outcome.status, now=now, retry_at=retry_at, counts=counts)
+            if end.run_after is not None:
+                cursor = self._q(db, "retry_task", end.run_after, error, end.tries_back, task_id)
                 row = one(cursor.fetchone())
                 self._work_released(db)
                 return task_of(row)
-            status = flow.terminal_status(outcome.status).value
-            cursor = self._q(db, "end_task", status, now, error, result_json, status, task_id)
+            args = (end.status.value, end.completed_at, error, result_json, end.progress, task_id)
+            cursor = self._q(db, "end_task", *args)
             row = one(cursor.fetchone())
             if row["workflow_id"] is None:
                 return task_of(row)

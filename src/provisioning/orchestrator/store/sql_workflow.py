@@ -20,8 +20,9 @@ from typing import Any, Unpack
 from ...tasks import Priority, TaskStatus, WorkflowStatus
 from .. import flow
 from ..models import NewStep, Workflow
+from ..models.records import Row, workflow_of
 from .base import NewWorkflow, TaskDefaults, task_defaults
-from .rows import NEW_TASK_COLUMNS, Row, markers, new_task_values, workflow_of
+from .rows import NEW_TASK_COLUMNS, markers, new_task_values
 from .sql_queries import SqlDialect, one, verb
 
 

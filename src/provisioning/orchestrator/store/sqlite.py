@@ -1,6 +1,7 @@
 """SQLite backend (the default; the seed's ``filesystem``): one WAL file in ``data_dir``.
 
-This module and the ``sql/sqlite`` migrations are the only SQLite-speaking code.
+This module is the only SQLite-only code: the verbs, the named queries and the
+migrations (``sql/migrations``) are shared with PostgreSQL.
 One connection serves every verb under a lock; each write is one
 ``BEGIN IMMEDIATE`` transaction committed with ``synchronous=FULL``, so a verb
 that returned is on disk.
@@ -16,11 +17,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from ..models import Claim
 from .base import StoreError
 from .faults import StoreUnusable, classify
-from .rows import claims_of
-from .sql_queries import DATA_TABLES, migrations
+from .sql_queries import DATA_TABLES, sql_migrations
 from .sql_store import SqlStore
 
 
@@ -163,7 +162,7 @@ class SQLiteStore(SqlStore):
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
             current = row["v"] or 0
-            for version, script in migrations("sqlite"):
+            for version, script in sql_migrations("sqlite"):
                 if version > current:
                     for statement in script.split(";\n"):
                         if statement.strip():
@@ -192,75 +191,3 @@ class SQLiteStore(SqlStore):
 
     def meta(self) -> dict[str, Any]:
         return {"backend": self.backend, "path": self.path, "schema_version": self._version}
-
-    # -- queue --------------------------------------------------------------------------
-
-    def claim(self, node_id: str, limit: int, *, now: float, lease_seconds: float) -> list[Claim]:
-        if limit <= 0:
-            return []
-        with self._tx(durable=False) as db:
-            seqs = self._pick_ready(db, limit, now)
-            if not seqs:
-                return []
-            marks = ",".join("?" * len(seqs))
-            rows = db.execute(
-                "UPDATE tasks SET status = 'running', attempt = attempt + 1, tries = tries + 1,"
-                " owner = ?, lease_expires_at = ?, started_at = COALESCE(started_at, ?),"
-                " progress = 0, progress_message = NULL"
-                f" WHERE seq IN ({marks}) RETURNING *",
-                (node_id, now + lease_seconds, now, *seqs),
-            ).fetchall()
-            db.executemany(
-                "INSERT INTO attempts (task_id, number, node_id, status, started_at)"
-                " VALUES (?, ?, ?, 'running', ?)",
-                [(row["id"], row["attempt"], node_id, now) for row in rows],
-            )
-            workflows = {row["workflow_id"] for row in rows if row["workflow_id"]}
-            for workflow_id in workflows:
-                db.execute(
-                    "UPDATE workflows SET status = 'running', started_at = ?"
-                    " WHERE id = ? AND status = 'queued'",
-                    (now, workflow_id),
-                )
-        return claims_of(rows)
-
-    def _pick_ready(self, db: sqlite3.Connection, limit: int, now: float) -> list[int]:
-        """Ready tasks by priority then FIFO, within each workflow's ``parallel_limit``."""
-        room: dict[str, int] = {
-            row["workflow_id"]: row["parallel_limit"] - row["running"]
-            for row in db.execute(
-                "SELECT t.workflow_id, w.parallel_limit, COUNT(*) AS running FROM tasks t"
-                " JOIN workflows w ON w.id = t.workflow_id"
-                " WHERE t.status = 'running' GROUP BY t.workflow_id"
-            )
-        }
-        picked: list[int] = []
-        scan = limit * 4 + 16
-        for _ in range(8):
-            full = [wf for wf, free in room.items() if free <= 0]
-            exclude = (
-                f" AND (workflow_id IS NULL OR workflow_id NOT IN ({','.join('?' * len(full))}))"
-            )
-            candidates = db.execute(
-                "SELECT seq, workflow_id FROM tasks WHERE status = 'pending' AND run_after <= ?"
-                + (exclude if full else "")
-                + (f" AND seq NOT IN ({','.join('?' * len(picked))})" if picked else "")
-                + " ORDER BY priority DESC, seq LIMIT ?",
-                (now, *full, *picked, scan),
-            ).fetchall()
-            for row in candidates:
-                workflow_id = row["workflow_id"]
-                if workflow_id is not None:
-                    if workflow_id not in room:
-                        room[workflow_id] = db.execute(
-                            "SELECT parallel_limit FROM workflows WHERE id = ?", (workflow_id,)
-                        ).fetchone()["parallel_limit"]
-                    if room[workflow_id] <= 0:
-                        continue
-                    room[workflow_id] -= 1
-                picked.append(row["seq"])
-                if len(picked) == limit:
-                    return picked
-            if len(candidates) < scan:
-                break
-        return picked

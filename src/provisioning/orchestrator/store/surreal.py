@@ -1,59 +1,56 @@
 """SurrealDB backend (``backend = "surrealdb"``) through the official ``surrealdb`` SDK.
 
 Embedded by default: the SDK's in-process engine on a ``surrealkv://`` folder in
-``data_dir``. One process owns the folder: an exclusive lock file beside it
-refuses a second process (the engine itself would let two processes open it and
-silently diverge), and every handle of the owning process on that folder shares
-one engine. ``storage.dsn = "ws://..."`` talks to a SurrealDB server instead,
-still as a single node (``shared = False``).
+``data_dir``, owned by one process (:mod:`provisioning.drivers.surreal` holds the
+connection, the folder's lock and the engine shared by a process's handles).
+``storage.dsn = "ws://..."`` talks to a SurrealDB server instead, still as a single
+node (``shared = False``).
 
-This module and :mod:`.surreal_workflow` are the only SurrealQL-speaking code.
-Every verb is one SurrealQL transaction (``BEGIN TRANSACTION; ...; COMMIT
-TRANSACTION;`` sent in one query call: the SDK has no client-side transactions
-for the embedded engine). A verb reads what it needs under the handle's lock,
-decides in Python exactly as the SQLite backend does, and sends all its writes
-in that one transaction, which first checks and bumps the revision in
-``meta:state``: had anything else written in between (another client of a
-server), the transaction throws, nothing is applied, and the verb runs again on
-fresh data. ``meta:state`` also holds the sequence counters (tasks, workflows,
-log lines) that give FIFO order and newest-first paging; they move in the same
-transaction. Bound variables carry every value: no data is formatted into
-SurrealQL. With the embedded engine every commit is fsynced
-(``SURREAL_SYNC_DATA``), so a verb that returned is on disk.
+This module, :mod:`.surreal_workflow` and ``sql/surreal*`` (the schema, the reads) are
+the only SurrealQL-speaking code. Every verb is one SurrealQL transaction (``BEGIN
+TRANSACTION; ...; COMMIT TRANSACTION;`` sent in one query call: the SDK has no
+client-side transactions for the embedded engine). A verb reads what it needs under
+the handle's lock, decides with the rules every store shares (:mod:`..flow`: what a
+claim picks, what ending an attempt does, how a workflow advances), and sends all its
+writes in that one transaction, which first checks and bumps the revision in
+``meta:state``: had anything else written in between (another client of a server),
+the transaction throws, nothing is applied, and the verb runs again on fresh data.
+``meta:state`` also holds the sequence counters (tasks, workflows, log lines) that
+give FIFO order and newest-first paging; they move in the same transaction. Bound
+variables carry every value: no data is formatted into SurrealQL. With the embedded
+engine every commit is fsynced (``SURREAL_SYNC_DATA``), so a verb that returned is on
+disk.
 """
 
 from __future__ import annotations
 
-import fcntl
+import functools
 import json
-import os
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
-from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote
 
-from surrealdb import (
-    BlockingEmbeddedSurrealConnection,
-    BlockingWsSurrealConnection,
-    RecordID,
-)
+from surrealdb import RecordID
 
+from ...drivers.surreal import Engine, StatementFailed, SurrealError, Target, acquire, release
 from ...execution import ProcessInfo
-from ...tasks import AttemptStatus, NewTask, Outcome, Priority, TaskStatus
+from ...tasks import AttemptStatus, NewTask, Outcome, TaskStatus
 from .. import flow
-from ..models import Attempt, Claim, LogLine, NodeInfo, Task, TaskPage
+from ..models import Attempt, Claim, NodeInfo, Task
+from ..models.records import Row
 from .base import Ending, Enqueued, Heartbeat, StoreError, ending_terms, run_each
+from .reads import Reads
+from .sql_queries import migrations, parse_queries, read_sql
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (
+    AsRow,
     attempt_of,
     key_of,
-    log_line_of,
     new_task_row,
     node_of,
-    opt_float,
     rid,
     task_of,
 )
@@ -65,245 +62,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-NAMESPACE = "provisioning"
-DATABASE = "orchestrator"
 # The folder of the embedded engine inside data_dir.
 EMBEDDED_FOLDER = "surreal"
-
-
-# A workflow with no record (a task enqueued with a made-up workflow id) has no limit.
-_UNLIMITED = 1 << 62
 # How often a verb is run again when the store changed under it before giving up.
 _RETRIES = 50
-_NOT_RUN = "The query was not executed due to a failed transaction"
-
-# The schema, one SurrealQL script per version. Tables are schemaless (values are
-# checked by the Python models); JSON documents (run, params, retry, result, spec)
-# are kept as JSON text, exactly as given.
-_MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
-        1,
-        """
-DEFINE TABLE IF NOT EXISTS task SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS task_seq ON task FIELDS seq UNIQUE;
-DEFINE INDEX IF NOT EXISTS task_status ON task FIELDS status;
-DEFINE INDEX IF NOT EXISTS task_owner ON task FIELDS owner;
-DEFINE INDEX IF NOT EXISTS task_workflow ON task FIELDS workflow_id;
-DEFINE TABLE IF NOT EXISTS attempt SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS attempt_task ON attempt FIELDS task_id;
-DEFINE TABLE IF NOT EXISTS task_log SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS task_log_task ON task_log FIELDS task_id;
-DEFINE TABLE IF NOT EXISTS workflow SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS workflow_seq ON workflow FIELDS seq UNIQUE;
-DEFINE INDEX IF NOT EXISTS workflow_status ON workflow FIELDS status;
-DEFINE TABLE IF NOT EXISTS wf_step SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS wf_step_workflow ON wf_step FIELDS workflow_id;
-DEFINE TABLE IF NOT EXISTS wf_edge SCHEMALESS;
-DEFINE INDEX IF NOT EXISTS wf_edge_workflow ON wf_edge FIELDS workflow_id;
-DEFINE TABLE IF NOT EXISTS node SCHEMALESS;
-CREATE meta:state CONTENT { rev: 0, task_seq: 0, workflow_seq: 0, log_seq: 0 } RETURN NONE;
-""",
-    ),
-)
-
-
-class _Conflict(Exception):
-    """The revision check failed: something else wrote since the verb read."""
-
-
-def _clean(value: Any) -> Any:
-    """A value the SDK can carry both ways: the engine stores a NUL character but cannot
-    return it (the answer fails after the write), so NUL becomes U+FFFD."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, RecordID):
-        return RecordID(value.table_name, _clean(value.id))
-    return value
-
-
-# -- connections ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where a store lives: an embedded folder, memory, or a server."""
-
-    kind: str  # "surrealkv" | "mem" | "ws"
-    url: str  # what the SDK is given
-    display: str  # for meta() and messages: no password
-    folder: Path | None = None
-    username: str | None = None
-    password: str | None = None
-    namespace: str = NAMESPACE
-    database: str = DATABASE
-
-    @classmethod
-    def parse(cls, location: str | Path) -> _Target:
-        text = str(location)
-        if isinstance(location, Path) or "://" not in text:
-            return cls._embedded(Path(text))
-        scheme, rest = text.split("://", 1)
-        scheme = scheme.lower()
-        if scheme == "surrealkv":
-            if not rest:
-                raise StoreError("surrealkv:// needs a folder path, e.g. surrealkv:///var/lib/x")
-            return cls._embedded(Path(rest))
-        if scheme in ("mem", "memory"):
-            return cls("mem", "mem://", "mem://")
-        if scheme in ("ws", "wss"):
-            parts = urlsplit(text)
-            if not parts.hostname:
-                raise StoreError(f"SurrealDB URL without a host: {text!r}")
-            query = parse_qs(parts.query)
-            netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-            if ":" in parts.hostname:
-                netloc = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
-            path = parts.path.rstrip("/")
-            if path.endswith("/rpc"):
-                path = path[: -len("/rpc")]
-            url = urlunsplit((scheme, netloc, path, "", ""))
-            return cls(
-                "ws",
-                url,
-                url,
-                username=None if parts.username is None else unquote(parts.username),
-                password=None if parts.password is None else unquote(parts.password),
-                namespace=query.get("ns", [NAMESPACE])[0],
-                database=query.get("db", [DATABASE])[0],
-            )
-        raise StoreError(
-            f"unsupported SurrealDB location {text!r}: use a folder (surrealkv://PATH), "
-            "mem:// or a server's ws:// / wss:// URL"
-        )
-
-    @classmethod
-    def _embedded(cls, folder: Path) -> _Target:
-        folder = folder.expanduser().resolve()
-        url = f"surrealkv://{folder}"
-        return cls("surrealkv", url, url, folder=folder)
-
-
-class _Engine:
-    """One SurrealDB connection with the lock that serialises its verbs, and the
-    last known ``meta:state`` (revision and sequence counters)."""
-
-    def __init__(self, target: _Target) -> None:
-        self.target = target
-        self.lock = threading.RLock()
-        self.refs = 1
-        self.state: dict[str, int] | None = None
-        self._lock_fd: int | None = None
-        if target.folder is not None:
-            self._lock_fd = _lock_folder(target.folder)
-            # Sync every commit to disk (read once, when the first embedded folder opens).
-            os.environ.setdefault("SURREAL_SYNC_DATA", "true")
-        try:
-            self.conn: BlockingWsSurrealConnection
-            if target.kind == "ws":
-                self.conn = BlockingWsSurrealConnection(target.url)
-            else:
-                self.conn = BlockingEmbeddedSurrealConnection(target.url)
-                self.conn.connect()
-            if target.username is not None:
-                self.conn.signin({"username": target.username, "password": target.password or ""})
-            self.conn.use(target.namespace, target.database)
-        except StoreError:
-            self._unlock()
-            raise
-        except Exception as exc:
-            self._unlock()
-            raise StoreError(f"cannot open SurrealDB at {target.display}: {exc}") from None
-
-    def run(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
-        """One query call: the result of every statement; any failed statement raises."""
-        try:
-            response = self.conn.query_raw(sql, _clean(dict(params)))
-        except Exception as exc:
-            raise StoreError(f"SurrealDB ({self.target.display}): {exc}") from None
-        error = response.get("error")
-        if error is not None:
-            raise StoreError(f"SurrealDB ({self.target.display}): {error}")
-        results: list[dict[str, Any]] = response.get("result") or []
-        failures = [str(r.get("result")) for r in results if r.get("status") == "ERR"]
-        if failures:
-            causes = [f for f in failures if f != _NOT_RUN] or failures
-            if any(CONFLICT in cause for cause in causes):
-                raise _Conflict(causes[0])
-            raise StoreError(f"SurrealDB ({self.target.display}): {causes[0]}")
-        return [r.get("result") for r in results]
-
-    def close(self) -> None:
-        try:
-            self.conn.close()
-        except Exception:  # closing a broken connection: nothing left to do
-            pass
-        finally:
-            self._unlock()
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-
-def _lock_folder(folder: Path) -> int:
-    """Hold ``<folder>.lock`` exclusively for this process, or refuse clearly."""
-    lock_path = folder.with_name(folder.name + ".lock")
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot open SurrealDB store {folder}: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        os.close(fd)
-        who = f"process {holder}" if holder else "another process"
-        raise StoreError(
-            f"the SurrealDB store {folder} is in use by {who}: one process owns it "
-            f"(lock {lock_path}); stop that process first"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-# Embedded engines of this process by folder: every handle on a folder shares one.
-_ENGINES: dict[Path, _Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def _acquire(target: _Target) -> _Engine:
-    if target.folder is None:
-        return _Engine(target)
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(target.folder)
-        if engine is not None:
-            engine.refs += 1
-            return engine
-        engine = _Engine(target)
-        _ENGINES[target.folder] = engine
-        return engine
-
-
-def _release(engine: _Engine) -> None:
-    with _ENGINES_LOCK:
-        engine.refs -= 1
-        if engine.refs > 0:
-            return
-        folder = engine.target.folder
-        if folder is not None and _ENGINES.get(folder) is engine:
-            del _ENGINES[folder]
-    with engine.lock:
-        engine.close()
-
-
-# -- records --------------------------------------------------------------------------
 
 
 def _rows(value: Any) -> list[dict[str, Any]]:
@@ -316,23 +78,42 @@ def _count(value: Any) -> int:
     return int(rows[0]["n"]) if rows else 0
 
 
+def _run(engine: Engine, sql: str, params: dict[str, Any]) -> list[Any]:
+    """The driver's query call, its failures as the store's."""
+    try:
+        return engine.run(sql, params)
+    except StatementFailed as exc:
+        if CONFLICT in exc.cause:
+            raise _Conflict(exc.cause) from None
+        raise StoreError(str(exc)) from None
+    except SurrealError as exc:
+        raise StoreError(str(exc)) from None
+
+
+class _Conflict(Exception):
+    """The revision check failed: something else wrote since the verb read."""
+
+
 # -- the store ------------------------------------------------------------------------
 
 
-class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
+class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
     """The :class:`~.base.Store` on SurrealDB: an embedded folder, memory or a server."""
 
     backend = "surrealdb"
     shared = False
 
     def __init__(self, location: str | Path) -> None:
-        self._target = _Target.parse(location)
-        self._engine: _Engine | None = _acquire(self._target)
+        try:
+            self._target = Target.parse(location)
+            self._engine: Engine | None = acquire(self._target)
+        except SurrealError as exc:
+            raise StoreError(str(exc)) from None
         self._version = 0
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _live(self) -> _Engine:
+    def _live(self) -> Engine:
         if self._engine is None:
             raise StoreError("this SurrealDB store handle is closed")
         return self._engine
@@ -341,11 +122,19 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         """Run reads; the result of each statement."""
         engine = self._live()
         with engine.lock:
-            return engine.run(sql, params)
+            return _run(engine, sql, params)
 
     def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         """The rows of one SELECT."""
         return _rows(self._query(sql, **params)[-1])
+
+    @functools.cached_property
+    def _queries(self) -> dict[str, str]:
+        return parse_queries(read_sql("surreal.surql"), {})
+
+    def _read(self, name: str, *args: Any) -> list[Row]:
+        params = {f"p{number}": value for number, value in enumerate(args, 1)}
+        return [AsRow(record) for record in self._select(self._queries[name], **params)]
 
     def _record(self, record: RecordID) -> dict[str, Any] | None:
         value = self._query("SELECT * FROM ONLY $id", id=record)[-1]
@@ -357,22 +146,22 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         engine = self._live()
         with engine.lock:
             for _ in range(_RETRIES):
-                if engine.state is None:
-                    engine.state = self._load_state(engine)
-                tx = Tx(engine.state)
+                if engine.cache is None:
+                    engine.cache = self._load_state(engine)
+                tx = Tx(engine.cache)
                 value = build(tx)
                 if tx.empty:
                     return value
                 sql, params = tx.script()
                 try:
-                    engine.run(sql, params)
+                    _run(engine, sql, params)
                 except _Conflict:
-                    engine.state = None
+                    engine.cache = None
                     continue
                 except BaseException:
-                    engine.state = None
+                    engine.cache = None
                     raise
-                engine.state = tx.state
+                engine.cache = tx.state
                 return value
         raise StoreError(
             f"SurrealDB ({self._target.display}): the store kept changing under this "
@@ -380,8 +169,8 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
         )
 
     @staticmethod
-    def _load_state(engine: _Engine) -> dict[str, int]:
-        state = engine.run("SELECT * OMIT id FROM ONLY meta:state", {})[-1]
+    def _load_state(engine: Engine) -> dict[str, int]:
+        state = _run(engine, "SELECT * OMIT id FROM ONLY meta:state", {})[-1]
         if state is None:
             raise StoreError("the SurrealDB store has no schema yet: call migrate() first")
         return {name: int(value) for name, value in state.items()}
@@ -391,10 +180,11 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
     def migrate(self) -> int:
         engine = self._live()
         with engine.lock:
-            current = engine.run("SELECT VALUE version FROM ONLY meta:schema", {})[-1] or 0
-            for version, script in _MIGRATIONS:
+            current = _run(engine, "SELECT VALUE version FROM ONLY meta:schema", {})[-1] or 0
+            for version, script in migrations("surreal", ".surql"):
                 if version > current:
-                    engine.run(
+                    _run(
+                        engine,
                         "BEGIN TRANSACTION;\n"
                         f"{script}\n"
                         "UPSERT meta:schema SET version = $version RETURN NONE;\n"
@@ -402,14 +192,14 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
                         {"version": version},
                     )
                     current = version
-            engine.state = None
+            engine.cache = None
         self._version = int(current)
         return self._version
 
     def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
-            _release(engine)
+            release(engine)
 
     def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         """Each verb is its own SurrealQL transaction (no group commit)."""
@@ -504,54 +294,40 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
 
         return self._transact(build)
 
-    def _parallel_limits(self, workflow_ids: Sequence[str]) -> dict[str, int]:
-        rows = self._select(
-            "SELECT id, parallel_limit FROM $ids", ids=[rid("workflow", w) for w in workflow_ids]
-        )
-        found = {str(key_of(row)): int(row["parallel_limit"]) for row in rows}
-        return {w: found.get(w, _UNLIMITED) for w in workflow_ids}
-
     def _pick_ready(self, limit: int, now: float) -> list[dict[str, Any]]:
-        """Ready tasks by priority then FIFO, within each workflow's ``parallel_limit``."""
+        """The task records to claim (:func:`flow.pick_ready`)."""
+
+        def limits_of(ids: list[str]) -> dict[str, int]:
+            rows = self._select(
+                "SELECT id, parallel_limit FROM $ids", ids=[rid("workflow", w) for w in ids]
+            )
+            return {str(key_of(row)): int(row["parallel_limit"]) for row in rows}
+
         running = self._select(
             "SELECT workflow_id, count() AS n FROM task WHERE status = 'running'"
             " AND workflow_id != NONE GROUP BY workflow_id"
         )
-        room: dict[str, int] = {}
-        if running:
-            limits = self._parallel_limits([row["workflow_id"] for row in running])
-            room = {row["workflow_id"]: limits[row["workflow_id"]] - row["n"] for row in running}
-        picked: list[dict[str, Any]] = []
-        scan = limit * 4 + 16
-        for _ in range(8):
-            candidates = self._select(
+        limits = limits_of([row["workflow_id"] for row in running]) if running else {}
+        room = {
+            row["workflow_id"]: limits.get(row["workflow_id"], flow.UNLIMITED) - row["n"]
+            for row in running
+        }
+
+        def candidates(
+            full: list[str], picked: list[dict[str, Any]], scan: int
+        ) -> list[tuple[dict[str, Any], str | None]]:
+            rows = self._select(
                 "SELECT * FROM task WHERE status = 'pending' AND run_after <= $now"
                 " AND workflow_id NOT IN $full AND id NOT IN $picked"
                 " ORDER BY priority DESC, seq LIMIT $scan",
                 now=now,
-                full=[w for w, free in room.items() if free <= 0],
+                full=full,
                 picked=[row["id"] for row in picked],
                 scan=scan,
             )
-            unknown = {
-                row["workflow_id"]
-                for row in candidates
-                if row.get("workflow_id") is not None and row["workflow_id"] not in room
-            }
-            if unknown:
-                room.update(self._parallel_limits(sorted(unknown)))
-            for row in candidates:
-                workflow_id = row.get("workflow_id")
-                if workflow_id is not None:
-                    if room[workflow_id] <= 0:
-                        continue
-                    room[workflow_id] -= 1
-                picked.append(row)
-                if len(picked) == limit:
-                    return picked
-            if len(candidates) < scan:
-                break
-        return picked
+            return [(row, row.get("workflow_id")) for row in rows]
+
+        return flow.pick_ready(limit, room, candidates, limits_of)
 
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
         def build(tx: Tx) -> None:
@@ -698,33 +474,34 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
                     "error": outcome.error,
                 },
             )
+            end = flow.task_ending(outcome.status, now=now, retry_at=retry_at, counts=counts)
             changes: dict[str, Any] = {
                 "owner": None,
                 "lease_expires_at": None,
                 "error": outcome.error,
+                "status": end.status.value,
             }
-            if retry_at is not None:
-                changes.update(
-                    status=TaskStatus.PENDING.value,
-                    run_after=retry_at,
-                    tries=int(row.get("tries", 0)) - (0 if counts else 1),
-                )
+            if end.run_after is not None:
+                tries = int(row.get("tries", 0)) - end.tries_back
+                changes.update(run_after=end.run_after, tries=tries)
                 tx.set(row["id"], changes)
                 return task_of({**row, **changes})
-            status = flow.terminal_status(outcome.status)
-            changes.update(status=status.value, completed_at=now)
+            changes["completed_at"] = end.completed_at
             if outcome.has_result:
                 changes["result"] = json.dumps(outcome.result)
-            if status is TaskStatus.COMPLETED:
-                changes["progress"] = 100
-            tx.set(row["id"], changes)
-            done = {**row, **changes}
-            if done.get("workflow_id") is not None:
-                moved = self._advance(tx, done, now)
-                return replace(task_of(done), workflow_status=moved)
-            return task_of(done)
+            if end.progress is not None:
+                changes["progress"] = end.progress
+            return self._ended(tx, row, changes, now)
 
         return self._transact(build)
+
+    def _ended(self, tx: Tx, row: dict[str, Any], changes: dict[str, Any], now: float) -> Task:
+        """A task became terminal with ``changes``: written, and its workflow advanced."""
+        tx.set(row["id"], changes)
+        done = {**row, **changes}
+        if done.get("workflow_id") is None:
+            return task_of(done)
+        return replace(task_of(done), workflow_status=self._advance(tx, done, now))
 
     def request_cancel(self, task_id: str, *, now: float) -> Task | None:
         def build(tx: Tx) -> Task | None:
@@ -737,12 +514,7 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
                     "completed_at": now,
                     "error": "cancelled before it started",
                 }
-                tx.set(row["id"], changes)
-                done = {**row, **changes}
-                if done.get("workflow_id") is not None:
-                    moved = self._advance(tx, done, now)
-                    return replace(task_of(done), workflow_status=moved)
-                return task_of(done)
+                return self._ended(tx, row, changes, now)
             if row["status"] == TaskStatus.RUNNING.value:
                 tx.set(row["id"], {"cancel_requested": True})
                 return task_of({**row, "cancel_requested": True})
@@ -778,58 +550,6 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention):
 
     def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
         return self._running_with_attempts("lease_expires_at < $now", now=now)
-
-    # -- reads --------------------------------------------------------------------------
-
-    def get(self, task_id: str) -> Task | None:
-        row = self._record(rid("task", task_id))
-        return None if row is None else task_of(row)
-
-    def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
-        where = "WHERE status = $status" if status else ""
-        total, rows = self._query(
-            f"SELECT count() AS n FROM task {where} GROUP ALL;"
-            f" SELECT * FROM task {where} ORDER BY seq DESC LIMIT $limit START $offset;",
-            status=None if status is None else status.value,
-            limit=limit,
-            offset=offset,
-        )
-        return TaskPage(tasks=[task_of(row) for row in _rows(rows)], total=_count(total))
-
-    def workflow_tasks(self, workflow_id: str) -> list[Task]:
-        rows = self._select("SELECT * FROM task WHERE workflow_id = $w ORDER BY seq", w=workflow_id)
-        return [task_of(row) for row in rows]
-
-    def attempts(self, task_id: str) -> list[Attempt]:
-        rows = self._select("SELECT * FROM attempt WHERE task_id = $t ORDER BY number", t=task_id)
-        return [attempt_of(row) for row in rows]
-
-    def logs(self, task_id: str, *, after: int = 0, limit: int = 1000) -> list[LogLine]:
-        rows = self._select(
-            "SELECT * FROM task_log WHERE task_id = $t AND seq > $after ORDER BY seq LIMIT $limit",
-            t=task_id,
-            after=after,
-            limit=limit,
-        )
-        return [log_line_of(row) for row in rows]
-
-    def counts(self) -> dict[str, int]:
-        rows = self._select("SELECT status, count() AS n FROM task GROUP BY status")
-        found = {row["status"]: int(row["n"]) for row in rows}
-        return {status.value: found.get(status.value, 0) for status in TaskStatus}
-
-    def pending_by_priority(self) -> dict[str, int]:
-        rows = self._select(
-            "SELECT priority, count() AS n FROM task WHERE status = 'pending' GROUP BY priority"
-        )
-        found = {Priority(int(row["priority"])).label: int(row["n"]) for row in rows}
-        return {priority.label: found.get(priority.label, 0) for priority in Priority}
-
-    def next_ready_at(self) -> float | None:
-        rows = self._select(
-            "SELECT math::min(run_after) AS t FROM task WHERE status = 'pending' GROUP ALL"
-        )
-        return opt_float(rows[0].get("t")) if rows else None
 
 
 def server_dsn(settings: Settings) -> str:

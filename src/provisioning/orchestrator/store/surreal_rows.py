@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 
 from surrealdb import RecordID
 
-from ...tasks import NewTask, Priority
+from ...tasks import NewTask
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
-from . import rows
+from ..models import records as rows
+from ..models.records import new_task_fields
 from .base import NewTaskRow
 from .surreal_tx import Tx
 
@@ -45,27 +44,10 @@ class AsRow:
 
 def new_task_row(tx: Tx, task: NewTask, **new: Unpack[NewTaskRow]) -> dict[str, Any]:
     """A new task record (its id included); ``None`` fields are simply absent."""
-    row: dict[str, Any] = {
-        "id": rid("task", str(uuid.uuid4())),
-        "seq": tx.next_seq("task_seq"),
-        "name": task.name,
-        "run": task.run.model_dump_json(exclude_none=True),
-        "params": json.dumps(task.params),
-        "priority": int(Priority.parse(task.priority)),
-        "status": new["status"],
-        "retry": (task.retry or new["default_retry"]).model_dump_json(),
-        "timeout_seconds": float(task.timeout_seconds or new["default_timeout"]),
-        "progress": 0,
-        "attempt": 0,
-        "tries": 0,
-        "run_after": 0.0,
-        "created_at": float(new["now"]),
-        "cancel_requested": False,
-    }
-    for name in ("workflow_id", "step_id", "item"):
-        value = new.get(name)
-        if value is not None:
-            row[name] = value
+    fields = new_task_fields(task, **new)
+    row = {name: value for name, value in fields.items() if value is not None}
+    row.update(id=rid("task", fields["id"]), seq=tx.next_seq("task_seq"), progress=0)
+    row.update(attempt=0, tries=0, cancel_requested=False)
     return row
 
 

@@ -21,9 +21,9 @@ from surrealdb import RecordID
 
 from ...tasks import Priority, TaskStatus, WorkflowStatus
 from .. import flow as rules
-from ..models import NewStep, Step, Workflow
+from ..models import NewStep, Workflow
 from .base import NewWorkflow, TaskDefaults, task_defaults
-from .surreal_rows import new_task_row, rid, step_of, workflow_of
+from .surreal_rows import new_task_row, rid, workflow_of
 from .surreal_tx import Tx
 
 T = TypeVar("T")
@@ -492,50 +492,3 @@ class SurrealWorkflowVerbs(ABC):
             return workflow_of(wf)
 
         return self._transact(build)
-
-    # -- reads --------------------------------------------------------------------------
-
-    def workflow_spec(self, workflow_id: str) -> dict[str, Any] | None:
-        spec = self._query("SELECT VALUE spec FROM ONLY $id", id=rid("workflow", workflow_id))[-1]
-        if spec is None:
-            return None
-        found: dict[str, Any] = json.loads(spec)
-        return found
-
-    def get_workflow(self, workflow_id: str) -> Workflow | None:
-        row = self._query("SELECT * OMIT spec FROM ONLY $id", id=rid("workflow", workflow_id))[-1]
-        return None if row is None else workflow_of(row)
-
-    def list_workflows(
-        self, *, status: WorkflowStatus | None, limit: int, offset: int
-    ) -> tuple[list[Workflow], int]:
-        where = "WHERE status = $status" if status else ""
-        total, rows = self._query(
-            f"SELECT count() AS n FROM workflow {where} GROUP ALL;"
-            f" SELECT * OMIT spec FROM workflow {where} ORDER BY seq DESC"
-            " LIMIT $limit START $offset;",
-            status=None if status is None else status.value,
-            limit=limit,
-            offset=offset,
-        )
-        count = int(total[0]["n"]) if total else 0
-        return [workflow_of(row) for row in rows or []], count
-
-    def workflow_steps(self, workflow_id: str) -> list[Step]:
-        steps, edges = self._query(
-            "SELECT * FROM wf_step WHERE workflow_id = $w;"
-            " SELECT step_id, dependent_id FROM wf_edge WHERE workflow_id = $w;",
-            w=workflow_id,
-        )
-        depends: dict[str, list[str]] = {}
-        for edge in edges or []:
-            depends.setdefault(edge["dependent_id"], []).append(edge["step_id"])
-        rows = sorted(steps or [], key=lambda s: (s["kind"] == "undo", s["position"]))
-        return [step_of(row, depends.get(row["step_id"], [])) for row in rows]
-
-    def workflows_in(self, status: WorkflowStatus) -> list[Workflow]:
-        rows = self._select(
-            "SELECT * OMIT spec FROM workflow WHERE status = $status ORDER BY seq",
-            status=status.value,
-        )
-        return [workflow_of(row) for row in rows]

@@ -1,5 +1,5 @@
 -- The task queue queries of the SQL stores (SQLite and PostgreSQL), by name; the
--- conventions of workflow.sql. Claiming is each dialect's own (SKIP LOCKED on PostgreSQL).
+-- conventions of workflow.sql. PostgreSQL picks what it claims its own way (SKIP LOCKED).
 
 -- name: insert_task
 INSERT INTO tasks ({new_task_columns}) VALUES ({new_task_markers}) RETURNING *;
@@ -54,7 +54,7 @@ UPDATE tasks SET status = 'pending', run_after = ?, owner = NULL, lease_expires_
 
 -- name: end_task
 UPDATE tasks SET status = ?, completed_at = ?, owner = NULL, lease_expires_at = NULL, error = ?,
-  result = COALESCE(?, result), progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END
+  result = COALESCE(?, result), progress = COALESCE(?, progress)
   WHERE id = ? RETURNING *;
 
 -- name: workflow_has_pending
@@ -73,3 +73,31 @@ SELECT t.*, a.task_id, a.number, a.node_id, a.status AS a_status, a.started_at A
   FROM tasks t JOIN attempts a ON a.task_id = t.id AND a.number = t.attempt
   WHERE t.status = 'running' AND (? OR t.owner = ?) AND (? OR t.lease_expires_at < ?)
   ORDER BY t.seq;
+
+-- Claiming. A list travels as one parameter: a JSON array here, an array on PostgreSQL
+-- (the store's _array); postgres.sql overrides the queries that take one.
+-- name: running_per_workflow
+SELECT t.workflow_id, w.parallel_limit - COUNT(*) AS free FROM tasks t
+  JOIN workflows w ON w.id = t.workflow_id WHERE t.status = 'running' GROUP BY t.workflow_id;
+
+-- Ready tasks outside the full workflows (2nd) and those picked already (3rd).
+-- name: ready_candidates
+SELECT seq, workflow_id FROM tasks WHERE status = 'pending' AND run_after <= ?
+  AND (workflow_id IS NULL OR workflow_id NOT IN (SELECT value FROM json_each(?)))
+  AND seq NOT IN (SELECT value FROM json_each(?))
+  ORDER BY priority DESC, seq LIMIT ?;
+
+-- name: parallel_limits
+SELECT id, parallel_limit FROM workflows WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: claim_tasks
+UPDATE tasks SET status = 'running', attempt = attempt + 1, tries = tries + 1, owner = ?,
+  lease_expires_at = ?, started_at = COALESCE(started_at, ?), progress = 0,
+  progress_message = NULL WHERE seq IN (SELECT value FROM json_each(?)) RETURNING *;
+
+-- name: insert_attempt
+INSERT INTO attempts (task_id, number, node_id, status, started_at) VALUES (?, ?, ?, 'running', ?);
+
+-- name: start_workflows
+UPDATE workflows SET status = 'running', started_at = ?
+  WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued';

@@ -1,6 +1,6 @@
 -- Workflows: a DAG of steps (operations), each fanning out into tasks.
 CREATE TABLE workflows (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq              {seq},
     id               TEXT NOT NULL UNIQUE,
     name             TEXT NOT NULL,
     version          TEXT NOT NULL,
@@ -13,17 +13,17 @@ CREATE TABLE workflows (
     error            TEXT,
     priority         INTEGER NOT NULL,
     parallel_limit   INTEGER NOT NULL,
-    rollback_enabled INTEGER NOT NULL,
+    rollback_enabled {bool} NOT NULL,
     tasks_total      INTEGER NOT NULL DEFAULT 0,
     -- Tasks of the current phase not yet terminal; 0 ends the phase.
     tasks_open       INTEGER NOT NULL DEFAULT 0,
     tasks_completed  INTEGER NOT NULL DEFAULT 0,
     tasks_failed     INTEGER NOT NULL DEFAULT 0,
     steps_completed  INTEGER NOT NULL DEFAULT 0,
-    checkpoint_at    REAL,
-    created_at       REAL NOT NULL,
-    started_at       REAL,
-    completed_at     REAL
+    checkpoint_at    {real},
+    created_at       {real} NOT NULL,
+    started_at       {real},
+    completed_at     {real}
 );
 CREATE INDEX workflows_status ON workflows (status, seq);
 
@@ -39,7 +39,7 @@ CREATE TABLE workflow_steps (
     total       INTEGER NOT NULL,
     completed   INTEGER NOT NULL DEFAULT 0,
     failed      INTEGER NOT NULL DEFAULT 0,
-    finished_at REAL,
+    finished_at {real},
     PRIMARY KEY (workflow_id, step_id)
 );
 
@@ -53,3 +53,5 @@ CREATE TABLE workflow_edges (
 ALTER TABLE tasks ADD COLUMN step_id TEXT;
 ALTER TABLE tasks ADD COLUMN item INTEGER;
 CREATE INDEX tasks_workflow_step ON tasks (workflow_id, step_id, status) WHERE workflow_id IS NOT NULL;
+-- Running tasks per workflow, counted under the workflow's lock to hold parallel_limit.
+-- postgres only: CREATE INDEX tasks_workflow_running ON tasks (workflow_id) WHERE status = 'running' AND workflow_id IS NOT NULL;

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..execution.procfs import ProcessInfo
-from ..tasks import (
+from ...execution.procfs import ProcessInfo
+from ...tasks import (
     AttemptStatus,
     NewTask,
     Priority,

@@ -4,6 +4,6 @@ CREATE TABLE nodes (
     host           TEXT NOT NULL,
     pid            INTEGER NOT NULL,
     max_concurrent INTEGER NOT NULL,
-    started_at     DOUBLE PRECISION NOT NULL,
-    last_seen      DOUBLE PRECISION NOT NULL
+    started_at     {real} NOT NULL,
+    last_seen      {real} NOT NULL
 );

@@ -1,14 +1,24 @@
-"""The read verbs of both SQL stores (SQLite, PostgreSQL), over ``sql/reads.sql``."""
+"""The read verbs of every store, once, over named queries: ``sql/reads.sql`` for
+SQLite and PostgreSQL, ``sql/surreal.surql`` (the same names) for SurrealDB.
+A store gives ``_read``: the rows of one named query, as :mod:`.rows` reads them."""
 
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from typing import Any
 
 from ...tasks import Priority, TaskStatus, WorkflowStatus
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, TaskPage, Workflow
-from .rows import attempt_of, log_line_of, node_of, step_of, task_of, workflow_of
-from .sql_queries import SqlDialect
+from ..models.records import (
+    Row,
+    attempt_of,
+    log_line_of,
+    node_of,
+    step_of,
+    task_of,
+    workflow_of,
+)
 
 
 def _filter(status: TaskStatus | WorkflowStatus | None) -> tuple[bool, str | None]:
@@ -16,7 +26,15 @@ def _filter(status: TaskStatus | WorkflowStatus | None) -> tuple[bool, str | Non
     return status is None, None if status is None else status.value
 
 
-class SqlReads(SqlDialect):
+class Reads(ABC):
+    @abstractmethod
+    def _read(self, name: str, *args: Any) -> list[Row]: ...
+
+    def _first(self, name: str, field: str, *args: Any) -> Any:
+        """One value of a one-row query (an aggregate that matched nothing: ``None``)."""
+        rows = self._read(name, *args)
+        return rows[0][field] if rows else None
+
     # -- tasks --------------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task | None:
@@ -24,7 +42,7 @@ class SqlReads(SqlDialect):
         return task_of(rows[0]) if rows else None
 
     def list_tasks(self, *, status: TaskStatus | None, limit: int, offset: int) -> TaskPage:
-        total = self._read("count_tasks", *_filter(status))[0]["n"]
+        total = self._first("count_tasks", "n", *_filter(status)) or 0
         rows = self._read("page_tasks", *_filter(status), limit, offset)
         return TaskPage(tasks=[task_of(row) for row in rows], total=total)
 
@@ -47,7 +65,7 @@ class SqlReads(SqlDialect):
         return {priority.label: found.get(priority.label, 0) for priority in Priority}
 
     def next_ready_at(self) -> float | None:
-        value = self._read("next_ready_at")[0]["t"]
+        value = self._first("next_ready_at", "t")
         return None if value is None else float(value)
 
     def nodes(self) -> list[NodeInfo]:
@@ -69,7 +87,7 @@ class SqlReads(SqlDialect):
     def list_workflows(
         self, *, status: WorkflowStatus | None, limit: int, offset: int
     ) -> tuple[list[Workflow], int]:
-        total = self._read("count_workflows", *_filter(status))[0]["n"]
+        total = self._first("count_workflows", "n", *_filter(status)) or 0
         rows = self._read("page_workflows", *_filter(status), limit, offset)
         return [workflow_of(row) for row in rows], total
 
