@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 
 from ..client import ClientError, OrchestratorClient, TimedOut, Unauthorized, Unreachable
-from ..config import ConfigError, LoadedConfig, Settings, load_config
+from ..config import ConfigError, LoadedConfig, load_config
 from . import output
 from .exits import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 from .output import BadFormat, Format, Part, choose_format, status_part
@@ -21,6 +21,8 @@ from .output import BadFormat, Format, Part, choose_format, status_part
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
+
+    from ..config import Settings
 
 __all__ = ["EXIT_FAILED", "EXIT_UNREACHABLE", "EXIT_USAGE", "Format"]
 
@@ -55,7 +57,9 @@ class State:
     def loaded(self) -> LoadedConfig:
         if self._loaded is None:
             try:
-                self._loaded = load_config(flags=self.flags, extra_file=self.config_file)
+                self._loaded = load_config(
+                    flags=self.flags, extra_file=self.config_file, lazy_model=True
+                )
             except ConfigError as exc:
                 fail(str(exc), EXIT_USAGE)
         return self._loaded

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
-from ..config.models import ExecutionMode, ExecutionSection
-from ..operations import Preference, lookup
+from ..config.rules import ExecutionMode
+
+if TYPE_CHECKING:
+    from ..config.models import ExecutionSection
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ def resolve(
         return Decision(ExecutionMode.ORCHESTRATED, f"execution.force_orchestrated '{forced_orch}'")
     if forced_direct:
         return Decision(ExecutionMode.DIRECT, f"execution.force_direct '{forced_direct}'")
+    from ..operations import Preference, lookup
+
     preference = lookup(operation).prefers
     mode = (
         ExecutionMode.ORCHESTRATED

@@ -97,16 +97,10 @@ def with_workspace(ctx: typer.Context, data: Any) -> Any:
     return {**data, "operations": operations}
 
 
-def load_plan(
-    ctx: typer.Context, path: Path, priority: str | None, *, check_runners: bool = False
-) -> tuple[dict[str, Any], Plan]:
-    """Read, evaluate and validate a workflow file; exit 2 with the reasons if invalid.
-
-    Runners are checked here only on request (``--check``): the orchestrator checks
-    them against *its* library and configuration, which may not be this machine's."""
+def load_body(ctx: typer.Context, path: Path, priority: str | None) -> Any:
+    """The workflow in ``path`` as the body to send (with ``priority`` and the workspace
+    applied), not yet validated; exit 2 when it cannot be read."""
     from ..schemas import LoadError, load_workflow_file
-    from ..workflow import PlanError, build_plan
-    from ..workflow.validate import check_plan, parse_spec
 
     try:
         data = load_workflow_file(path)
@@ -114,15 +108,33 @@ def load_plan(
         fail(str(exc), EXIT_USAGE)
     if priority is not None and isinstance(data, dict):
         data = {**data, "priority": priority}
-    data = with_workspace(ctx, data)
+    return with_workspace(ctx, data)
+
+
+def validated(ctx: typer.Context, path: Path, data: Any, *, check_runners: bool = False) -> Plan:
+    """The plan of ``data`` (read from ``path``); exit 2 with the reasons, each naming
+    the file and the line, if it is invalid.
+
+    Runners are checked here only on request (``--check``): the orchestrator checks
+    them against *its* library and configuration, which may not be this machine's."""
+    from ..workflow import PlanError, build_plan
+    from ..workflow.validate import check_plan, parse_spec
+
     try:
-        spec = parse_spec(data)
-        plan = build_plan(spec)
+        plan = build_plan(parse_spec(data))
         if check_runners:
             check_plan(plan, state(ctx).loaded.settings)
     except PlanError as exc:
         fail(_problems_text(path, exc.problems), EXIT_USAGE)
-    return data, plan
+    return plan
+
+
+def load_plan(
+    ctx: typer.Context, path: Path, priority: str | None, *, check_runners: bool = False
+) -> tuple[dict[str, Any], Plan]:
+    """Read, evaluate and validate a workflow file; exit 2 with the reasons if invalid."""
+    data = load_body(ctx, path, priority)
+    return data, validated(ctx, path, data, check_runners=check_runners)
 
 
 def print_plan(plan: Plan) -> None:
@@ -176,8 +188,8 @@ def submit(
     """Validate a workflow file and queue it (with --check: print the plan, queue nothing)."""
     fmt = output_format(output, json_out)
     json_out = fmt.machine
-    body, plan = load_plan(ctx, file, priority.value if priority else None, check_runners=check)
     if check:
+        _, plan = load_plan(ctx, file, priority.value if priority else None, check_runners=True)
         if json_out:
             data(
                 {
@@ -190,11 +202,22 @@ def submit(
         else:
             print_plan(plan)
         return
+    body = load_body(ctx, file, priority.value if priority else None)
     group = ctx.parent.info_name if ctx.parent is not None else "workflow"
-    client = _client(ctx, f"{group}.submit")
+    # The orchestrator validates what it receives: with one answering, the file is
+    # checked here only when it refuses it (for the message naming the file and line).
+    # Without one, it is checked first, before anything is started or refused.
+    from . import dispatch
+
+    client = dispatch.answering(state(ctx))
+    if client is None:
+        validated(ctx, file, body)
+        client = _client(ctx, f"{group}.submit")
     try:
         submitted = client.submit_workflow(body)
     except ClientError as exc:
+        if exc.status in (400, 413, 422):
+            validated(ctx, file, body)
         if isinstance(exc.body, dict) and exc.body.get("problems"):
             lines = [f"{p['where']}: {p['message']}" for p in exc.body["problems"]]
             fail("the orchestrator rejected the workflow:\n  " + "\n  ".join(lines), EXIT_USAGE)
@@ -218,8 +241,6 @@ def submit(
 
 def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> WorkflowView:
     """Follow a workflow until it ends (live view unless ``quiet``); Ctrl-C detaches."""
-    from .monitor import monitor_workflow
-
     try:
         if quiet:
             # A long poll: the reply comes as the workflow finishes, not on a next poll.
@@ -227,6 +248,8 @@ def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> Work
                 workflow = client.workflow(workflow_id, steps=False, wait=client.long_poll_seconds)
                 if workflow["status"] in WORKFLOW_DONE:
                     return client.workflow(workflow_id)
+        from .monitor import monitor_workflow
+
         return monitor_workflow(client, workflow_id)
     except KeyboardInterrupt:
         detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")
