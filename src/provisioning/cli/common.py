@@ -1,5 +1,5 @@
-"""What every command group shares: configuration, output options, ids, errors and
-exit codes (``exits.py``)."""
+"""What every command group shares: configuration, ids, errors and exit codes
+(``exits.py``); the options they share are in ``options.py`` (Typer's)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
-
-import typer
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..client import ClientError, OrchestratorClient, TimedOut, Unauthorized, Unreachable
 from ..config import ConfigError, LoadedConfig, load_config
@@ -19,6 +17,7 @@ from .exits import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 from .output import BadFormat, Format, Part, choose_format, status_part
 
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
     from rich.text import Text
 
@@ -27,20 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["EXIT_FAILED", "EXIT_UNREACHABLE", "EXIT_USAGE", "Format"]
 
 T = TypeVar("T")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
-FollowFlag = Annotated[bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")]
-OrchestratedFlag = Annotated[bool, typer.Option("--orchestrated", help="Run on the orchestrator.")]
-DirectFlag = Annotated[bool, typer.Option("--direct", help="Run here, without the orchestrator.")]
-OutputOption = Annotated[
-    str | None,
-    typer.Option(
-        "--output",
-        "-o",
-        metavar="table|wide|json|yaml",
-        help="table (default: fitted to the terminal), wide (every column), json or yaml.",
-    ),
-]
 
 
 @dataclass
@@ -115,7 +100,9 @@ def state(ctx: typer.Context) -> State:
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     notify(message, "error")
-    raise typer.Exit(code)
+    # Not typer.Exit, which would import Typer: the quick entry runs without it, and
+    # Click lets SystemExit through to the same exit code.
+    raise SystemExit(code)
 
 
 def notify(message: str, label: str = "notice") -> None:
