@@ -33,11 +33,12 @@ from .submitting import (
     detached,
     finished_exit,
     recap,
+    recap_table,
     submit_workflow,
 )
 from .submitting import follow_workflow as follow
 
-__all__ = ["follow", "recap"]
+__all__ = ["follow", "recap", "recap_table"]
 
 if TYPE_CHECKING:
     pass
