@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -28,15 +27,18 @@ __all__ = ["EXIT_FAILED", "EXIT_UNREACHABLE", "EXIT_USAGE", "Format"]
 T = TypeVar("T")
 
 
-@dataclass
 class State:
-    """Per-invocation state, built lazily from the global options."""
+    """Per-invocation state, built lazily from the global options. (A plain class, as
+    the others on the quick path: ``dataclasses`` imports ``inspect``, ~10 ms.)"""
 
-    config_file: Path | None = None
-    flags: dict[str, Any] = field(default_factory=dict)
-    _loaded: LoadedConfig | None = None
-    # Each provider a command asks, made once: (infra, provider name) -> provider.
-    providers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    def __init__(
+        self, config_file: Path | None = None, flags: dict[str, Any] | None = None
+    ) -> None:
+        self.config_file = config_file
+        self.flags: dict[str, Any] = {} if flags is None else flags
+        self._loaded: LoadedConfig | None = None
+        # Each provider a command asks, made once: (infra, provider name) -> provider.
+        self.providers: dict[tuple[str, str], Any] = {}
 
     @property
     def loaded(self) -> LoadedConfig:

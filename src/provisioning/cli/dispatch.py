@@ -4,10 +4,8 @@ version, or fall back to direct mode, as ``[orchestrator]`` configures."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from ..client import ClientError, OrchestratorClient
@@ -29,8 +27,7 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     """Where an operation goes: a client of a healthy orchestrator, or direct mode."""
 
     decision: Decision
@@ -78,6 +75,8 @@ def _auto_start(state: State) -> str | None:
     from rich.text import Text
 
     err.print(Text(f"Starting orchestrator at {settings.orchestrator.endpoint} ..."))
+    import subprocess
+
     argv = [sys.executable, "-m", "provisioning.orchestrator.daemon", "--daemon"]
     if state.config_file is not None:
         argv += ["--config", str(state.config_file)]

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # The root's own option (main.py), then each command: option -> (parameter, conversion);
 # a conversion of None marks a flag. What is not here goes to Typer.
@@ -39,8 +38,7 @@ def _count(value: str) -> int:
     return int(value)
 
 
-@dataclass(frozen=True)
-class Form:
+class Form(NamedTuple):
     """A command's options this entry knows, and whether it takes one FILE or ARGV."""
 
     options: dict[str, tuple[str, Callable[[str], Any] | None]]
@@ -75,8 +73,7 @@ FORMS = {
 FORMS["batch submit"] = FORMS["workflow submit"]
 
 
-@dataclass
-class Parsed:
+class Parsed(NamedTuple):
     command: str
     config: Path | None
     values: dict[str, Any]

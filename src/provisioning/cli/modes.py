@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..config.rules import ExecutionMode
 
@@ -13,8 +12,7 @@ if TYPE_CHECKING:
     from ..config.models import ExecutionSection
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """The mode an operation runs in, and why (shown with ``-v`` and in errors)."""
 
     mode: ExecutionMode  # never AUTO

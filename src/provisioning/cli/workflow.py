@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -39,9 +39,6 @@ from .submitting import (
 from .submitting import follow_workflow as follow
 
 __all__ = ["follow", "recap", "recap_table"]
-
-if TYPE_CHECKING:
-    pass
 
 HELP = """Workflows always run on the orchestrator (the file is validated here first:
 --check shows the plan and queues nothing). Ids may be shortened to any unique

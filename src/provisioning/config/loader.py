@@ -11,9 +11,8 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import quick
 
@@ -32,8 +31,7 @@ class ConfigError(Exception):
     """A configuration value or file is wrong; the message says where and why."""
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     """One source of configuration values."""
 
     name: str
@@ -41,14 +39,20 @@ class Layer:
     path: Path | None = None
 
 
-@dataclass
 class LoadedConfig:
     """The validated settings and, for each ``section.key``, where its value came from."""
 
-    settings: Settings
-    sources: dict[str, str] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-    workspace_dir: Path | None = None
+    def __init__(
+        self,
+        settings: Settings,
+        sources: dict[str, str] | None = None,
+        files: list[Path] | None = None,
+        workspace_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sources: dict[str, str] = {} if sources is None else sources
+        self.files: list[Path] = [] if files is None else files
+        self.workspace_dir = workspace_dir
 
 
 def _read_toml(path: Path, name: str) -> Layer:
