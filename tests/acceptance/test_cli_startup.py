@@ -135,8 +135,10 @@ def test_the_waited_commands_import_no_parser_no_models_no_http_client(
     assert sorted(m for m in modules if any(m == x or m.startswith(x + ".") for x in LEAN)) == []
 
 
-@pytest.mark.parametrize("args", [("--help",), ("version",)], ids=" ".join)
-def test_help_and_version_load_no_models_and_no_http_client(
+@pytest.mark.parametrize(
+    "args", [("--help",), ("version",), ("task", "list"), ("workflow", "list")], ids=" ".join
+)
+def test_quick_commands_load_no_models_and_no_http_client(
     running: Cli, args: tuple[str, ...]
 ) -> None:
     code, modules = imported(running, *args)

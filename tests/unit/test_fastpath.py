@@ -87,3 +87,25 @@ def test_the_plain_forms() -> None:
     assert task is not None
     assert task.positional == ["sh", "-c", "--wait"]
     assert task.values == {"wait": True, "json_out": True, "timeout": 5.0}
+
+
+@pytest.mark.parametrize(
+    ("kind", "given", "plain"),
+    [
+        (int, "50", 50),
+        (int, "-3", -3),
+        (int, 7, 7),
+        (int, "007", None),  # Typer's (pydantic's) to read, and to refuse or not
+        (int, "5_0", None),
+        (int, " 5", None),
+        (int, True, None),
+        (float, "2.5", 2.5),
+        (float, 3, 3.0),
+        (float, "1e3", None),
+        (float, "nan", None),
+    ],
+)
+def test_numbers_typer_need_not_read(kind: type, given: object, plain: object) -> None:
+    from provisioning.cli.coercion import _plain_number
+
+    assert _plain_number(kind, given) == plain
