@@ -71,21 +71,9 @@ def submit(
     output: OutputOption = None,
 ) -> None:
     """Queue one task: `-- ARGV...`, `--nu MODULE FUNCTION` or `--python MODULE FUNCTION`."""
-    submit_task(
-        state(ctx),
-        argv=argv,
-        nu=nu,
-        python=python,
-        name=name,
-        params=params,
-        priority=priority,
-        timeout=timeout,
-        max_attempts=max_attempts,
-        wait=wait,
-        orchestrated=orchestrated,
-        direct=direct,
-        fmt=output_format(output, json_out),
-    )
+    # The options by their names, which are submit_task's (and the quick entry's).
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "json_out", "output")}
+    submit_task(state(ctx), **options, fmt=output_format(output, json_out))
 
 
 def attempts_table(task: Mapping[str, Any]) -> Table:

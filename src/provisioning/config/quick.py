@@ -59,6 +59,17 @@ def _bounded(spec: Mapping[str, Any], value: float) -> None:
         raise _Doubt
 
 
+# A JSON schema type -> the Python types taken as they are (a bool is no integer here).
+_TYPES: dict[str | None, tuple[type, ...]] = {
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
 def _value(spec: Mapping[str, Any], value: Any) -> Any:
     if "$ref" in spec:
         target = schema()["$defs"][spec["$ref"].rsplit("/", 1)[1]]
@@ -66,35 +77,19 @@ def _value(spec: Mapping[str, Any], value: Any) -> Any:
             raise _Doubt
         return rules.ENUMS[target["title"]](value)
     kind = spec.get("type")
-    if "enum" in spec:
-        if type(value) is not str or value not in spec["enum"]:
-            raise _Doubt
-    elif kind == "boolean":
-        if type(value) is not bool:
-            raise _Doubt
-    elif kind == "integer":
-        if type(value) is not int:
-            raise _Doubt
-        _bounded(spec, value)
-    elif kind == "number":
-        if type(value) not in (int, float):
-            raise _Doubt
+    if type(value) not in _TYPES.get(kind, ()) or value not in spec.get("enum", (value,)):
+        raise _Doubt
+    if kind == "number":
         value = float(value)
+    if kind in ("integer", "number"):
         _bounded(spec, value)
-    elif kind == "string":
-        if type(value) is not str:
-            raise _Doubt
     elif kind == "array":
-        if type(value) is not list:
-            raise _Doubt
         value = [_value(spec["items"], item) for item in value]
     elif kind == "object":
         inner = spec.get("additionalProperties")
-        if type(value) is not dict or inner is None or inner is False:
+        if inner is None or inner is False:
             raise _Doubt
         value = {key: item if inner is True else _value(inner, item) for key, item in value.items()}
-    else:
-        raise _Doubt
     rule = spec.get("x-rule")
     return value if rule is None else rules.FIELD_RULES[rule](value)
 
