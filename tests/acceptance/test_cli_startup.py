@@ -5,6 +5,7 @@ is named on stderr. No timing is asserted here (bench/bench_cli.py measures it).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -88,6 +89,8 @@ def test_root_help_imports_no_command_group(tmp_path: Path) -> None:
         and m
         not in {
             "provisioning.cli.main",
+            "provisioning.cli.fastpath",
+            "provisioning.cli.root",
             "provisioning.cli.lazy",
             "provisioning.cli.exits",
             "provisioning.cli.coercion",
@@ -99,7 +102,46 @@ def test_root_help_imports_no_command_group(tmp_path: Path) -> None:
 
 
 def test_the_check_sees_a_heavy_import(running: Cli) -> None:
-    """The detector works: a command that needs the workflow loader pulls in YAML."""
-    code, modules = imported(running, "workflow", "submit", "--check", "missing.json")
+    """The detector works: a command that reads a YAML workflow pulls in YAML."""
+    (running.root / "bad.yaml").write_text("name: [unclosed\n")
+    code, modules = imported(running, "workflow", "submit", "--check", "bad.yaml")
     assert code == 2
     assert "yaml" in heavy_in(modules)
+
+
+# What the commands a user waits on leave out (issue 14, point 3): Typer (the quick entry,
+# cli/fastpath.py), pydantic (the configuration's quick path, config/quick.py, and the
+# orchestrator validating the workflow), http.client with email and ssl (http11.py).
+LEAN = ("typer", "click", "pydantic", "pydantic_core", "http.client", "email", "ssl")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("workflow", "submit", "one.json", "--wait", "--json"),
+        ("batch", "submit", "one.json", "--wait", "-o", "json"),
+        ("task", "submit", "--wait", "--json", "--", "true"),
+    ],
+    ids=" ".join,
+)
+def test_the_waited_commands_import_no_parser_no_models_no_http_client(
+    running: Cli, args: tuple[str, ...]
+) -> None:
+    one = {"name": "one", "operations": [{"id": "a", "run": {"command": ["true"]}}]}
+    (running.root / "one.json").write_text(json.dumps(one))
+    code, modules = imported(running, *args)
+    assert code == 0
+    assert heavy_in(modules) == []
+    assert sorted(m for m in modules if any(m == x or m.startswith(x + ".") for x in LEAN)) == []
+
+
+@pytest.mark.parametrize(
+    "args", [("--help",), ("version",), ("task", "list"), ("workflow", "list")], ids=" ".join
+)
+def test_quick_commands_load_no_models_and_no_http_client(
+    running: Cli, args: tuple[str, ...]
+) -> None:
+    code, modules = imported(running, *args)
+    assert code == 0
+    lean = ("pydantic", "http.client", "email", "ssl")
+    assert sorted(m for m in modules if any(m == x or m.startswith(x + ".") for x in lean)) == []

@@ -136,3 +136,143 @@ def test_the_event_stream_runs_beside_requests(client: OrchestratorClient) -> No
 def test_an_endpoint_that_is_not_http_is_refused() -> None:
     with pytest.raises(ClientError, match=r"orchestrator\.endpoint: not an http"):
         OrchestratorClient("ftp://127.0.0.1:21", None, 5)
+
+
+# -- the wire itself: a server that answers each connection with scripted bytes ---------------
+
+
+@pytest.fixture()
+def scripted() -> Iterator[tuple[str, list[bytes], list[bytes]]]:
+    """An endpoint whose connections each get the next of ``answers`` (raw bytes) and then
+    are closed; what each received is appended to ``received``."""
+    answers: list[bytes] = []
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5)
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    piece = conn.recv(65536)
+                    if not piece:
+                        break
+                    data += piece
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                received.append(head + b"\r\n\r\n" + rest)
+                if answers:
+                    conn.sendall(answers.pop(0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", answers, received
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def test_chunked_answers_with_extensions_and_trailers(
+    scripted: tuple[str, list[bytes], list[bytes]],
+) -> None:
+    url, answers, _ = scripted
+    answers.append(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        b'4;ext=1\r\n{"a"\r\n'
+        b"5\r\n: 1, \r\n"
+        b'7\r\n"b": 2}\r\n'
+        b"0\r\nX-Trailer: yes\r\n\r\n"
+    )
+    client = OrchestratorClient(url, None, 5)
+    try:
+        assert client.health() == {"a": 1, "b": 2}
+    finally:
+        client.close()
+
+
+def test_an_interim_answer_is_skipped_and_a_body_may_end_with_the_connection(
+    scripted: tuple[str, list[bytes], list[bytes]],
+) -> None:
+    url, answers, _ = scripted
+    answers.append(b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\n{"old": true}')
+    answers.append(b'HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"n": 2}')
+    client = OrchestratorClient(url, None, 5)
+    try:
+        assert client.health() == {"old": True}
+        with pytest.raises(ClientError, match="connection lost with 3 bytes to come"):
+            client.health()
+    finally:
+        client.close()
+
+
+def test_what_is_sent(scripted: tuple[str, list[bytes], list[bytes]]) -> None:
+    url, answers, received = scripted
+    answers += [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"] * 2
+    client = OrchestratorClient(url + "/api/", "t0ken", 5)
+    try:
+        client.workflow_command("abc/../x", "cancel")
+        client.tasks(status="failed", limit=5)
+    finally:
+        client.close()
+    post, get = received
+    assert post.startswith(b"POST /api/workflows/abc%2F..%2Fx/cancel HTTP/1.1\r\n")
+    assert b"\r\nContent-Length: 0\r\n" in post
+    assert b"\r\nAuthorization: Bearer t0ken\r\n" in post
+    assert f"\r\nHost: {url.removeprefix('http://')}\r\n".encode() in post
+    assert get.startswith(b"GET /api/tasks?limit=5&offset=0&status=failed HTTP/1.1\r\n")
+    assert b"Content-Length" not in get
+
+
+def test_a_post_is_never_sent_twice(scripted: tuple[str, list[bytes], list[bytes]]) -> None:
+    """A submit on a connection the server dropped fails; it is not repeated blindly."""
+    url, answers, received = scripted
+    answers.append(b'HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{"task_id": 1}')
+    client = OrchestratorClient(url, None, 5)
+    try:
+        assert client.health() == {"task_id": 1}  # kept alive; the server then hangs up
+        with pytest.raises(ClientError, match="connection lost"):
+            client.submit_task({"name": "x"})
+    finally:
+        client.close()
+    assert len(received) == 1
+
+
+def test_a_chunked_event_stream(scripted: tuple[str, list[bytes], list[bytes]]) -> None:
+    url, answers, _ = scripted
+    answers.append(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'a\r\ndata: {"n"\r\n'
+        b"a\r\n: 0}\n\ndata\r\n"
+        b'b\r\n: {"n": 1}\n\r\n'
+        b"0\r\n\r\n"
+    )
+    client = OrchestratorClient(url, None, 5)
+    try:
+        assert list(client.events()) == [
+            {"type": "system", "event": "connected"},
+            {"n": 0},
+            {"n": 1},
+        ]
+    finally:
+        client.close()

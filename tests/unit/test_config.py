@@ -7,6 +7,7 @@ configuration never leaks in.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import textwrap
@@ -18,6 +19,8 @@ import pytest
 
 from provisioning.config import ConfigError, ExecutionMode, StorageBackend, load_config
 from provisioning.config.loader import DEFAULTS_FILE, LoadedConfig
+from provisioning.config.models import Settings
+from provisioning.config.quick import SCHEMA_FILE, sections
 
 
 @dataclass
@@ -26,6 +29,8 @@ class Machine:
 
     root: Path
     environ: dict[str, str]
+    # The CLI's way (quick.py, pydantic only when in doubt) or the daemon's (pydantic).
+    lazy: bool = False
 
     @property
     def cwd(self) -> Path:
@@ -70,7 +75,12 @@ class Machine:
 
     def load(self, flags: dict[str, Any] | None = None) -> LoadedConfig:
         extra = self.extra if self.extra.is_file() else None
-        return load_config(flags=flags, environ=self.environ, cwd=self.cwd, extra_file=extra)
+        loaded = load_config(
+            flags=flags, environ=self.environ, cwd=self.cwd, extra_file=extra, lazy_model=self.lazy
+        )
+        if self.lazy:
+            same_values(loaded.settings, loaded.settings.model_copy())
+        return loaded
 
     def error(self, flags: dict[str, Any] | None = None) -> str:
         with pytest.raises(ConfigError) as caught:
@@ -78,8 +88,22 @@ class Machine:
         return str(caught.value)
 
 
-@pytest.fixture
-def machine(tmp_path: Path) -> Machine:
+def same_values(settings: Any, model: Settings) -> None:
+    """Every value of ``settings`` (the quick view, or a model) is the model's, of the
+    same type."""
+    for section, keys in sections().items():
+        for key in keys:
+            got, want = (
+                getattr(getattr(settings, section), key),
+                getattr(getattr(model, section), key),
+            )
+            assert (got, type(got)) == (want, type(want)), f"{section}.{key}"
+    assert settings.token_path == model.token_path
+    assert settings.nushell_libs == model.nushell_libs
+
+
+@pytest.fixture(params=[False, True], ids=["model", "quick"])
+def machine(tmp_path: Path, request: pytest.FixtureRequest) -> Machine:
     home = tmp_path / "home"
     home.mkdir()
     (tmp_path / "work" / "infra" / "deep").mkdir(parents=True)
@@ -88,7 +112,7 @@ def machine(tmp_path: Path) -> Machine:
         "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
         "PROVISIONING_SYSTEM_CONFIG": str(tmp_path / "etc" / "provisioning" / "config.toml"),
     }
-    return Machine(tmp_path, environ)
+    return Machine(tmp_path, environ, lazy=request.param)
 
 
 FILE_LAYERS = ["system", "user", "workspace", "PROVISIONING_CONFIG", "--config"]
@@ -493,3 +517,49 @@ def test_an_operation_both_force_lists_match_alike_is_refused(tmp_path: Path) ->
         force_orchestrated=["server.create", "cluster.create", "batch.*", "workflow.*"],
         force_direct=["*.list", "*.show", "help", "version"],
     )
+
+
+# -- the quick path (quick.py): the models' JSON schema and the shared rules -----------------
+
+
+def test_the_shipped_schema_is_the_models() -> None:
+    """Remake it with: python -c 'from provisioning.config.quick import write_schema; write_schema()'"""
+    assert json.loads(SCHEMA_FILE.read_text()) == json.loads(
+        json.dumps(Settings.model_json_schema())
+    )
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {},
+        {"server.port": "9091"},  # a conversion: pydantic's to make
+        {"orchestrator.timeout_seconds": 5},
+        {"storage.backend": "filesystem"},
+        {"storage.backend": "surrealdb-server"},
+        {"execution.default_mode": "direct"},
+        {"executor.env": {"A": "b"}, "executor.memory_max": "512M"},
+        {"orchestrator.endpoint": "https://example.org/api/"},
+    ],
+    ids=repr,
+)
+def test_the_quick_view_has_the_models_values(tmp_path: Path, flags: dict[str, Any]) -> None:
+    environ = {"HOME": str(tmp_path), "PROVISIONING_SYSTEM_CONFIG": str(tmp_path / "none")}
+    quick = load_config(flags=flags, environ=environ, cwd=tmp_path, lazy_model=True)
+    model = load_config(flags=flags, environ=environ, cwd=tmp_path)
+    assert isinstance(model.settings, Settings)
+    same_values(quick.settings, model.settings)
+    assert quick.settings.model_dump() == model.settings.model_dump()
+    assert quick.settings.storage.model_dump() == model.settings.storage.model_dump()
+    assert quick.sources == model.sources
+
+
+def test_the_quick_view_leaves_doubts_to_the_models(tmp_path: Path) -> None:
+    environ = {"HOME": str(tmp_path), "PROVISIONING_SYSTEM_CONFIG": str(tmp_path / "none")}
+    plain = load_config(environ=environ, cwd=tmp_path, lazy_model=True)
+    assert not isinstance(plain.settings, Settings)
+    converted = load_config(
+        flags={"server.port": "9091"}, environ=environ, cwd=tmp_path, lazy_model=True
+    )
+    assert isinstance(converted.settings, Settings)
+    assert converted.settings.server.port == 9091

@@ -1,61 +1,52 @@
-"""What every command group shares: configuration, output options, ids, errors and
-exit codes (``exits.py``)."""
+"""What every command group shares: configuration, ids, errors and exit codes
+(``exits.py``); the options they share are in ``options.py`` (Typer's)."""
 
 from __future__ import annotations
 
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
-
-import typer
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..client import ClientError, OrchestratorClient, TimedOut, Unauthorized, Unreachable
-from ..config import ConfigError, LoadedConfig, Settings, load_config
+from ..config import ConfigError, LoadedConfig, load_config
 from . import output
 from .exits import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 from .output import BadFormat, Format, Part, choose_format, status_part
 
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
     from rich.text import Text
+
+    from ..config import Settings
 
 __all__ = ["EXIT_FAILED", "EXIT_UNREACHABLE", "EXIT_USAGE", "Format"]
 
 T = TypeVar("T")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
-FollowFlag = Annotated[bool, typer.Option("--wait", help="Follow; exit 0 only if it completed.")]
-OrchestratedFlag = Annotated[bool, typer.Option("--orchestrated", help="Run on the orchestrator.")]
-DirectFlag = Annotated[bool, typer.Option("--direct", help="Run here, without the orchestrator.")]
-OutputOption = Annotated[
-    str | None,
-    typer.Option(
-        "--output",
-        "-o",
-        metavar="table|wide|json|yaml",
-        help="table (default: fitted to the terminal), wide (every column), json or yaml.",
-    ),
-]
 
-
-@dataclass
 class State:
-    """Per-invocation state, built lazily from the global options."""
+    """Per-invocation state, built lazily from the global options. (A plain class, as
+    the others on the quick path: ``dataclasses`` imports ``inspect``, ~10 ms.)"""
 
-    config_file: Path | None = None
-    flags: dict[str, Any] = field(default_factory=dict)
-    _loaded: LoadedConfig | None = None
-    # Each provider a command asks, made once: (infra, provider name) -> provider.
-    providers: dict[tuple[str, str], Any] = field(default_factory=dict)
+    def __init__(
+        self, config_file: Path | None = None, flags: dict[str, Any] | None = None
+    ) -> None:
+        self.config_file = config_file
+        self.flags: dict[str, Any] = {} if flags is None else flags
+        self._loaded: LoadedConfig | None = None
+        # Each provider a command asks, made once: (infra, provider name) -> provider.
+        self.providers: dict[tuple[str, str], Any] = {}
 
     @property
     def loaded(self) -> LoadedConfig:
         if self._loaded is None:
             try:
-                self._loaded = load_config(flags=self.flags, extra_file=self.config_file)
+                self._loaded = load_config(
+                    flags=self.flags, extra_file=self.config_file, lazy_model=True
+                )
             except ConfigError as exc:
                 fail(str(exc), EXIT_USAGE)
         return self._loaded
@@ -111,7 +102,9 @@ def state(ctx: typer.Context) -> State:
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     notify(message, "error")
-    raise typer.Exit(code)
+    # Not typer.Exit, which would import Typer: the quick entry runs without it, and
+    # Click lets SystemExit through to the same exit code.
+    raise SystemExit(code)
 
 
 def notify(message: str, label: str = "notice") -> None:

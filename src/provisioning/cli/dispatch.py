@@ -4,15 +4,12 @@ version, or fall back to direct mode, as ``[orchestrator]`` configures."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
-from rich.text import Text
-
-from ..client import OrchestratorClient
-from ..config import ExecutionMode, Settings
+from ..client import ClientError, OrchestratorClient
+from ..config import ExecutionMode
 from .common import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
@@ -26,9 +23,11 @@ from .common import (
 )
 from .modes import Decision, resolve
 
+if TYPE_CHECKING:
+    from ..config import Settings
 
-@dataclass(frozen=True)
-class Route:
+
+class Route(NamedTuple):
     """Where an operation goes: a client of a healthy orchestrator, or direct mode."""
 
     decision: Decision
@@ -52,12 +51,32 @@ def _healthy(settings: Settings) -> OrchestratorClient | None:
     return None if health is None else connect(settings, health)
 
 
+def answering(state: State) -> OrchestratorClient | None:
+    """A token-bearing client when the orchestrator is enabled, answers and accepts this
+    CLI; ``None`` otherwise, without a word (:func:`route` then says why)."""
+    settings = state.loaded.settings
+    if not settings.orchestrator.enabled:
+        return None
+    from .. import compat
+
+    try:
+        health = OrchestratorClient(settings.orchestrator.endpoint, None, 5).health()
+        compat.check(health)
+        return OrchestratorClient.from_settings(settings)
+    except (ClientError, compat.Incompatible):
+        return None
+
+
 def _auto_start(state: State) -> str | None:
     """Start the daemon with this configuration; ``None`` on success, else why not."""
     settings = state.loaded.settings
     if not _is_local(settings):
         return f"{settings.orchestrator.endpoint} is not this machine's [server] address"
+    from rich.text import Text
+
     err.print(Text(f"Starting orchestrator at {settings.orchestrator.endpoint} ..."))
+    import subprocess
+
     argv = [sys.executable, "-m", "provisioning.orchestrator.daemon", "--daemon"]
     if state.config_file is not None:
         argv += ["--config", str(state.config_file)]

@@ -13,8 +13,9 @@ import typer
 
 from ..infra import Infra
 from ..infra.state import read_state
-from .common import Format, JsonFlag, OutputOption, output_format
+from .common import Format, output_format
 from .operate import InfraOption, infra_of
+from .options import JsonFlag, OutputOption
 from .output import Table, data
 
 

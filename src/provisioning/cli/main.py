@@ -1,77 +1,17 @@
 """``provisioning``: the command line of the Provisioning platform.
 
-Only Typer is imported up front; each command group (``cli/lazy.py``) and each
-command's own dependencies are imported when that command runs."""
+The commands a user waits on (``workflow submit``, ``task submit``) in their plain
+forms run without Typer (``fastpath.py``); everything else is parsed by Typer
+(``root.py``), each command group and each command's own dependencies imported when
+that command runs."""
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from . import coercion
-from .exits import EXIT_CODES_HELP, EXIT_USAGE
-from .lazy import LazyCommands, plain_metavars
-
-app = typer.Typer(
-    name="provisioning",
-    cls=LazyCommands,
-    help=(
-        "Create servers, taskservs and clusters, and run durable workflows on the "
-        "orchestrator.\n\n"
-        "Each group has its own --help with examples, e.g. `provisioning workflow --help`."
-        f"\n\n{EXIT_CODES_HELP}"
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-@app.callback()
-def root(
-    ctx: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", metavar="FILE", help="An extra configuration file (TOML)."),
-    ] = None,
-) -> None:
-    from .common import State
-
-    ctx.obj = State(config_file=config)
-
-
-_JsonFlag = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
-_OutputOption = Annotated[
-    str | None, typer.Option("--output", "-o", metavar="table|json|yaml", help="Output format.")
-]
-
-
-@app.command()
-def version(ctx: typer.Context, json_out: _JsonFlag = False, output: _OutputOption = None) -> None:
-    """Versions of this CLI, its API, and the orchestrator when it answers."""
-    from .about import show_version
-
-    show_version(ctx, json_out=json_out, output=output)
-
-
-@app.command()
-def env(ctx: typer.Context, json_out: _JsonFlag = False, output: _OutputOption = None) -> None:
-    """The effective configuration, and where each value came from."""
-    from .about import show_env
-
-    show_env(ctx, json_out=json_out, output=output)
-
-
-@app.command("help")
-def help_(ctx: typer.Context) -> None:
-    """Show this help."""
-    parent = ctx.parent
-    assert parent is not None
-    typer.echo(parent.get_help())
+from . import fastpath
+from .exits import EXIT_USAGE
 
 
 def _undecodable(args: list[str]) -> str | None:
@@ -94,7 +34,8 @@ def main() -> None:
     # Pydantic scans every installed distribution for plugins on its first model (tens
     # of ms per command); the CLI uses none. An explicit setting, even empty, wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    coercion.install()
-    command = typer.main.get_command(app)
-    plain_metavars(command)
-    command.main(prog_name="provisioning")
+    if fastpath.main(sys.argv[1:]):
+        return
+    from .root import run
+
+    run()

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, NamedTuple
 
-from ..config.models import ExecutionMode, ExecutionSection
-from ..operations import Preference, lookup
+from ..config.rules import ExecutionMode
+
+if TYPE_CHECKING:
+    from ..config.models import ExecutionSection
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """The mode an operation runs in, and why (shown with ``-v`` and in errors)."""
 
     mode: ExecutionMode  # never AUTO
@@ -55,6 +56,8 @@ def resolve(
         return Decision(ExecutionMode.ORCHESTRATED, f"execution.force_orchestrated '{forced_orch}'")
     if forced_direct:
         return Decision(ExecutionMode.DIRECT, f"execution.force_direct '{forced_direct}'")
+    from ..operations import Preference, lookup
+
     preference = lookup(operation).prefers
     mode = (
         ExecutionMode.ORCHESTRATED

@@ -23,11 +23,7 @@ from ..taskservs import CatalogError
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
-    DirectFlag,
     Format,
-    JsonFlag,
-    OrchestratedFlag,
-    OutputOption,
     client_failure,
     fail,
     notify,
@@ -35,6 +31,7 @@ from .common import (
     say,
     state,
 )
+from .options import DirectFlag, JsonFlag, OrchestratedFlag, OutputOption
 from .output import data, is_terminal
 
 InfraOption = Annotated[

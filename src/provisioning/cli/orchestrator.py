@@ -19,8 +19,6 @@ from .common import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
-    JsonFlag,
-    OutputOption,
     client_failure,
     connect,
     fail,
@@ -30,6 +28,7 @@ from .common import (
     say,
     state,
 )
+from .options import JsonFlag, OutputOption
 from .output import Column, Table, data
 
 app = typer.Typer(

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 # A cell or a part of a line: plain text, or (text, style).
 Part = str | tuple[str, str]
@@ -109,6 +107,8 @@ def terminal_width(stream: TextIO) -> int | None:
     pipe or file, where nothing is wrapped or dropped."""
     if not is_terminal(stream):
         return None
+    import shutil  # with it come bz2 and lzma: only for a terminal
+
     return shutil.get_terminal_size().columns
 
 
@@ -161,8 +161,7 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     """``drop``: 0 is always shown; to fit a narrow terminal the highest numbers go
     first. ``wrap=False`` keeps a cell on one line (ids, statuses, steps). ``wide``:
     shown with ``-o wide`` only."""
@@ -173,10 +172,10 @@ class Column:
     wide: bool = False
 
 
-@dataclass
 class Table:
-    columns: Sequence[Column]
-    rows: list[list[Part]] = field(default_factory=list)
+    def __init__(self, columns: Sequence[Column], rows: list[list[Part]] | None = None) -> None:
+        self.columns = columns
+        self.rows: list[list[Part]] = [] if rows is None else rows
 
     def add_row(self, *cells: Part | None) -> None:
         self.rows.append([cell if cell is not None else "" for cell in cells])

@@ -5,23 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from ..client import ClientError, OrchestratorClient, TaskView
 from .common import (
-    EXIT_FAILED,
-    EXIT_USAGE,
-    DirectFlag,
-    FollowFlag,
     Format,
-    JsonFlag,
-    OrchestratedFlag,
-    OutputOption,
     client_failure,
-    fail,
     fetched,
     output_format,
     resolve_id,
@@ -31,7 +22,9 @@ from .common import (
     state,
     when,
 )
+from .options import DirectFlag, FollowFlag, JsonFlag, OrchestratedFlag, OutputOption
 from .output import Column, Table, data, status_part
+from .submitting import submit_task
 
 app = typer.Typer(
     help="""Tasks run on the orchestrator by default (`task.submit` prefers it; --direct
@@ -48,64 +41,6 @@ Examples:
 )
 
 TaskId = Annotated[str, typer.Argument(metavar="ID", help="A task id, or a unique prefix of one.")]
-
-
-def _params(raw: str | None) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    source = "--params"
-    if raw.startswith("@"):
-        path = Path(raw[1:])
-        source = str(path)
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            fail(f"--params: cannot read {path}: {exc.strerror}", EXIT_USAGE)
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        fail(
-            f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-            EXIT_USAGE,
-        )
-    if not isinstance(value, dict):
-        fail(f"{source}: expected a JSON object", EXIT_USAGE)
-    return value
-
-
-def _default_name(
-    argv: list[str] | None, nu: tuple[str, str] | None, python: tuple[str, str] | None
-) -> str:
-    if argv:
-        return " ".join(argv)[:200]
-    module, function = nu or python or ("task", "")
-    return f"{module} {function}".strip()
-
-
-def follow(client: OrchestratorClient, task_id: str, *, quiet: bool = False) -> TaskView:
-    """Show a task's progress until it ends; return its final state. Ctrl-C detaches."""
-    last: tuple[str | None, int | None] = (None, None)
-    try:
-        while True:
-            # Held by the daemon until the task ends (or a moment passes, to show progress).
-            task = client.task(task_id, wait=client.long_poll_seconds if quiet else 0.2)
-            key = (task["status"], task["progress"])
-            if not quiet and key != last:
-                message = task.get("progress_message") or ""
-                say(status_part(task["status"]), f" {task['progress']:>3}% {message}".rstrip())
-                last = key
-            if task["status"] not in ("pending", "running"):
-                return task
-    except KeyboardInterrupt:
-        detached("task", task_id, f"provisioning task status {task_id}")
-
-
-def detached(kind: str, given_id: str, again: str) -> NoReturn:
-    """What Ctrl-C while following says: the work goes on without us."""
-    from .output import notice
-
-    notice(f"detached; {kind} {given_id} still running — `{again}` to follow again")
-    raise typer.Exit(130)
 
 
 @app.command()
@@ -136,97 +71,9 @@ def submit(
     output: OutputOption = None,
 ) -> None:
     """Queue one task: `-- ARGV...`, `--nu MODULE FUNCTION` or `--python MODULE FUNCTION`."""
-    fmt = output_format(output, json_out)
-    json_out = fmt.machine
-    runners = [r for r in (argv, nu, python) if r]
-    if len(runners) != 1:
-        fail(
-            "give exactly one of: -- ARGV..., --nu MODULE FUNCTION, --python MODULE FUNCTION",
-            EXIT_USAGE,
-        )
-    if argv:
-        run: dict[str, Any] = {"command": list(argv)}
-    elif nu:
-        run = {"nushell": {"module": nu[0], "function": nu[1]}}
-    else:
-        assert python is not None
-        run = {"python": {"module": python[0], "function": python[1]}}
-    body: dict[str, Any] = {
-        "name": name or _default_name(argv, nu, python),
-        "run": run,
-        "params": _params(params),
-        "priority": priority,
-    }
-    if timeout is not None:
-        body["timeout_seconds"] = timeout
-    if max_attempts is not None:
-        body["retry"] = {"max_attempts": max_attempts}
-    from . import dispatch
-
-    route = dispatch.route(state(ctx), "task.submit", orchestrated=orchestrated, direct=direct)
-    if route.client is None:
-        _submit_direct(ctx, body, fmt)
-        return
-    client = route.client
-    try:
-        task_id = client.submit_task(body)
-        if not wait:
-            if json_out:
-                data({"task_id": task_id, "status": "queued"}, fmt)
-            else:
-                say(f"Task submitted: {task_id}")
-                say(f"follow it: provisioning task logs {task_id[:8]} -f")
-            return
-        if not json_out:
-            say(f"Task submitted: {task_id}")
-        task = follow(client, task_id, quiet=json_out)
-    except ClientError as exc:
-        client_failure(exc)
-    if json_out:
-        data(task, fmt)
-    elif task["status"] != "completed":
-        fail(f"task {task['status']}: {task.get('error') or ''}".rstrip(": "), EXIT_FAILED)
-    elif task.get("result") is not None:
-        data(task["result"])
-    if task["status"] != "completed":
-        raise typer.Exit(EXIT_FAILED)
-
-
-def _submit_direct(ctx: typer.Context, body: Mapping[str, Any], fmt: Format) -> None:
-    from pydantic import ValidationError
-
-    from ..tasks import AttemptStatus, NewTask
-    from .direct import run_direct
-
-    json_out = fmt.machine
-    try:
-        new = NewTask.model_validate(body)
-    except ValidationError as exc:
-        fail(f"invalid task: {exc.errors()[0]['msg']}", EXIT_USAGE)
-    outcome = run_direct(
-        new.run,
-        new.params,
-        state(ctx).loaded.settings,
-        timeout=new.timeout_seconds,
-        echo=not json_out,
-    )
-    if json_out:
-        data(
-            {
-                "mode": "direct",
-                "status": outcome.status.value,
-                "exit_code": outcome.exit_code,
-                "result": outcome.result,
-                "error": outcome.error,
-            },
-            fmt,
-        )
-    elif outcome.status is AttemptStatus.COMPLETED and outcome.has_result:
-        data(outcome.result)
-    if outcome.status is not AttemptStatus.COMPLETED:
-        if not json_out:
-            fail(f"task {outcome.status.value}: {outcome.error or ''}".rstrip(": "), EXIT_FAILED)
-        raise typer.Exit(EXIT_FAILED)
+    # The options by their names, which are submit_task's (and the quick entry's).
+    options = {k: v for k, v in locals().items() if k not in ("ctx", "json_out", "output")}
+    submit_task(state(ctx), **options, fmt=output_format(output, json_out))
 
 
 def attempts_table(task: Mapping[str, Any]) -> Table:

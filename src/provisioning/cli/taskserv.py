@@ -15,7 +15,7 @@ from ..ssh import EndpointError, SshError
 from ..taskservs import CatalogError, available
 from ..taskservs.packages import PackageError
 from ..taskservs.tool import Job, TaskservError
-from .common import Format, JsonFlag, OutputOption, output_format
+from .common import Format, output_format
 from .operate import (
     InfraOption,
     RunOptions,
@@ -25,6 +25,7 @@ from .operate import (
     servers_of,
     workspace_dir,
 )
+from .options import JsonFlag, OutputOption
 from .output import Column, Table, data
 
 app = typer.Typer(

@@ -7,20 +7,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from ..client import ClientError, OrchestratorClient, WorkflowView
 from .common import (
     EXIT_FAILED,
-    EXIT_USAGE,
-    FollowFlag,
     Format,
-    JsonFlag,
-    OutputOption,
     client_failure,
-    fail,
     fetched,
     output_format,
     resolve_id,
@@ -30,12 +25,20 @@ from .common import (
     state,
     when,
 )
-from .labels import outcome_of, reports_no_change, target_of, task_label
+from .labels import task_label
+from .options import FollowFlag, JsonFlag, OutputOption
 from .output import Column, Table, data, status_part
-from .task import detached
+from .submitting import (
+    WORKFLOW_DONE,
+    detached,
+    finished_exit,
+    recap,
+    recap_table,
+    submit_workflow,
+)
+from .submitting import follow_workflow as follow
 
-if TYPE_CHECKING:
-    from ..workflow import Plan
+__all__ = ["follow", "recap", "recap_table"]
 
 HELP = """Workflows always run on the orchestrator (the file is validated here first:
 --check shows the plan and queues nothing). Ids may be shortened to any unique
@@ -63,99 +66,6 @@ class PriorityChoice(StrEnum):
     CRITICAL = "critical"
 
 
-WORKFLOW_DONE = {"completed", "failed", "cancelled", "rolled_back", "rollback_failed"}
-
-
-def _problems_text(path: Path, problems: list[Any]) -> str:
-    from ..schemas.loader import line_of_operation
-
-    lines = []
-    for problem in problems:
-        line = line_of_operation(path, problem.op_id) if problem.op_id else None
-        where = f"{path}:{line}" if line else str(path)
-        lines.append(f"{where}: {problem.where}: {problem.message}")
-    return "invalid workflow:\n  " + "\n  ".join(lines)
-
-
-def with_workspace(ctx: typer.Context, data: Any) -> Any:
-    """Platform operations (``target`` + ``type``) act on the current workspace: give
-    them its folder, and its default infra when they name none."""
-    loaded = state(ctx).loaded
-    if loaded.workspace_dir is None or not isinstance(data, dict):
-        return data
-    operations = []
-    for op in data.get("operations") or []:
-        if isinstance(op, dict) and ("target" in op or "type" in op):
-            given = op.get("params")
-            params: dict[str, Any] = given if isinstance(given, dict) else {}
-            op = {
-                **op,
-                "infra": op.get("infra") or loaded.settings.workspace.default_infra,
-                "params": {"workspace_dir": str(loaded.workspace_dir), **params},
-            }
-        operations.append(op)
-    return {**data, "operations": operations}
-
-
-def load_plan(
-    ctx: typer.Context, path: Path, priority: str | None, *, check_runners: bool = False
-) -> tuple[dict[str, Any], Plan]:
-    """Read, evaluate and validate a workflow file; exit 2 with the reasons if invalid.
-
-    Runners are checked here only on request (``--check``): the orchestrator checks
-    them against *its* library and configuration, which may not be this machine's."""
-    from ..schemas import LoadError, load_workflow_file
-    from ..workflow import PlanError, build_plan
-    from ..workflow.validate import check_plan, parse_spec
-
-    try:
-        data = load_workflow_file(path)
-    except LoadError as exc:
-        fail(str(exc), EXIT_USAGE)
-    if priority is not None and isinstance(data, dict):
-        data = {**data, "priority": priority}
-    data = with_workspace(ctx, data)
-    try:
-        spec = parse_spec(data)
-        plan = build_plan(spec)
-        if check_runners:
-            check_plan(plan, state(ctx).loaded.settings)
-    except PlanError as exc:
-        fail(_problems_text(path, exc.problems), EXIT_USAGE)
-    return data, plan
-
-
-def print_plan(plan: Plan) -> None:
-    spec = plan.spec
-    say(
-        (spec.name, "bold"),
-        f" {spec.version}: {len(plan.steps)} operation(s), "
-        f"{plan.task_count} task(s), parallel_limit {spec.parallel_limit}, "
-        f"priority {spec.priority}",
-    )
-    for number, layer in enumerate(plan.layers):
-        say(f"layer {number}:")
-        for step in layer:
-            deps = f" <- {', '.join(step.op.depends_on)}" if step.op.depends_on else ""
-            fan = f" x{len(step.items)}" if len(step.items) > 1 else ""
-            extra = f" (on_failure {step.op.on_failure}" + (", undo" if step.op.undo else "") + ")"
-            say(f"  {step.id}{fan}{deps}{extra}")
-
-
-def _client(ctx: typer.Context, operation: str) -> OrchestratorClient:
-    """A workflow runs only on the orchestrator: no fallback to direct mode."""
-    from . import dispatch
-
-    route = dispatch.route(state(ctx), operation, only_orchestrated=True)
-    assert route.client is not None
-    return route.client
-
-
-def finished_exit(workflow: Mapping[str, Any]) -> None:
-    if workflow["status"] != "completed":
-        raise typer.Exit(EXIT_FAILED)
-
-
 PlanOnlyFlag = Annotated[bool, typer.Option("--check", help="Validate and show the plan only.")]
 
 
@@ -174,119 +84,22 @@ def submit(
     output: OutputOption = None,
 ) -> None:
     """Validate a workflow file and queue it (with --check: print the plan, queue nothing)."""
-    fmt = output_format(output, json_out)
-    json_out = fmt.machine
-    body, plan = load_plan(ctx, file, priority.value if priority else None, check_runners=check)
-    if check:
-        if json_out:
-            data(
-                {
-                    "name": plan.spec.name,
-                    "tasks": plan.task_count,
-                    "layers": [[s.id for s in layer] for layer in plan.layers],
-                },
-                fmt,
-            )
-        else:
-            print_plan(plan)
-        return
-    group = ctx.parent.info_name if ctx.parent is not None else "workflow"
-    client = _client(ctx, f"{group}.submit")
-    try:
-        submitted = client.submit_workflow(body)
-    except ClientError as exc:
-        if isinstance(exc.body, dict) and exc.body.get("problems"):
-            lines = [f"{p['where']}: {p['message']}" for p in exc.body["problems"]]
-            fail("the orchestrator rejected the workflow:\n  " + "\n  ".join(lines), EXIT_USAGE)
-        client_failure(exc)
-    workflow_id = submitted["workflow_id"]
-    if json_out and not wait:
-        data(submitted, fmt)
-        return
-    if not json_out:
-        say(f"Workflow submitted: {workflow_id}")
-    if wait:
-        final = follow(client, workflow_id, quiet=json_out)
-        if json_out:
-            data(final, fmt)
-        else:
-            recap(final)
-        finished_exit(final)
-    elif not json_out:
-        say(f"follow it: provisioning workflow monitor {workflow_id[:8]}")
-
-
-def follow(client: OrchestratorClient, workflow_id: str, *, quiet: bool) -> WorkflowView:
-    """Follow a workflow until it ends (live view unless ``quiet``); Ctrl-C detaches."""
-    from .monitor import monitor_workflow
-
-    try:
-        if quiet:
-            # A long poll: the reply comes as the workflow finishes, not on a next poll.
-            while True:
-                workflow = client.workflow(workflow_id, steps=False, wait=client.long_poll_seconds)
-                if workflow["status"] in WORKFLOW_DONE:
-                    return client.workflow(workflow_id)
-        return monitor_workflow(client, workflow_id)
-    except KeyboardInterrupt:
-        detached("workflow", workflow_id, f"provisioning workflow monitor {workflow_id}")
+    group = ctx.parent.info_name if ctx.parent is not None else None
+    submit_workflow(
+        state(ctx),
+        group or "workflow",
+        file,
+        wait=wait,
+        priority=priority.value if priority else None,
+        check=check,
+        fmt=output_format(output, json_out),
+    )
 
 
 def progress_of(workflow: Mapping[str, Any]) -> str:
     """Completed work, in percent: a cancelled or failed workflow never shows 100 %."""
     tasks = workflow["tasks"]
     return f"{100 * tasks['completed'] // max(tasks['total'], 1)}%"
-
-
-def recap(workflow: Mapping[str, Any]) -> None:
-    """The end of a run, like Ansible's: ok / changed / failed per target, how long it
-    took, what was already in place, the failed tasks' error tails and the next command."""
-    name, status_ = workflow["name"], workflow["status"]
-    say()
-    say(("RECAP", "bold"), f" {name} ", status_part(status_), duration(workflow))
-    recap_table(workflow).print()
-    tasks = [(step["id"], task) for step in workflow.get("steps") or [] for task in step["tasks"]]
-    unchanged = [t for _, t in tasks if outcome_of(t) == "ok" and t.get("progress_message")]
-    for task in unchanged[:10]:
-        say(("ok: ", "green"), str(task["progress_message"]))
-    for step_id, task in [(s, t) for s, t in tasks if outcome_of(t) == "failed"][:3]:
-        tail = (task.get("error") or "").strip().splitlines()[-3:]
-        say((f"failed: {task_label(task, step_id)}: ", "red"), " | ".join(tail) or task["status"])
-    short = workflow["id"][:8]
-    if status_ in ("failed", "cancelled", "rollback_failed"):
-        say(f"next: provisioning workflow retry {short}   (details: workflow logs {short})")
-    elif status_ == "completed" and tasks and all(reports_no_change(t) for _, t in tasks):
-        say("nothing changed: everything was already in place")
-
-
-def duration(workflow: Mapping[str, Any]) -> str:
-    from datetime import datetime
-
-    start, end = workflow.get("started_at"), workflow.get("completed_at")
-    if not start or not end:
-        return ""
-    seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-    return f" in {seconds:.1f}s"
-
-
-RECAP_COLUMNS = ("ok", "changed", "failed", "other")
-
-
-def recap_table(workflow: Mapping[str, Any]) -> Table:
-    table = Table([Column("target", wrap=False), *(Column(c, wrap=False) for c in RECAP_COLUMNS)])
-    counts: dict[str, dict[str, int]] = {}
-    for step in workflow.get("steps") or []:
-        for task in step["tasks"]:
-            row = counts.setdefault(target_of(task, step["id"]), dict.fromkeys(RECAP_COLUMNS, 0))
-            outcome = outcome_of(task)
-            row[outcome if outcome in row else "other"] += 1
-    styles = {"ok": "green", "changed": "yellow", "failed": "red", "other": ""}
-    for target, row in counts.items():
-        table.add_row(
-            target,
-            *((f"{row[c]}", styles[c]) if row[c] else "0" for c in RECAP_COLUMNS),
-        )
-    return table
 
 
 def steps_table(workflow: Mapping[str, Any], fmt: Format = Format.TABLE) -> Table:

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import EXIT_USAGE, JsonFlag, OutputOption, fail, output_format, say, state
+from .common import EXIT_USAGE, fail, output_format, say, state
+from .options import JsonFlag, OutputOption
 from .output import Column, Table, data
 
 app = typer.Typer(

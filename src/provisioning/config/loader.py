@@ -11,13 +11,15 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pydantic import ValidationError
+from . import quick
 
-from .models import Settings
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from .models import Settings
 
 DEFAULTS_FILE = Path(__file__).with_name("config.defaults.toml")
 SYSTEM_FILE = Path("/etc/provisioning/config.toml")
@@ -29,8 +31,7 @@ class ConfigError(Exception):
     """A configuration value or file is wrong; the message says where and why."""
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     """One source of configuration values."""
 
     name: str
@@ -38,14 +39,20 @@ class Layer:
     path: Path | None = None
 
 
-@dataclass
 class LoadedConfig:
     """The validated settings and, for each ``section.key``, where its value came from."""
 
-    settings: Settings
-    sources: dict[str, str] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-    workspace_dir: Path | None = None
+    def __init__(
+        self,
+        settings: Settings,
+        sources: dict[str, str] | None = None,
+        files: list[Path] | None = None,
+        workspace_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sources: dict[str, str] = {} if sources is None else sources
+        self.files: list[Path] = [] if files is None else files
+        self.workspace_dir = workspace_dir
 
 
 def _read_toml(path: Path, name: str) -> Layer:
@@ -92,9 +99,8 @@ def _line_of(path: Path, section: str, key: str | None) -> str:
 
 def _env_layer(environ: Mapping[str, str]) -> Layer:
     values: dict[str, dict[str, Any]] = {}
-    for section_name, section_model in Settings.model_fields.items():
-        assert section_model.annotation is not None
-        for key in section_model.annotation.model_fields:
+    for section_name, keys in quick.sections().items():
+        for key in keys:
             env_name = f"{ENV_PREFIX}{section_name.upper()}_{key.upper()}"
             if env_name in environ:
                 values.setdefault(section_name, {})[key] = _parse_env_value(environ[env_name])
@@ -158,12 +164,15 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     extra_file: Path | None = None,
+    lazy_model: bool = False,
 ) -> LoadedConfig:
     """Merge every layer and validate the result.
 
     ``flags`` maps ``"section.key"`` to a value given on the command line;
     ``None`` values mean "flag not given". ``extra_file`` (``--config``) is
-    applied just above ``PROVISIONING_CONFIG``.
+    applied just above ``PROVISIONING_CONFIG``. With ``lazy_model`` (the CLI), values
+    the quick check is sure of (``quick.py``) are not given to pydantic until something
+    asks for more than their values.
     """
     env = os.environ if environ is None else environ
     layers = file_layers(env, cwd or Path.cwd())
@@ -181,21 +190,30 @@ def load_config(
 
     merged: dict[str, dict[str, Any]] = {}
     origin: dict[str, Layer] = {}
+    known_sections = quick.sections()
     for layer in layers:
         for section, body in layer.values.items():
-            if section not in Settings.model_fields:
+            if section not in known_sections:
                 where = layer.path or layer.name
                 line = _line_of(layer.path, section, None) if layer.path else ""
-                known = ", ".join(Settings.model_fields)
+                known = ", ".join(known_sections)
                 raise ConfigError(f"{where}{line}: unknown section [{section}] (known: {known})")
             for key, value in body.items():
                 merged.setdefault(section, {})[key] = value
                 origin[f"{section}.{key}"] = layer
     _derive_endpoint(merged, origin)
-    try:
-        settings = Settings.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, origin)) from None
+
+    def validate() -> Settings:
+        from pydantic import ValidationError
+
+        from .models import Settings
+
+        try:
+            return Settings.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, origin)) from None
+
+    settings = (quick.validated(merged, validate) if lazy_model else None) or validate()
     sources = {dotted: _describe(layer, *dotted.split(".", 1)) for dotted, layer in origin.items()}
     workspace = next((layer.path for layer in layers if layer.name == "workspace"), None)
     return LoadedConfig(

@@ -1,24 +1,50 @@
-"""The configuration schema: one pydantic model per TOML section."""
+"""The configuration schema: one pydantic model per TOML section. What a type and a
+range cannot say lives in ``rules.py`` (shared with the CLI's quick path, which reads
+these models' JSON schema, ``settings.schema.json``, instead of importing pydantic)."""
 
 from __future__ import annotations
 
-import re
-import sys
-from enum import StrEnum
-from fnmatch import fnmatchcase
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 
-PACKAGED_NULIB = Path(__file__).resolve().parent.parent / "nulib"
+from . import rules
+from .rules import OPERATIONS, PACKAGED_NULIB, ExecutionMode, StorageBackend
+
+__all__ = ["OPERATIONS", "PACKAGED_NULIB", "ExecutionMode", "Settings", "StorageBackend"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A check of ``rules.FIELD_RULES`` on a field, named in the JSON schema ("x-rule")
+    so the quick path applies the same function."""
+
+    check: Callable[[Any], Any]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        found = dict(handler(schema))
+        assert rules.FIELD_RULES[self.check.__name__] is self.check
+        found["x-rule"] = self.check.__name__
+        return found
 
 
 class _Section(BaseModel):
@@ -27,57 +53,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
-class ExecutionMode(StrEnum):
-    DIRECT = "direct"
-    ORCHESTRATED = "orchestrated"
-    AUTO = "auto"
-
-
-class StorageBackend(StrEnum):
-    SQLITE = "sqlite"
-    POSTGRES = "postgres"
-    SURREALDB = "surrealdb"
-
-
 class OrchestratorSection(_Section):
     enabled: bool = True
-    endpoint: str = "http://127.0.0.1:9090"
+    endpoint: Annotated[str, Rule(rules.http_url)] = "http://127.0.0.1:9090"
     timeout_seconds: Annotated[float, Field(gt=0)] = 60
     auto_start: bool = True
     fallback_to_direct: bool = True
 
-    @field_validator("endpoint")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return value.rstrip("/")
-
-
-# The CLI's operation names (DESIGN.md §5), against which the two force lists are checked.
-_VERBS = {
-    "server": ("create", "list", "show", "delete", "ssh"),
-    "taskserv": ("create", "list", "show", "delete"),
-    "cluster": ("create", "list", "show", "delete"),
-    "workflow": ("submit", "status", "monitor", "list", "cancel", "retry", "rollback"),
-    "batch": ("submit", "monitor", "status", "list", "rollback", "stats"),
-    "task": ("submit", "list", "status", "logs", "cancel"),
-    "orchestrator": ("start", "stop", "status", "logs"),
-    "provider": ("list", "plans", "zones", "pricing"),
-}
-OPERATIONS = (
-    *(f"{group}.{verb}" for group, verbs in _VERBS.items() for verb in verbs),
-    "help",
-    "version",
-    "env",
-)
-
-
-def _specificity(operation: str, pattern: str) -> tuple[bool, int]:
-    return (pattern == operation, len(pattern.replace("*", "")))
-
 
 class ExecutionSection(_Section):
+    model_config = ConfigDict(json_schema_extra={"x-after": rules.execution_no_tie.__name__})
+
     default_mode: ExecutionMode = ExecutionMode.AUTO
     force_orchestrated: list[str] = []
     force_direct: list[str] = []
@@ -85,24 +71,7 @@ class ExecutionSection(_Section):
     @field_validator("force_direct")
     @classmethod
     def _no_tie(cls, direct: list[str], info: ValidationInfo) -> list[str]:
-        """An operation both lists match equally is refused here: neither may silently
-        win. (A strictly more specific pattern decides, as ``provisioning -v`` shows:
-        the seed's ``batch.*`` over ``*.list`` for ``batch.list``.)"""
-        orchestrated: list[str] = info.data.get("force_orchestrated") or []
-        literal = {p for p in (*orchestrated, *direct) if not any(c in p for c in "*?[")}
-        for name in sorted(set(OPERATIONS) | literal):
-            orch = [p for p in orchestrated if fnmatchcase(name, p)]
-            here = [p for p in direct if fnmatchcase(name, p)]
-            if not orch or not here:
-                continue
-            best_orch = max(orch, key=lambda p: _specificity(name, p))
-            best_direct = max(here, key=lambda p: _specificity(name, p))
-            if _specificity(name, best_orch) == _specificity(name, best_direct):
-                raise ValueError(
-                    f"{name} is matched by force_orchestrated {best_orch!r} and force_direct "
-                    f"{best_direct!r} alike; remove one or make one more specific"
-                )
-        return direct
+        return rules.no_tie(info.data.get("force_orchestrated") or [], direct)
 
 
 class ServerSection(_Section):
@@ -123,6 +92,8 @@ class ServerSection(_Section):
 
 
 class StorageSection(_Section):
+    model_config = ConfigDict(json_schema_extra={"x-before": rules.storage_seed_names.__name__})
+
     backend: StorageBackend = StorageBackend.SQLITE
     data_dir: str = "~/.local/share/provisioning/orchestrator"
     # postgres: a libpq connection string (also PROVISIONING_STORAGE_DSN);
@@ -144,21 +115,7 @@ class StorageSection(_Section):
     @model_validator(mode="before")
     @classmethod
     def _seed_names(cls, data: object) -> object:
-        # The seed calls the embedded single-file store "filesystem"; the original
-        # names SurrealDB's two modes in the backend itself.
-        if not isinstance(data, dict):
-            return data
-        value = data.get("backend")
-        if value == "filesystem":
-            return {**data, "backend": StorageBackend.SQLITE.value}
-        if value in ("surrealdb-embedded", "surrealdb-server"):
-            mode = value.removeprefix("surrealdb-")
-            if data.get("surrealdb_mode") not in (None, "", mode):
-                raise ValueError(
-                    f"backend {value} contradicts surrealdb_mode {data['surrealdb_mode']}"
-                )
-            return {**data, "backend": StorageBackend.SURREALDB.value, "surrealdb_mode": mode}
-        return data
+        return rules.storage_seed_names(data)
 
 
 class ExecutorSection(_Section):
@@ -177,14 +134,7 @@ class ExecutorSection(_Section):
     # environment is not passed on.
     env: dict[str, str] = {}
     # A cap on each task's memory (cgroup v2 memory.max: bytes, or with K/M/G); empty: none.
-    memory_max: str = ""
-
-    @field_validator("memory_max")
-    @classmethod
-    def _memory_size(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[0-9]+[KMGT]?", value):
-            raise ValueError("expected a size: bytes, or a number with K, M, G or T")
-        return value
+    memory_max: Annotated[str, Rule(rules.memory_size)] = ""
 
 
 class NushellSection(_Section):
@@ -242,18 +192,11 @@ class MetricsSection(_Section):
 
 class TracingSection(_Section):
     # An OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces; empty: no traces.
-    endpoint: str = ""
+    endpoint: Annotated[str, Rule(rules.http_url_or_empty)] = ""
     service_name: str = "provisioning-orchestrator"
 
-    @field_validator("endpoint")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL, or empty (no traces)")
-        return value
 
-
-class Settings(_Section):
+class Settings(_Section, rules.DerivedPaths):
     """The whole effective configuration."""
 
     orchestrator: OrchestratorSection = OrchestratorSection()
@@ -269,31 +212,3 @@ class Settings(_Section):
     packages: PackagesSection = PackagesSection()
     metrics: MetricsSection = MetricsSection()
     tracing: TracingSection = TracingSection()
-
-    @property
-    def data_dir(self) -> Path:
-        return Path(self.storage.data_dir).expanduser()
-
-    @property
-    def token_path(self) -> Path:
-        if self.server.token_file:
-            return Path(self.server.token_file).expanduser()
-        return self.data_dir / "api-token"
-
-    @property
-    def nushell_lib(self) -> Path:
-        if self.nushell.provisioning_lib:
-            return Path(self.nushell.provisioning_lib).expanduser()
-        return PACKAGED_NULIB
-
-    @property
-    def nushell_libs(self) -> list[Path]:
-        """The user's library (when set) before the platform's: it adds, never replaces."""
-        libs = [self.nushell_lib]
-        if self.nushell_lib.resolve() != PACKAGED_NULIB.resolve():
-            libs.append(PACKAGED_NULIB)
-        return libs
-
-    @property
-    def python_binary(self) -> str:
-        return self.python.binary or sys.executable

@@ -15,13 +15,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import EVAL_TIMEOUT_SECONDS, LoadError
 
 __all__ = ["EVAL_TIMEOUT_SECONDS", "LoadError", "evaluate_nickel", "load_workflow_file", "unwrap"]
-from .kcl import evaluate_kcl
-from .worker import run_worker, worker_failed
 
 SCHEMAS = Path(__file__).resolve().parent
 WRAPPERS = ("batch_workflow", "workflow")
@@ -62,6 +58,9 @@ def evaluate_nickel_plain(path: Path, *, timeout: float = EVAL_TIMEOUT_SECONDS) 
 
 
 def _run_nickel(expr: str, path: Path, timeout: float) -> Any:
+    # The worker (subprocess), KCL and YAML are imported by what reads those files only.
+    from .worker import run_worker, worker_failed
+
     done = run_worker(
         "provisioning.schemas.evaluate",
         {"expr": expr, "import_paths": [str(path.resolve().parent)]},
@@ -142,6 +141,8 @@ def load_workflow_file(path: Path) -> Any:
 
 def load_kcl_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
     """A ``.k`` file of the original platform, evaluated by the KCL engine."""
+    from .kcl import evaluate_kcl
+
     return _unwrap(evaluate_kcl(path), wrappers)
 
 
@@ -154,22 +155,26 @@ def load_data_file(path: Path, wrappers: tuple[str, ...] = WRAPPERS) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LoadError(f"{path}: cannot read: {exc}") from None
-    try:
-        if suffix == ".json":
+    if suffix == ".json":
+        try:
             return _unwrap(json.loads(text), wrappers)
-        if suffix in (".yaml", ".yml"):
+        except json.JSONDecodeError as exc:
+            raise LoadError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
             return _unwrap(yaml.safe_load(text), wrappers)
-        if suffix == ".toml":
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise LoadError(f"{path}{where}: invalid YAML: {problem}") from None
+    if suffix == ".toml":
+        try:
             return _unwrap(tomllib.loads(text), wrappers)
-    except json.JSONDecodeError as exc:
-        raise LoadError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise LoadError(f"{path}{where}: invalid YAML: {problem}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LoadError(f"{path}: invalid TOML: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise LoadError(f"{path}: invalid TOML: {exc}") from None
     raise LoadError(
         f"{path}: unknown workflow format {suffix!r} (use .ncl, .json, .yaml, .toml, or .k for KCL)"
     )
