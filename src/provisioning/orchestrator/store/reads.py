@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from sys import intern
 from typing import Any
 
 from ...tasks import Priority, TaskStatus, WorkflowStatus
@@ -91,10 +93,15 @@ class Reads(ABC):
         rows = self._read("page_workflows", *_filter(status), limit, offset)
         return [workflow_of(row) for row in rows], total
 
+    def _each(self, name: str, *args: Any) -> Iterable[Row]:
+        """The rows of a read one at a time, where the driver can stream them."""
+        return self._read(name, *args)
+
     def workflow_steps(self, workflow_id: str) -> list[Step]:
+        # A million edges name 10,000 steps: one string per name, not two per edge.
         edges: dict[str, list[str]] = {}
-        for row in self._read("workflow_edges", workflow_id):
-            edges.setdefault(row["dependent_id"], []).append(row["step_id"])
+        for row in self._each("workflow_edges", workflow_id):
+            edges.setdefault(intern(row["dependent_id"]), []).append(intern(row["step_id"]))
         rows = self._read("workflow_steps", workflow_id)
         return [step_of(row, edges.get(row["step_id"], [])) for row in rows]
 

@@ -155,6 +155,10 @@ class SQLiteStore(SqlStore):
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _each(self, name: str, *args: Any) -> Iterator[sqlite3.Row]:
+        with self._lock:
+            yield from self._db.execute(self._queries[name], args)
+
     # -- schema -------------------------------------------------------------------------
 
     def migrate(self) -> int:
