@@ -242,6 +242,9 @@ class FakeUpCloud:
 
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         httpd.daemon_threads = True
+        # A blocking accept() after the loop saw the socket ready hung the serving thread
+        # (and shutdown() behind it) once on a loaded CI machine: never block in accept.
+        httpd.socket.setblocking(False)
         # A short poll interval: shutdown() waits for the loop to notice.
         thread = threading.Thread(
             target=httpd.serve_forever, args=(0.02,), name="fake-upcloud", daemon=True
