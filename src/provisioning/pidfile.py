@@ -60,7 +60,9 @@ def read_pid(data_dir: Path, name: str = "orchestrator.pid") -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = path.read_text().strip()
+            # From the descriptor, not the path: the holder removes the file as it
+            # exits, and may have done so since it was opened (it is still the same pid).
+            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
             return int(text) if text.isdigit() else None
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None  # A stale file: nobody holds the lock.
