@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_queue import Daemon, free_port, isolated_env, machine_info
+from bench_queue import Daemon, compile_package, free_port, isolated_env, machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait", action="store_true", help="the commands a user waits on")
     parser.add_argument("--before", type=Path, help="another venv's bin, run interleaved")
     args = parser.parse_args(argv)
+    compile_package()
     if args.wait:
         return report_wait(args)
     timings, cpu = measure(args.runs)

@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from bench_dag import Dag, layered, makefile_for, terraform_for, workflow_for
-from bench_queue import Daemon, isolated_env, machine_info, report_head, save_results, table
+from bench_queue import (
+    Daemon,
+    compile_package,
+    isolated_env,
+    machine_info,
+    report_head,
+    save_results,
+    table,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CLI = Path(sys.executable).parent / "provisioning"
@@ -249,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS / "flat.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    compile_package()
     res: dict[str, Any] = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": "python bench/bench_flat.py " + " ".join(argv or sys.argv[1:]),
