@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -149,6 +150,13 @@ def _nushell_lib(settings: _Sections) -> Path:
     return PACKAGED_NULIB
 
 
+@lru_cache(maxsize=8)
+def _same_folder(one: Path, other: Path) -> bool:
+    # Asked for every attempt a task makes; resolving walks the path with a syscall
+    # per component.
+    return one.resolve() == other.resolve()
+
+
 class DerivedPaths:
     """What the settings imply, for the model and the quick view alike."""
 
@@ -170,7 +178,7 @@ class DerivedPaths:
     def nushell_libs(self: _Sections) -> list[Path]:
         """The user's library (when set) before the platform's: it adds, never replaces."""
         libs = [_nushell_lib(self)]
-        if libs[0].resolve() != PACKAGED_NULIB.resolve():
+        if not _same_folder(libs[0], PACKAGED_NULIB):
             libs.append(PACKAGED_NULIB)
         return libs
 

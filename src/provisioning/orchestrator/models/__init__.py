@@ -7,6 +7,7 @@ What a task *is* (run forms, retry policy, statuses) is the contract in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ...execution.procfs import ProcessInfo
@@ -53,8 +54,9 @@ class Task:
     # Set by ``Store.finish`` when ending this task moved its workflow to a new status.
     workflow_status: WorkflowStatus | None = None
 
-    @property
+    @cached_property
     def run_spec(self) -> RunSpec:
+        # Validated once per record: the scheduler, the metrics and the traces each ask.
         return RunSpec.model_validate(self.run)
 
 
