@@ -113,8 +113,14 @@ class Supervisors:
 
     # -- the data dir's supervisor ------------------------------------------------------
 
-    async def _connect(self, protocol: Callable[[], _Link]) -> asyncio.BaseTransport:
+    async def _connect(
+        self, protocol: Callable[[], _Link], given: socket.socket | None = None
+    ) -> asyncio.BaseTransport:
+        """A connection to the supervisor (``given``, when one is), starting it if need be."""
         loop = asyncio.get_running_loop()
+        if given is not None:
+            transport, _ = await loop.create_unix_connection(protocol, sock=given)
+            return transport
         address = self._address()
         try:
             transport, _ = await loop.create_unix_connection(protocol, address)
@@ -196,6 +202,27 @@ class Supervisors:
         """What the supervisor is told to run for an attempt: see :func:`request_for`."""
         return request_for(self.folder(key), self.fence, argv, **how)
 
+    def hand_over(self, request: dict[str, Any]) -> socket.socket | None:
+        """Give ``request`` to the data dir's supervisor at once, without a turn of the
+        event loop: it starts the handler while this daemon goes on (the next claims,
+        the bookkeeping of the task that just ended). The connection, for :meth:`run`;
+        ``None`` when no supervisor takes it whole right now (none listens, its backlog
+        is full): :meth:`run` then connects, starting one if need be, and asks."""
+        sock = socket.socket(
+            socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+        )
+        data = frames.json_frame(frames.REQUEST, request)
+        try:
+            sock.connect(self._address())
+            # A part of a frame and then the end of the connection: the supervisor
+            # drops it unread, and run() asks again on a connection of its own.
+            if sock.send(data) == len(data):
+                return sock
+        except OSError:
+            pass
+        sock.close()
+        return None
+
     def _ask_stop(self, folder: Path, supervisor: int, reason: StopReason) -> None:
         """A stop request: an empty file in the attempt's folder naming the reason (it
         needs no room on a full disk), then a signal to look."""
@@ -213,9 +240,11 @@ class Supervisors:
         hooks: ProcessHooks,
         stop: asyncio.Future[StopReason],
         log_keep_bytes: int,
+        handed: socket.socket | None = None,
     ) -> Outcome:
         """Run one attempt under the data dir's supervisor, to its end; never raises for
-        the handler's own failures."""
+        the handler's own failures. ``handed``: the connection :meth:`hand_over` gave
+        the request on."""
         loop = asyncio.get_running_loop()
         watch = _Watch(loop, hooks, log_keep_bytes)
         feed = _Feed(watch, _Control(watch) if request["control"] else None)
@@ -224,15 +253,17 @@ class Supervisors:
         # drop the connection unanswered: then a new one is started and asked again.
         for _ in range(3):
             link = _Link(feed)
+            given, handed = handed, None
             try:
-                transport = await self._connect(lambda link=link: link)  # type: ignore[misc]
+                transport = await self._connect(lambda link=link: link, given)  # type: ignore[misc]
             except OSError as exc:
                 # Not the task's fault: handed back without using up a try.
                 error = f"cannot reach the task supervisor: {exc.strerror or exc}"
                 return Outcome(AttemptStatus.INTERRUPTED, error=error)
             assert isinstance(transport, asyncio.WriteTransport)
             try:
-                transport.write(frames.json_frame(frames.REQUEST, request))
+                if given is None:
+                    transport.write(frames.json_frame(frames.REQUEST, request))
                 await link.started
                 if not feed.handler and feed.status is None:
                     continue

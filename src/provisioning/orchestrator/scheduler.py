@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -88,6 +89,16 @@ class _Running:
     # Set for an attempt a previous daemon started: how many of its log lines the
     # store has already (its supervisor's saved output is replayed after them).
     adopted_lines: int | None = None
+    claimed_at: float = field(default_factory=time.monotonic)
+    # How its attempt began in the claim loop: the request handed to the supervisor
+    # (and the connection it went on), or the outcome when it could not start.
+    begun: Outcome | _Handed | None = None
+
+
+@dataclass(frozen=True)
+class _Handed:
+    request: dict[str, Any]
+    connection: socket.socket | None
 
 
 class Scheduler:
@@ -272,6 +283,8 @@ class Scheduler:
         running = _Running(claim=claim, stop=stop, adopted_lines=adopted_lines)
         self._running[claim.task.id] = running
         if adopted_lines is None:
+            # Before any of this loop's other work: the handler starts meanwhile.
+            running.begun = self._begin(running)
             self._bus.publish("task", "started", task_summary(claim.task))
         running.job = asyncio.create_task(self._execute(running), name=f"task-{claim.task.id}")
 
@@ -296,9 +309,8 @@ class Scheduler:
 
     async def _run_attempt(self, running: _Running) -> Outcome:
         task, attempt = running.claim.task, running.claim.attempt
-        claimed_at = time.monotonic()
         if running.adopted_lines is not None:
-            hooks = self._hooks(running, claimed_at)
+            hooks = self._hooks(running, running.claimed_at)
             adopted = await self.supervisors.adopt(
                 attempt_key(task.id, attempt),
                 hooks=hooks,
@@ -312,6 +324,31 @@ class Scheduler:
                     AttemptStatus.LOST, error="its supervisor died with the orchestrator"
                 )
             return adopted
+        begun = running.begun
+        if isinstance(begun, Outcome):
+            return begun
+        assert begun is not None  # _launch begins every attempt it does not adopt
+        return await self.supervisors.run(
+            begun.request,
+            hooks=self._hooks(running, running.claimed_at),
+            stop=running.stop,
+            log_keep_bytes=self._log_keep_bytes,
+            handed=begun.connection,
+        )
+
+    def _begin(self, running: _Running) -> Outcome | _Handed:
+        try:
+            begun = self._request(running)
+        except Exception as exc:  # A bug of ours must not leave the task running forever.
+            log.exception("attempt %s/%d crashed", running.claim.task.id, running.claim.attempt)
+            return Outcome(AttemptStatus.FAILED, error=f"orchestrator error: {exc}")
+        if isinstance(begun, Outcome):
+            return begun
+        return _Handed(begun, self.supervisors.hand_over(begun))
+
+    def _request(self, running: _Running) -> Outcome | dict[str, Any]:
+        """What the supervisor is asked to run; an outcome when there is nothing to."""
+        task, attempt = running.claim.task, running.claim.attempt
         if task.cancel_requested:
             return Outcome(AttemptStatus.CANCELLED, error="cancelled")
         task_env = {
@@ -345,12 +382,7 @@ class Scheduler:
             confine=self.sandbox.confinement(key, run),
             file_bytes=2 * self._log_keep_bytes + (1 << 20),
         )
-        return await self.supervisors.run(
-            request,
-            hooks=self._hooks(running, claimed_at),
-            stop=running.stop,
-            log_keep_bytes=self._log_keep_bytes,
-        )
+        return request
 
     @property
     def _log_keep_bytes(self) -> int:
