@@ -40,7 +40,7 @@ from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, TaskStatus
 from .. import flow
 from ..models import Attempt, Claim, NodeInfo, Task
-from ..models.records import Row
+from ..models.records import Row, new_task_fields
 from .base import Ending, Enqueued, Heartbeat, StoreError, ending_terms, run_each
 from .reads import Reads
 from .sql_queries import migrations, parse_queries, read_sql
@@ -228,7 +228,8 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
 
     def enqueue(self, task: NewTask, **options: Unpack[Enqueued]) -> Task:
         def build(tx: Tx) -> Task:
-            row = new_task_row(tx, task, status=TaskStatus.PENDING.value, **options)
+            fields = new_task_fields(task, status=TaskStatus.PENDING.value, **options)
+            row = new_task_row(tx, fields)
             tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
             return task_of(row)
 

@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Unpack
+from typing import Any
 
 from surrealdb import RecordID
 
-from ...tasks import NewTask
 from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
 from ..models import records as rows
-from ..models.records import new_task_fields
-from .base import NewTaskRow
 from .surreal_tx import Tx
 
 
@@ -42,9 +39,9 @@ class AsRow:
         return str(value.id) if key == "id" and isinstance(value, RecordID) else value
 
 
-def new_task_row(tx: Tx, task: NewTask, **new: Unpack[NewTaskRow]) -> dict[str, Any]:
-    """A new task record (its id included); ``None`` fields are simply absent."""
-    fields = new_task_fields(task, **new)
+def new_task_row(tx: Tx, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A new task record of :func:`~..models.records.new_task_fields` (its id included);
+    ``None`` fields are simply absent."""
     row = {name: value for name, value in fields.items() if value is not None}
     row.update(id=rid("task", fields["id"]), seq=tx.next_seq("task_seq"), progress=0)
     row.update(attempt=0, tries=0, cancel_requested=False)
