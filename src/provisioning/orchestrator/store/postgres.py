@@ -385,95 +385,31 @@ class PostgresStore(SqlStore):
     def _array(self, values: Sequence[Any]) -> Any:
         return list(values)
 
-    def _pick_ready(self, db: Conn, limit: int, now: float) -> list[int]:
-        """Lock up to ``limit`` ready tasks by priority then FIFO, within each workflow's
-        ``parallel_limit``.
+    def _room(self, db: Conn) -> dict[str, int]:
+        """Nothing yet: a workflow's running tasks are counted once its row is locked."""
+        return {}
 
-        Candidates are read without locks; the workflows among them are locked (the
-        first round waits for them, in id order; later rounds skip those another
-        transaction holds, so a claim never waits while holding a workflow lock), their
-        running tasks counted, and the chosen tasks locked ``FOR UPDATE SKIP LOCKED``
-        (one another claimer just took is dropped and its slot given back).
-        """
-        room: dict[str, int | None] = {}  # free slots per workflow; None: no such workflow
-        busy: set[str] = set()  # workflows another transaction holds: not this time
-        picked: list[int] = []
-        tried: list[int] = []
-        scan = limit * 4 + 16
-        for round_number in range(8):
-            excluded = sorted(
-                busy | {wf for wf, free in room.items() if free is not None and free <= 0}
-            )
-            candidates = self._q(db, "ready_candidates", now, excluded, tried, scan).fetchall()
-            fresh = sorted(
-                {
-                    row["workflow_id"]
-                    for row in candidates
-                    if row["workflow_id"] is not None and row["workflow_id"] not in room
-                }
-            )
-            if fresh:
-                self._lock_workflows(db, fresh, room, busy, wait=round_number == 0)
-            chosen: list[tuple[int, str | None]] = []
-            for row in candidates:
-                workflow_id = row["workflow_id"]
-                if len(picked) + len(chosen) == limit:
-                    break
-                if workflow_id is not None:
-                    if workflow_id in busy:
-                        continue
-                    free = room[workflow_id]
-                    if free is not None:
-                        if free <= 0:
-                            continue
-                        room[workflow_id] = free - 1
-                chosen.append((row["seq"], workflow_id))
-            locked: set[int] = set()
-            if chosen:
-                rows = self._q(db, "lock_ready", [seq for seq, _ in chosen], now).fetchall()
-                locked = {row["seq"] for row in rows}
-            lost = 0
-            for seq, workflow_id in chosen:
-                tried.append(seq)
-                if seq in locked:
-                    picked.append(seq)
-                    continue
-                lost += 1
-                if workflow_id is not None:
-                    free = room[workflow_id]
-                    if free is not None:
-                        room[workflow_id] = free + 1
-            if len(picked) == limit:
-                break
-            if len(candidates) < scan and not lost:
-                break
-        return picked
-
-    def _lock_workflows(
-        self,
-        db: Conn,
-        workflow_ids: list[str],
-        room: dict[str, int | None],
-        busy: set[str],
-        *,
-        wait: bool,
-    ) -> None:
-        """Lock these workflows' rows and count their free slots into ``room``; with
-        ``wait=False`` the ones another transaction holds go to ``busy`` instead."""
-        query = "lock_workflows" if wait else "lock_free_workflows"
-        rows = self._q(db, query, workflow_ids).fetchall()
+    def _free_slots(self, db: Conn, ids: list[str], *, wait: bool) -> dict[str, int | None]:
+        """Lock these workflows' rows (in id order) and count their free slots. The first
+        round of a claim waits for them; later rounds leave out (``None``) those another
+        transaction holds, so a claim never waits while holding a workflow lock. A task
+        naming a workflow that does not exist has no limit (left out of the answer)."""
+        rows = self._q(db, "lock_workflows" if wait else "lock_free_workflows", ids).fetchall()
         limits = {row["id"]: row["parallel_limit"] for row in rows}
         rows = self._q(db, "running_in_workflows", list(limits)).fetchall()
         running = {row["workflow_id"]: row["n"] for row in rows}
-        missing = [wf for wf in workflow_ids if wf not in limits]
-        existing: set[str] = set()
+        free: dict[str, int | None] = {w: n - running.get(w, 0) for w, n in limits.items()}
+        missing = [workflow_id for workflow_id in ids if workflow_id not in limits]
         if missing and not wait:
-            existing = {row["id"] for row in self._q(db, "workflows_exist", missing).fetchall()}
-        for workflow_id in workflow_ids:
-            if workflow_id in limits:
-                room[workflow_id] = limits[workflow_id] - running.get(workflow_id, 0)
-            elif workflow_id in existing:
-                busy.add(workflow_id)
-            else:
-                # A task naming a workflow that does not exist: no limit applies.
-                room[workflow_id] = None
+            rows = self._q(db, "workflows_exist", missing).fetchall()
+            free.update({row["id"]: None for row in rows})
+        return free
+
+    def _lock_ready(self, db: Conn, now: float) -> Callable[[list[int]], set[int]]:
+        """Chosen tasks are locked ``FOR UPDATE SKIP LOCKED``: one another claimer just
+        took is dropped (and its slot given back)."""
+
+        def lock(seqs: list[int]) -> set[int]:
+            return {row["seq"] for row in self._q(db, "lock_ready", seqs, now).fetchall()}
+
+        return lock

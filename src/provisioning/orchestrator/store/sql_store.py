@@ -12,7 +12,7 @@ PostgreSQL with ``FOR UPDATE SKIP LOCKED``), the connection and the hooks of
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Unpack
 
@@ -75,22 +75,38 @@ class SqlStore(SqlWorkflowVerbs, SqlRetention, Reads):
         return claims_of(rows)
 
     def _pick_ready(self, db: Any, limit: int, now: float) -> list[int]:
-        """The seqs of the tasks to claim (:func:`flow.pick_ready`), under the single
-        writer of SQLite: nothing to lock."""
+        """The seqs of the tasks to claim (:func:`flow.pick_ready`), the dialect saying
+        how it learns the workflows' free slots and locks what it picks."""
+        rounds = 0
+
+        def candidates(full: list[str], tried: list[int], scan: int) -> list[tuple[int, Any]]:
+            nonlocal rounds
+            rounds += 1
+            args = (now, self._array(full), self._array(tried), scan)
+            rows = self._q(db, "ready_candidates", *args).fetchall()
+            return [(row["seq"], row["workflow_id"]) for row in rows]
+
+        def limits_of(ids: list[str]) -> dict[str, int | None]:
+            return self._free_slots(db, ids, wait=rounds == 1)
+
+        room = self._room(db)
+        return flow.pick_ready(limit, room, candidates, limits_of, self._lock_ready(db, now))
+
+    def _room(self, db: Any) -> dict[str, int]:
+        """The free slots of the workflows with running tasks (under SQLite's single
+        writer: nothing to lock)."""
         rows = self._q(db, "running_per_workflow").fetchall()
-        room = {row["workflow_id"]: row["free"] for row in rows}
+        return {row["workflow_id"]: row["free"] for row in rows}
 
-        def candidates(full: list[str], picked: list[int], scan: int) -> list[tuple[int, Any]]:
-            found = self._q(
-                db, "ready_candidates", now, self._array(full), self._array(picked), scan
-            )
-            return [(row["seq"], row["workflow_id"]) for row in found.fetchall()]
+    def _free_slots(self, db: Any, ids: list[str], *, wait: bool) -> dict[str, int | None]:
+        """The free slots of workflows with no running task (``None``: another
+        transaction holds it; ``wait``: wait for it instead)."""
+        rows = self._q(db, "parallel_limits", self._array(ids)).fetchall()
+        return {row["id"]: row["parallel_limit"] for row in rows}
 
-        def limits_of(ids: list[str]) -> dict[str, int]:
-            rows = self._q(db, "parallel_limits", self._array(ids)).fetchall()
-            return {row["id"]: row["parallel_limit"] for row in rows}
-
-        return flow.pick_ready(limit, room, candidates, limits_of)
+    def _lock_ready(self, db: Any, now: float) -> Callable[[list[int]], set[int]] | None:
+        """How chosen tasks are locked against other claimers (SQLite: no need)."""
+        return None
 
     @verb
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
