@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -40,7 +38,7 @@ from psycopg.rows import dict_row
 from ...drivers.pg import Listener, lost, mask_dsn, session_guards, with_defaults
 from .base import StoreError
 from .faults import StoreUnavailable
-from .sql_queries import DATA_TABLES, one, sql_migrations
+from .sql_queries import DATA_TABLES, one
 from .sql_store import SqlStore
 
 __all__ = ["WORK_CHANNEL", "PostgresStore"]
@@ -96,8 +94,6 @@ class PostgresStore(SqlStore):
     marker = "%s"
     shared = True
     row_locks = True
-    # The thread running run_batch, while it does.
-    _batch_thread: int | None = None
 
     def __init__(self, dsn: str, lease_seconds: float = 30.0) -> None:
         self.dsn = dsn
@@ -167,117 +163,51 @@ class PostgresStore(SqlStore):
             self._db = self._connect()
         return self._db
 
-    def _rollback_quietly(self, db: Conn) -> None:
+    def _begin(self, db: Conn, durable: bool) -> None:
+        """``durable=False`` does not wait for the commit to reach the WAL on disk: only
+        for changes whose loss in a server crash is harmless (progress and log lines)."""
+        if not durable:
+            db.execute("SET LOCAL synchronous_commit = off")
+
+    def _commit(self, db: Conn) -> None:
+        db.commit()
+
+    def _rollback(self, db: Conn) -> None:
         try:
             db.rollback()
         except psycopg.Error:
             log.debug("rollback failed", exc_info=True)
 
-    @contextmanager
-    def _tx(self, durable: bool = True) -> Iterator[Conn]:
-        """One transaction. ``durable=False`` does not wait for the commit to reach the
-        WAL on disk: only for changes whose loss in a server crash is harmless (progress
-        and log lines)."""
-        with self._lock:
-            db = self._connection()
-            if self._batch_thread is not None:
-                # Inside run_batch: a savepoint, so a failing verb undoes only itself.
-                db.execute("SAVEPOINT verb")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK TO SAVEPOINT verb")
-                    db.execute("RELEASE SAVEPOINT verb")
-                    raise
-                db.execute("RELEASE SAVEPOINT verb")
-                return
-            try:
-                if not durable:
-                    db.execute("SET LOCAL synchronous_commit = off")
-                yield db
-                db.commit()
-            except BaseException as exc:
-                self._rollback_quietly(db)
-                if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, _CONTENDED):
-                    raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
-                raise
+    def _failed(self, exc: BaseException) -> BaseException | None:
+        if isinstance(exc, psycopg.OperationalError) and not self._contended(exc):
+            return StoreUnavailable(f"PostgreSQL: {exc}")
+        return None
 
-    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-        """Run several verbs in one transaction (group commit); each result is
-        ``(True, value)`` or ``(False, exception)``. Each verb runs in a savepoint, so a
-        failing one undoes only itself. Nothing is reported before the commit: if it
-        fails, every verb fails. A verb that would wait for a lock held by another
-        transaction (for more than ``BATCH_LOCK_TIMEOUT_MS``) is rolled back to its
-        savepoint and run on its own, in its own transaction, after the commit."""
-        outcomes: list[tuple[bool, Any]] = []
-        deferred: list[int] = []
-        with self._lock:
-            try:
-                db = self._connection()
-                db.execute(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT_MS}ms'")
-            except (psycopg.Error, StoreError) as exc:
-                if isinstance(exc, psycopg.Error):
-                    self._rollback_quietly(self._db)
-                error = (
-                    exc if isinstance(exc, StoreError) else StoreUnavailable(f"PostgreSQL: {exc}")
-                )
-                return [(False, error) for _ in calls]
-            self._batch_thread = threading.get_ident()
-            try:
-                for index, call in enumerate(calls):
-                    try:
-                        outcomes.append((True, call()))
-                    except _CONTENDED:
-                        outcomes.append((False, None))
-                        deferred.append(index)
-                    except psycopg.OperationalError as exc:
-                        outcomes.append((False, StoreUnavailable(f"PostgreSQL: {exc}")))
-                    except Exception as exc:
-                        outcomes.append((False, exc))
-            finally:
-                self._batch_thread = None
-            try:
-                db.commit()
-            except psycopg.Error as exc:
-                self._rollback_quietly(db)
-                error = StoreUnavailable(f"commit failed: {exc}")
-                return [(False, error) for _ in calls]
-            for index in deferred:
-                try:
-                    outcomes[index] = (True, calls[index]())
-                except Exception as exc:
-                    outcomes[index] = (False, exc)
-        return outcomes
+    def _contended(self, exc: BaseException) -> bool:
+        """Inside run_batch, a verb waits at most ``BATCH_LOCK_TIMEOUT_MS`` for a row
+        lock (the locks taken by the batch's earlier verbs could otherwise deadlock with
+        another node's batch); one that would wait longer runs on its own afterwards."""
+        return isinstance(exc, _CONTENDED)
+
+    def _begin_batch(self) -> Conn:
+        try:
+            db = self._connection()
+            db.execute(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT_MS}ms'")
+        except psycopg.Error as exc:
+            self._rollback(self._db)
+            raise StoreUnavailable(f"PostgreSQL: {exc}") from None
+        return db
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         with self._tx() as db:
-            return db.execute(sql, args).fetchall()
+            rows: list[Row] = db.execute(sql, args).fetchall()
+            return rows
 
     # -- schema -------------------------------------------------------------------------
 
-    def migrate(self) -> int:
-        """Apply pending migrations in one transaction, under an advisory lock: nodes
-        starting at once wait for the first, then find its migrations recorded."""
-        with self._tx() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            current = one(db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone())
-            version: int = current["v"] or 0
-            for number, script in sql_migrations("postgres"):
-                if number > version:
-                    for statement in script.split(";\n"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(
-                        "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
-                        (number, time.time()),
-                    )
-                    version = number
-        self._version = version
-        return version
+    def _lock_migrations(self, db: Conn) -> None:
+        """Nodes starting at once wait for the first, then find its migrations recorded."""
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
 
     def load(self, rows: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         """Copy the rows of another store (:meth:`SQLiteStore.dump`: table -> rows with

@@ -72,12 +72,6 @@ def _rows(value: Any) -> list[dict[str, Any]]:
     return list(value or [])
 
 
-def _count(value: Any) -> int:
-    """``SELECT count() AS n ... GROUP ALL`` gives no row at all when nothing matched."""
-    rows = _rows(value)
-    return int(rows[0]["n"]) if rows else 0
-
-
 def _run(engine: Engine, sql: str, params: dict[str, Any]) -> list[Any]:
     """The driver's query call, its failures as the store's."""
     try:

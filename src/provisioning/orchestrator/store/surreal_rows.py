@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from surrealdb import RecordID
 
-from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
+from ..models import Attempt, NodeInfo, Task, Workflow
 from ..models import records as rows
 from .surreal_tx import Tx
 
@@ -22,10 +22,6 @@ def key_of(record: Mapping[str, Any]) -> Any:
     """The key part of a record's id (``task:⟨uuid⟩`` -> ``"uuid"``)."""
     value: RecordID = record["id"]
     return value.id
-
-
-def opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 class AsRow:
@@ -60,13 +56,5 @@ def workflow_of(record: Mapping[str, Any]) -> Workflow:
     return rows.workflow_of(AsRow(record))
 
 
-def step_of(record: Mapping[str, Any], depends_on: Iterable[str]) -> Step:
-    return rows.step_of(AsRow(record), depends_on)
-
-
 def node_of(record: Mapping[str, Any], running: int) -> NodeInfo:
     return rows.node_of(AsRow(record, running=running))
-
-
-def log_line_of(record: Mapping[str, Any]) -> LogLine:
-    return rows.log_line_of(AsRow(record))
