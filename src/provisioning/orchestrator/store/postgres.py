@@ -38,7 +38,8 @@ from psycopg.rows import dict_row
 from ...drivers.pg import Listener, lost, mask_dsn, session_guards, with_defaults
 from .base import StoreError
 from .faults import StoreUnavailable
-from .sql_queries import DATA_TABLES, one
+from .sql_dialect import one
+from .sql_queries import DATA_TABLES
 from .sql_store import SqlStore
 
 __all__ = ["WORK_CHANNEL", "PostgresStore"]

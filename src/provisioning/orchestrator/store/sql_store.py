@@ -24,7 +24,7 @@ from ..models.records import attempt_of, claims_of, task_of
 from .base import Ending, Enqueued, Heartbeat, ending_terms
 from .reads import Reads
 from .rows import new_task_values
-from .sql_queries import one, verb
+from .sql_dialect import one, verb
 from .sql_retention import SqlRetention
 from .sql_workflow import SqlWorkflowVerbs
 

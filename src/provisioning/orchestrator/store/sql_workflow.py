@@ -24,7 +24,7 @@ from ..models import NewStep, Workflow
 from ..models.records import NEW_STEP_FIELDS, NEW_TASK_FIELDS, Row, workflow_of
 from .base import NewWorkflow, TaskDefaults, task_defaults
 from .rows import NEW_TASK_COLUMNS, markers
-from .sql_queries import Cursor, SqlDialect, one, verb
+from .sql_dialect import Cursor, SqlDialect, one, verb
 from .workflows import StoreWorkflow, WorkflowVerbs, new_steps, new_workflow_fields
 
 T = TypeVar("T")
