@@ -19,8 +19,8 @@ from typing import Any, Unpack
 from ...execution import ProcessInfo
 from ...tasks import NewTask, Outcome, TaskStatus
 from .. import flow
-from ..models import Attempt, Claim, Task
-from ..models.records import attempt_of, claims_of, task_of
+from ..models import Claim, Task
+from ..models.records import claims_of, task_of
 from .base import Ending, Enqueued, Heartbeat, ending_terms
 from .reads import Reads
 from .rows import new_task_values
@@ -238,20 +238,3 @@ class SqlStore(SqlWorkflowVerbs, SqlRetention, Reads):
             if row is None:
                 row = self._q(db, "task", task_id).fetchone()
         return None if row is None else task_of(row)
-
-    # -- recovery -----------------------------------------------------------------------
-
-    def _running_with_attempts(
-        self, owner: str | None, expired_before: float | None
-    ) -> list[tuple[Task, Attempt]]:
-        rows = self._query(
-            self._queries["running_with_attempts"],
-            (owner is None, owner, expired_before is None, expired_before),
-        )
-        return [(task_of(row), attempt_of(row, prefix="a_")) for row in rows]
-
-    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
-        return self._running_with_attempts(owner, None)
-
-    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
-        return self._running_with_attempts(None, now)

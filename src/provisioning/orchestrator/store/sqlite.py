@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from .base import StoreError
+from .base import OneNode, StoreError
 from .faults import StoreUnusable
 from .sql_queries import DATA_TABLES
 from .sql_store import SqlStore
@@ -50,11 +49,10 @@ def open_sqlite(path: Path) -> SQLiteStore:
     return store
 
 
-class SQLiteStore(SqlStore):
+class SQLiteStore(OneNode, SqlStore):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
-    shared = False
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -95,15 +93,6 @@ class SQLiteStore(SqlStore):
 
     def _in_transaction(self, db: sqlite3.Connection) -> bool:
         return db.in_transaction
-
-    def sibling(self) -> None:
-        """Not shared: the heartbeat renews nothing another node could take."""
-        return None
-
-    def wait_for_work(self, timeout: float) -> bool:
-        """One node at a time uses this file: no other node queues work to wait for."""
-        time.sleep(timeout)
-        return False
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

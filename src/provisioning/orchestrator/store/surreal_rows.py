@@ -8,7 +8,7 @@ from typing import Any
 
 from surrealdb import RecordID
 
-from ..models import Attempt, NodeInfo, Task, Workflow
+from ..models import Attempt, Task, Workflow
 from ..models import records as rows
 from .surreal_tx import Tx
 
@@ -54,7 +54,3 @@ def attempt_of(record: Mapping[str, Any]) -> Attempt:
 
 def workflow_of(record: Mapping[str, Any]) -> Workflow:
     return rows.workflow_of(AsRow(record))
-
-
-def node_of(record: Mapping[str, Any], running: int) -> NodeInfo:
-    return rows.node_of(AsRow(record, running=running))
