@@ -174,8 +174,8 @@ def workflow_of(row: Row) -> Workflow:
     )
 
 
-# The fields of a Step that its row holds under the same name, as they are.
-_STEP_COLUMNS = (
+# The fields a new step is written with, in the order of the SQL stores' columns.
+NEW_STEP_FIELDS = (
     "workflow_id",
     "step_id",
     "kind",
@@ -185,10 +185,9 @@ _STEP_COLUMNS = (
     "status",
     "waiting_on",
     "total",
-    "completed",
-    "failed",
-    "finished_at",
 )
+# The fields of a Step that its row holds under the same name, as they are.
+_STEP_COLUMNS = (*NEW_STEP_FIELDS, "completed", "failed", "finished_at")
 
 
 def step_of(row: Row, depends_on: Iterable[str]) -> Step:

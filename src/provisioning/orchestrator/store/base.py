@@ -7,6 +7,7 @@ answer from an attempt that was taken over changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, Required, TypedDict, Unpack
 
@@ -29,6 +30,22 @@ def run_each(calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         except Exception as exc:
             outcomes.append((False, exc))
     return outcomes
+
+
+class OneNode:
+    """A store one node uses at a time (SQLite, SurrealDB; the pid file's lock sees to
+    it): no lease another node could take, no other node queueing work."""
+
+    shared = False
+
+    def sibling(self) -> None:
+        """Not shared: the heartbeat renews nothing another node could take."""
+        return None
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """No other node queues work to wait for."""
+        time.sleep(timeout)
+        return False
 
 
 class TaskDefaults(TypedDict):

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -40,7 +38,8 @@ from psycopg.rows import dict_row
 from ...drivers.pg import Listener, lost, mask_dsn, session_guards, with_defaults
 from .base import StoreError
 from .faults import StoreUnavailable
-from .sql_queries import DATA_TABLES, one, sql_migrations
+from .sql_dialect import one
+from .sql_queries import DATA_TABLES
 from .sql_store import SqlStore
 
 __all__ = ["WORK_CHANNEL", "PostgresStore"]
@@ -96,8 +95,6 @@ class PostgresStore(SqlStore):
     marker = "%s"
     shared = True
     row_locks = True
-    # The thread running run_batch, while it does.
-    _batch_thread: int | None = None
 
     def __init__(self, dsn: str, lease_seconds: float = 30.0) -> None:
         self.dsn = dsn
@@ -167,117 +164,51 @@ class PostgresStore(SqlStore):
             self._db = self._connect()
         return self._db
 
-    def _rollback_quietly(self, db: Conn) -> None:
+    def _begin(self, db: Conn, durable: bool) -> None:
+        """``durable=False`` does not wait for the commit to reach the WAL on disk: only
+        for changes whose loss in a server crash is harmless (progress and log lines)."""
+        if not durable:
+            db.execute("SET LOCAL synchronous_commit = off")
+
+    def _commit(self, db: Conn) -> None:
+        db.commit()
+
+    def _rollback(self, db: Conn) -> None:
         try:
             db.rollback()
         except psycopg.Error:
             log.debug("rollback failed", exc_info=True)
 
-    @contextmanager
-    def _tx(self, durable: bool = True) -> Iterator[Conn]:
-        """One transaction. ``durable=False`` does not wait for the commit to reach the
-        WAL on disk: only for changes whose loss in a server crash is harmless (progress
-        and log lines)."""
-        with self._lock:
-            db = self._connection()
-            if self._batch_thread is not None:
-                # Inside run_batch: a savepoint, so a failing verb undoes only itself.
-                db.execute("SAVEPOINT verb")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK TO SAVEPOINT verb")
-                    db.execute("RELEASE SAVEPOINT verb")
-                    raise
-                db.execute("RELEASE SAVEPOINT verb")
-                return
-            try:
-                if not durable:
-                    db.execute("SET LOCAL synchronous_commit = off")
-                yield db
-                db.commit()
-            except BaseException as exc:
-                self._rollback_quietly(db)
-                if isinstance(exc, psycopg.OperationalError) and not isinstance(exc, _CONTENDED):
-                    raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
-                raise
+    def _failed(self, exc: BaseException) -> BaseException | None:
+        if isinstance(exc, psycopg.OperationalError) and not self._contended(exc):
+            return StoreUnavailable(f"PostgreSQL: {exc}")
+        return None
 
-    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-        """Run several verbs in one transaction (group commit); each result is
-        ``(True, value)`` or ``(False, exception)``. Each verb runs in a savepoint, so a
-        failing one undoes only itself. Nothing is reported before the commit: if it
-        fails, every verb fails. A verb that would wait for a lock held by another
-        transaction (for more than ``BATCH_LOCK_TIMEOUT_MS``) is rolled back to its
-        savepoint and run on its own, in its own transaction, after the commit."""
-        outcomes: list[tuple[bool, Any]] = []
-        deferred: list[int] = []
-        with self._lock:
-            try:
-                db = self._connection()
-                db.execute(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT_MS}ms'")
-            except (psycopg.Error, StoreError) as exc:
-                if isinstance(exc, psycopg.Error):
-                    self._rollback_quietly(self._db)
-                error = (
-                    exc if isinstance(exc, StoreError) else StoreUnavailable(f"PostgreSQL: {exc}")
-                )
-                return [(False, error) for _ in calls]
-            self._batch_thread = threading.get_ident()
-            try:
-                for index, call in enumerate(calls):
-                    try:
-                        outcomes.append((True, call()))
-                    except _CONTENDED:
-                        outcomes.append((False, None))
-                        deferred.append(index)
-                    except psycopg.OperationalError as exc:
-                        outcomes.append((False, StoreUnavailable(f"PostgreSQL: {exc}")))
-                    except Exception as exc:
-                        outcomes.append((False, exc))
-            finally:
-                self._batch_thread = None
-            try:
-                db.commit()
-            except psycopg.Error as exc:
-                self._rollback_quietly(db)
-                error = StoreUnavailable(f"commit failed: {exc}")
-                return [(False, error) for _ in calls]
-            for index in deferred:
-                try:
-                    outcomes[index] = (True, calls[index]())
-                except Exception as exc:
-                    outcomes[index] = (False, exc)
-        return outcomes
+    def _contended(self, exc: BaseException) -> bool:
+        """Inside run_batch, a verb waits at most ``BATCH_LOCK_TIMEOUT_MS`` for a row
+        lock (the locks taken by the batch's earlier verbs could otherwise deadlock with
+        another node's batch); one that would wait longer runs on its own afterwards."""
+        return isinstance(exc, _CONTENDED)
+
+    def _begin_batch(self) -> Conn:
+        try:
+            db = self._connection()
+            db.execute(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT_MS}ms'")
+        except psycopg.Error as exc:
+            self._rollback(self._db)
+            raise StoreUnavailable(f"PostgreSQL: {exc}") from None
+        return db
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         with self._tx() as db:
-            return db.execute(sql, args).fetchall()
+            rows: list[Row] = db.execute(sql, args).fetchall()
+            return rows
 
     # -- schema -------------------------------------------------------------------------
 
-    def migrate(self) -> int:
-        """Apply pending migrations in one transaction, under an advisory lock: nodes
-        starting at once wait for the first, then find its migrations recorded."""
-        with self._tx() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            current = one(db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone())
-            version: int = current["v"] or 0
-            for number, script in sql_migrations("postgres"):
-                if number > version:
-                    for statement in script.split(";\n"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(
-                        "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
-                        (number, time.time()),
-                    )
-                    version = number
-        self._version = version
-        return version
+    def _lock_migrations(self, db: Conn) -> None:
+        """Nodes starting at once wait for the first, then find its migrations recorded."""
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
 
     def load(self, rows: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         """Copy the rows of another store (:meth:`SQLiteStore.dump`: table -> rows with
@@ -385,95 +316,31 @@ class PostgresStore(SqlStore):
     def _array(self, values: Sequence[Any]) -> Any:
         return list(values)
 
-    def _pick_ready(self, db: Conn, limit: int, now: float) -> list[int]:
-        """Lock up to ``limit`` ready tasks by priority then FIFO, within each workflow's
-        ``parallel_limit``.
+    def _room(self, db: Conn) -> dict[str, int]:
+        """Nothing yet: a workflow's running tasks are counted once its row is locked."""
+        return {}
 
-        Candidates are read without locks; the workflows among them are locked (the
-        first round waits for them, in id order; later rounds skip those another
-        transaction holds, so a claim never waits while holding a workflow lock), their
-        running tasks counted, and the chosen tasks locked ``FOR UPDATE SKIP LOCKED``
-        (one another claimer just took is dropped and its slot given back).
-        """
-        room: dict[str, int | None] = {}  # free slots per workflow; None: no such workflow
-        busy: set[str] = set()  # workflows another transaction holds: not this time
-        picked: list[int] = []
-        tried: list[int] = []
-        scan = limit * 4 + 16
-        for round_number in range(8):
-            excluded = sorted(
-                busy | {wf for wf, free in room.items() if free is not None and free <= 0}
-            )
-            candidates = self._q(db, "ready_candidates", now, excluded, tried, scan).fetchall()
-            fresh = sorted(
-                {
-                    row["workflow_id"]
-                    for row in candidates
-                    if row["workflow_id"] is not None and row["workflow_id"] not in room
-                }
-            )
-            if fresh:
-                self._lock_workflows(db, fresh, room, busy, wait=round_number == 0)
-            chosen: list[tuple[int, str | None]] = []
-            for row in candidates:
-                workflow_id = row["workflow_id"]
-                if len(picked) + len(chosen) == limit:
-                    break
-                if workflow_id is not None:
-                    if workflow_id in busy:
-                        continue
-                    free = room[workflow_id]
-                    if free is not None:
-                        if free <= 0:
-                            continue
-                        room[workflow_id] = free - 1
-                chosen.append((row["seq"], workflow_id))
-            locked: set[int] = set()
-            if chosen:
-                rows = self._q(db, "lock_ready", [seq for seq, _ in chosen], now).fetchall()
-                locked = {row["seq"] for row in rows}
-            lost = 0
-            for seq, workflow_id in chosen:
-                tried.append(seq)
-                if seq in locked:
-                    picked.append(seq)
-                    continue
-                lost += 1
-                if workflow_id is not None:
-                    free = room[workflow_id]
-                    if free is not None:
-                        room[workflow_id] = free + 1
-            if len(picked) == limit:
-                break
-            if len(candidates) < scan and not lost:
-                break
-        return picked
-
-    def _lock_workflows(
-        self,
-        db: Conn,
-        workflow_ids: list[str],
-        room: dict[str, int | None],
-        busy: set[str],
-        *,
-        wait: bool,
-    ) -> None:
-        """Lock these workflows' rows and count their free slots into ``room``; with
-        ``wait=False`` the ones another transaction holds go to ``busy`` instead."""
-        query = "lock_workflows" if wait else "lock_free_workflows"
-        rows = self._q(db, query, workflow_ids).fetchall()
+    def _free_slots(self, db: Conn, ids: list[str], *, wait: bool) -> dict[str, int | None]:
+        """Lock these workflows' rows (in id order) and count their free slots. The first
+        round of a claim waits for them; later rounds leave out (``None``) those another
+        transaction holds, so a claim never waits while holding a workflow lock. A task
+        naming a workflow that does not exist has no limit (left out of the answer)."""
+        rows = self._q(db, "lock_workflows" if wait else "lock_free_workflows", ids).fetchall()
         limits = {row["id"]: row["parallel_limit"] for row in rows}
         rows = self._q(db, "running_in_workflows", list(limits)).fetchall()
         running = {row["workflow_id"]: row["n"] for row in rows}
-        missing = [wf for wf in workflow_ids if wf not in limits]
-        existing: set[str] = set()
+        free: dict[str, int | None] = {w: n - running.get(w, 0) for w, n in limits.items()}
+        missing = [workflow_id for workflow_id in ids if workflow_id not in limits]
         if missing and not wait:
-            existing = {row["id"] for row in self._q(db, "workflows_exist", missing).fetchall()}
-        for workflow_id in workflow_ids:
-            if workflow_id in limits:
-                room[workflow_id] = limits[workflow_id] - running.get(workflow_id, 0)
-            elif workflow_id in existing:
-                busy.add(workflow_id)
-            else:
-                # A task naming a workflow that does not exist: no limit applies.
-                room[workflow_id] = None
+            rows = self._q(db, "workflows_exist", missing).fetchall()
+            free.update({row["id"]: None for row in rows})
+        return free
+
+    def _lock_ready(self, db: Conn, now: float) -> Callable[[list[int]], set[int]]:
+        """Chosen tasks are locked ``FOR UPDATE SKIP LOCKED``: one another claimer just
+        took is dropped (and its slot given back)."""
+
+        def lock(seqs: list[int]) -> set[int]:
+            return {row["seq"] for row in self._q(db, "lock_ready", seqs, now).fetchall()}
+
+        return lock

@@ -70,6 +70,19 @@ class Reads(ABC):
         value = self._first("next_ready_at", "t")
         return None if value is None else float(value)
 
+    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
+        return self._running_with_attempts(owner, None)
+
+    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
+        return self._running_with_attempts(None, now)
+
+    def _running_with_attempts(
+        self, owner: str | None, expired_before: float | None
+    ) -> list[tuple[Task, Attempt]]:
+        args = (owner is None, owner, expired_before is None, expired_before)
+        rows = self._read("running_with_attempts", *args)
+        return [(task_of(row), attempt_of(row, prefix="a_")) for row in rows]
+
     def nodes(self) -> list[NodeInfo]:
         return [node_of(row) for row in self._read("nodes")]
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .sql_queries import SqlDialect
+from .sql_dialect import SqlDialect
 
 # (query, table it empties, how many times the cut-off appears in it), in order.
 _PURGE = (

@@ -12,19 +12,19 @@ PostgreSQL with ``FOR UPDATE SKIP LOCKED``), the connection and the hooks of
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Unpack
 
 from ...execution import ProcessInfo
 from ...tasks import NewTask, Outcome, TaskStatus
 from .. import flow
-from ..models import Attempt, Claim, Task
-from ..models.records import attempt_of, claims_of, task_of
+from ..models import Claim, Task
+from ..models.records import claims_of, task_of
 from .base import Ending, Enqueued, Heartbeat, ending_terms
 from .reads import Reads
 from .rows import new_task_values
-from .sql_queries import one, verb
+from .sql_dialect import one, verb
 from .sql_retention import SqlRetention
 from .sql_workflow import SqlWorkflowVerbs
 
@@ -75,22 +75,38 @@ class SqlStore(SqlWorkflowVerbs, SqlRetention, Reads):
         return claims_of(rows)
 
     def _pick_ready(self, db: Any, limit: int, now: float) -> list[int]:
-        """The seqs of the tasks to claim (:func:`flow.pick_ready`), under the single
-        writer of SQLite: nothing to lock."""
+        """The seqs of the tasks to claim (:func:`flow.pick_ready`), the dialect saying
+        how it learns the workflows' free slots and locks what it picks."""
+        rounds = 0
+
+        def candidates(full: list[str], tried: list[int], scan: int) -> list[tuple[int, Any]]:
+            nonlocal rounds
+            rounds += 1
+            args = (now, self._array(full), self._array(tried), scan)
+            rows = self._q(db, "ready_candidates", *args).fetchall()
+            return [(row["seq"], row["workflow_id"]) for row in rows]
+
+        def limits_of(ids: list[str]) -> dict[str, int | None]:
+            return self._free_slots(db, ids, wait=rounds == 1)
+
+        room = self._room(db)
+        return flow.pick_ready(limit, room, candidates, limits_of, self._lock_ready(db, now))
+
+    def _room(self, db: Any) -> dict[str, int]:
+        """The free slots of the workflows with running tasks (under SQLite's single
+        writer: nothing to lock)."""
         rows = self._q(db, "running_per_workflow").fetchall()
-        room = {row["workflow_id"]: row["free"] for row in rows}
+        return {row["workflow_id"]: row["free"] for row in rows}
 
-        def candidates(full: list[str], picked: list[int], scan: int) -> list[tuple[int, Any]]:
-            found = self._q(
-                db, "ready_candidates", now, self._array(full), self._array(picked), scan
-            )
-            return [(row["seq"], row["workflow_id"]) for row in found.fetchall()]
+    def _free_slots(self, db: Any, ids: list[str], *, wait: bool) -> dict[str, int | None]:
+        """The free slots of workflows with no running task (``None``: another
+        transaction holds it; ``wait``: wait for it instead)."""
+        rows = self._q(db, "parallel_limits", self._array(ids)).fetchall()
+        return {row["id"]: row["parallel_limit"] for row in rows}
 
-        def limits_of(ids: list[str]) -> dict[str, int]:
-            rows = self._q(db, "parallel_limits", self._array(ids)).fetchall()
-            return {row["id"]: row["parallel_limit"] for row in rows}
-
-        return flow.pick_ready(limit, room, candidates, limits_of)
+    def _lock_ready(self, db: Any, now: float) -> Callable[[list[int]], set[int]] | None:
+        """How chosen tasks are locked against other claimers (SQLite: no need)."""
+        return None
 
     @verb
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
@@ -222,20 +238,3 @@ class SqlStore(SqlWorkflowVerbs, SqlRetention, Reads):
             if row is None:
                 row = self._q(db, "task", task_id).fetchone()
         return None if row is None else task_of(row)
-
-    # -- recovery -----------------------------------------------------------------------
-
-    def _running_with_attempts(
-        self, owner: str | None, expired_before: float | None
-    ) -> list[tuple[Task, Attempt]]:
-        rows = self._query(
-            self._queries["running_with_attempts"],
-            (owner is None, owner, expired_before is None, expired_before),
-        )
-        return [(task_of(row), attempt_of(row, prefix="a_")) for row in rows]
-
-    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
-        return self._running_with_attempts(owner, None)
-
-    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
-        return self._running_with_attempts(None, now)

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from .base import StoreError
-from .faults import StoreUnusable, classify
-from .sql_queries import DATA_TABLES, sql_migrations
+from .base import OneNode, StoreError
+from .faults import StoreUnusable
+from .sql_queries import DATA_TABLES
 from .sql_store import SqlStore
 
 
@@ -50,11 +49,10 @@ def open_sqlite(path: Path) -> SQLiteStore:
     return store
 
 
-class SQLiteStore(SqlStore):
+class SQLiteStore(OneNode, SqlStore):
     """The :class:`~.base.Store` on one SQLite file (or ``:memory:``)."""
 
     backend = "sqlite"
-    shared = False
 
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
@@ -67,89 +65,34 @@ class SQLiteStore(SqlStore):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._durable = True
-        self._batching = False
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._version = 0
 
-    @contextmanager
-    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction. ``durable=False`` skips the fsync at commit: only for
-        changes whose loss in an OS crash is harmless (claims, progress, logs: after a
-        reboot no process of ours is alive, so the task simply runs again)."""
-        with self._lock:
-            if self._batching:
-                # Inside run_batch: a savepoint, so a failing verb undoes only itself.
-                self._db.execute("SAVEPOINT verb")
-                try:
-                    yield self._db
-                except BaseException:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK TO verb")
-                        self._db.execute("RELEASE verb")
-                    raise
-                self._db.execute("RELEASE verb")
-                return
-            self._sync(durable)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
+    def _connection(self) -> sqlite3.Connection:
+        return self._db
 
-    def _rollback(self) -> None:
+    def _begin(self, db: sqlite3.Connection, durable: bool) -> None:
+        """``durable=False`` skips the fsync at commit: only for changes whose loss in an
+        OS crash is harmless (claims, progress, logs: after a reboot no process of ours
+        is alive, so the task simply runs again)."""
+        if durable != self._durable:
+            db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+        db.execute("BEGIN IMMEDIATE")
+
+    def _commit(self, db: sqlite3.Connection) -> None:
+        db.execute("COMMIT")
+
+    def _rollback(self, db: sqlite3.Connection) -> None:
         # SQLite may have rolled back already (a full disk does): then there is
         # nothing to undo, and ROLLBACK itself would fail.
-        if self._db.in_transaction:
+        if db.in_transaction:
             with suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
 
-    def _sync(self, durable: bool) -> None:
-        if durable != self._durable:
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._durable = durable
-
-    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-        """Run several verbs in one durable transaction (group commit); each result is
-        ``(True, value)`` or ``(False, exception)``. Nothing is reported before the
-        commit: if it fails, every verb fails."""
-        with self._lock:
-            self._sync(True)
-            self._db.execute("BEGIN IMMEDIATE")
-            self._batching = True
-            outcomes: list[tuple[bool, Any]] = []
-            try:
-                for call in calls:
-                    try:
-                        outcomes.append((True, call()))
-                    except Exception as exc:
-                        outcomes.append((False, exc))
-                        if not self._db.in_transaction:
-                            # SQLite rolled the whole batch back (disk full, I/O error):
-                            # nothing of it stands, so every verb fails.
-                            return [(False, classify(exc))] * len(calls)
-            finally:
-                self._batching = False
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                error = classify(exc)
-                if not isinstance(error, StoreError):
-                    error = StoreError(f"commit failed: {exc}")
-                return [(False, error) for _ in calls]
-        return outcomes
-
-    def sibling(self) -> None:
-        """Not shared: the heartbeat renews nothing another node could take."""
-        return None
-
-    def wait_for_work(self, timeout: float) -> bool:
-        """One node at a time uses this file: no other node queues work to wait for."""
-        time.sleep(timeout)
-        return False
+    def _in_transaction(self, db: sqlite3.Connection) -> bool:
+        return db.in_transaction
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -160,21 +103,6 @@ class SQLiteStore(SqlStore):
             yield from self._db.execute(self._queries[name], args)
 
     # -- schema -------------------------------------------------------------------------
-
-    def migrate(self) -> int:
-        with self._tx() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = db.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
-            current = row["v"] or 0
-            for version, script in sql_migrations("sqlite"):
-                if version > current:
-                    for statement in script.split(";\n"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-                    current = version
-        self._version = current
-        return current
 
     def close(self) -> None:
         with self._lock:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -39,18 +38,16 @@ from ...drivers.surreal import Engine, StatementFailed, SurrealError, Target, ac
 from ...execution import ProcessInfo
 from ...tasks import AttemptStatus, NewTask, Outcome, TaskStatus
 from .. import flow
-from ..models import Attempt, Claim, NodeInfo, Task
-from ..models.records import Row
-from .base import Ending, Enqueued, Heartbeat, StoreError, ending_terms, run_each
+from ..models import Claim, Task
+from ..models.records import Row, new_task_fields
+from .base import Ending, Enqueued, Heartbeat, OneNode, StoreError, ending_terms, run_each
 from .reads import Reads
 from .sql_queries import migrations, parse_queries, read_sql
 from .surreal_retention import SurrealRetention
 from .surreal_rows import (
     AsRow,
-    attempt_of,
     key_of,
     new_task_row,
-    node_of,
     rid,
     task_of,
 )
@@ -72,12 +69,6 @@ def _rows(value: Any) -> list[dict[str, Any]]:
     return list(value or [])
 
 
-def _count(value: Any) -> int:
-    """``SELECT count() AS n ... GROUP ALL`` gives no row at all when nothing matched."""
-    rows = _rows(value)
-    return int(rows[0]["n"]) if rows else 0
-
-
 def _run(engine: Engine, sql: str, params: dict[str, Any]) -> list[Any]:
     """The driver's query call, its failures as the store's."""
     try:
@@ -97,11 +88,10 @@ class _Conflict(Exception):
 # -- the store ------------------------------------------------------------------------
 
 
-class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
+class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
     """The :class:`~.base.Store` on SurrealDB: an embedded folder, memory or a server."""
 
     backend = "surrealdb"
-    shared = False
 
     def __init__(self, location: str | Path) -> None:
         try:
@@ -205,15 +195,6 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
         """Each verb is its own SurrealQL transaction (no group commit)."""
         return run_each(calls)
 
-    def sibling(self) -> None:
-        """Not shared: the heartbeat renews nothing another node could take."""
-        return None
-
-    def wait_for_work(self, timeout: float) -> bool:
-        """One node at a time uses this store: no other node queues work to wait for."""
-        time.sleep(timeout)
-        return False
-
     def meta(self) -> dict[str, Any]:
         found: dict[str, Any] = {
             "backend": self.backend,
@@ -228,7 +209,8 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
 
     def enqueue(self, task: NewTask, **options: Unpack[Enqueued]) -> Task:
         def build(tx: Tx) -> Task:
-            row = new_task_row(tx, task, status=TaskStatus.PENDING.value, **options)
+            fields = new_task_fields(task, status=TaskStatus.PENDING.value, **options)
+            row = new_task_row(tx, fields)
             tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
             return task_of(row)
 
@@ -388,14 +370,6 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
 
         self._transact(build)
 
-    def nodes(self) -> list[NodeInfo]:
-        rows, running = self._query(
-            "SELECT * FROM node ORDER BY started_at;"
-            " SELECT owner, count() AS n FROM task WHERE status = 'running' GROUP BY owner;"
-        )
-        by_owner = {row["owner"]: int(row["n"]) for row in _rows(running)}
-        return [node_of(row, by_owner.get(str(key_of(row)), 0)) for row in _rows(rows)]
-
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
     ) -> Task | None:
@@ -521,35 +495,6 @@ class SurrealStore(SurrealWorkflowVerbs, SurrealRetention, Reads):
             return task_of(row)
 
         return self._transact(build)
-
-    # -- recovery -----------------------------------------------------------------------
-
-    def _running_with_attempts(self, where: str, **params: Any) -> list[tuple[Task, Attempt]]:
-        engine = self._live()
-        with engine.lock:
-            rows = self._select(
-                f"SELECT * FROM task WHERE status = 'running' AND {where} ORDER BY seq", **params
-            )
-            if not rows:
-                return []
-            ids = [rid("attempt", [str(key_of(row)), row["attempt"]]) for row in rows]
-            attempts = {
-                (a["task_id"], a["number"]): a for a in self._select("SELECT * FROM $ids", ids=ids)
-            }
-        pairs = []
-        for row in rows:
-            found = attempts.get((str(key_of(row)), row["attempt"]))
-            if found is not None:
-                pairs.append((task_of(row), attempt_of(found)))
-        return pairs
-
-    def running_attempts(self, owner: str | None = None) -> list[tuple[Task, Attempt]]:
-        if owner is None:
-            return self._running_with_attempts("true")
-        return self._running_with_attempts("owner = $owner", owner=owner)
-
-    def expired_leases(self, *, now: float) -> list[tuple[Task, Attempt]]:
-        return self._running_with_attempts("lease_expires_at < $now", now=now)
 
 
 def server_dsn(settings: Settings) -> str:

@@ -16,6 +16,13 @@ T = TypeVar("T")
 
 _DONE_TASKS = sorted(s.value for s in TaskStatus if s.terminal)
 _DONE_WORKFLOWS = sorted(s.value for s in WorkflowStatus if s.finished)
+# (what the answer calls it, table, field naming the owner, whose ids), in order.
+_PURGE = (
+    ("task_logs", "task_log", "task_id", "task"),
+    ("attempts", "attempt", "task_id", "task"),
+    ("workflow_edges", "wf_edge", "workflow_id", "workflow"),
+    ("workflow_steps", "wf_step", "workflow_id", "workflow"),
+)
 
 
 class SurrealRetention(ABC):
@@ -30,47 +37,33 @@ class SurrealRetention(ABC):
     def purge_finished(self, *, before: float) -> dict[str, int]:
         """Delete what finished before ``before``; return how many records of each kind."""
 
+        def keys(sql: str, **params: Any) -> list[str]:
+            return [str(key_of(row)) for row in self._select(sql, before=before, **params)]
+
         def build(tx: Tx) -> dict[str, int]:
-            workflows = [
-                str(key_of(row))
-                for row in self._select(
-                    "SELECT id FROM workflow WHERE status IN $done AND completed_at < $before",
-                    done=_DONE_WORKFLOWS,
-                    before=before,
-                )
-            ]
-            tasks = [
-                str(key_of(row))
-                for row in self._select(
-                    "SELECT id FROM task WHERE (!workflow_id AND status IN $done"
-                    " AND completed_at < $before) OR workflow_id IN $workflows",
-                    done=_DONE_TASKS,
-                    before=before,
-                    workflows=workflows,
-                )
-            ]
+            workflows = keys(
+                "SELECT id FROM workflow WHERE status IN $done AND completed_at < $before",
+                done=_DONE_WORKFLOWS,
+            )
+            owners = {"workflow": workflows}
+            owners["task"] = keys(
+                "SELECT id FROM task WHERE (!workflow_id AND status IN $done"
+                " AND completed_at < $before) OR workflow_id IN $workflows",
+                done=_DONE_TASKS,
+                workflows=workflows,
+            )
             removed: dict[str, int] = {}
-            for table, field, ids in (
-                ("task_log", "task_id", tasks),
-                ("attempt", "task_id", tasks),
-                ("wf_edge", "workflow_id", workflows),
-                ("wf_step", "workflow_id", workflows),
-            ):
+            for name, table, field, owner in _PURGE:
+                ids = owners[owner]
                 found = self._select(f"SELECT id FROM {table} WHERE {field} IN $ids", ids=ids)
-                removed[table] = len(found)
+                removed[name] = len(found)
                 if found:
                     tx.add(f"DELETE {table} WHERE {field} IN $ids RETURN NONE", ids=ids)
-            for table, ids in (("task", tasks), ("workflow", workflows)):
-                removed[table] = len(ids)
-                if ids:
-                    tx.add("DELETE $ids RETURN NONE", ids=[rid(table, key) for key in ids])
-            return {
-                "task_logs": removed["task_log"],
-                "attempts": removed["attempt"],
-                "tasks": removed["task"],
-                "workflow_edges": removed["wf_edge"],
-                "workflow_steps": removed["wf_step"],
-                "workflows": removed["workflow"],
-            }
+            for name, table in (("tasks", "task"), ("workflows", "workflow")):
+                removed[name] = len(owners[table])
+                if owners[table]:
+                    records = [rid(table, key) for key in owners[table]]
+                    tx.add("DELETE $ids RETURN NONE", ids=records)
+            return removed
 
         return self._transact(build)

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Unpack
+from collections.abc import Mapping
+from typing import Any
 
 from surrealdb import RecordID
 
-from ...tasks import NewTask
-from ..models import Attempt, LogLine, NodeInfo, Step, Task, Workflow
+from ..models import Attempt, Task, Workflow
 from ..models import records as rows
-from ..models.records import new_task_fields
-from .base import NewTaskRow
 from .surreal_tx import Tx
 
 
@@ -27,10 +24,6 @@ def key_of(record: Mapping[str, Any]) -> Any:
     return value.id
 
 
-def opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 class AsRow:
     """A record as :mod:`.rows` reads a row: an absent field is NULL, the id is its key."""
 
@@ -42,9 +35,9 @@ class AsRow:
         return str(value.id) if key == "id" and isinstance(value, RecordID) else value
 
 
-def new_task_row(tx: Tx, task: NewTask, **new: Unpack[NewTaskRow]) -> dict[str, Any]:
-    """A new task record (its id included); ``None`` fields are simply absent."""
-    fields = new_task_fields(task, **new)
+def new_task_row(tx: Tx, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A new task record of :func:`~..models.records.new_task_fields` (its id included);
+    ``None`` fields are simply absent."""
     row = {name: value for name, value in fields.items() if value is not None}
     row.update(id=rid("task", fields["id"]), seq=tx.next_seq("task_seq"), progress=0)
     row.update(attempt=0, tries=0, cancel_requested=False)
@@ -61,15 +54,3 @@ def attempt_of(record: Mapping[str, Any]) -> Attempt:
 
 def workflow_of(record: Mapping[str, Any]) -> Workflow:
     return rows.workflow_of(AsRow(record))
-
-
-def step_of(record: Mapping[str, Any], depends_on: Iterable[str]) -> Step:
-    return rows.step_of(AsRow(record), depends_on)
-
-
-def node_of(record: Mapping[str, Any], running: int) -> NodeInfo:
-    return rows.node_of(AsRow(record, running=running))
-
-
-def log_line_of(record: Mapping[str, Any]) -> LogLine:
-    return rows.log_line_of(AsRow(record))

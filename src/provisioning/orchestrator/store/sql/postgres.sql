@@ -47,3 +47,10 @@ SELECT workflow_id, COUNT(*) AS n FROM tasks WHERE status = 'running'
 
 -- name: workflows_exist
 SELECT id FROM workflows WHERE id = ANY(?::text[]);
+
+-- name: schema_version_table
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,
+  applied_at DOUBLE PRECISION NOT NULL);
+
+-- name: record_version
+INSERT INTO schema_version (version, applied_at) VALUES (?, EXTRACT(EPOCH FROM clock_timestamp()));

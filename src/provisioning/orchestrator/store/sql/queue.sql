@@ -101,3 +101,10 @@ INSERT INTO attempts (task_id, number, node_id, status, started_at) VALUES (?, ?
 -- name: start_workflows
 UPDATE workflows SET status = 'running', started_at = ?
   WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued';
+
+-- The schema's version (a dialect may keep more about each migration).
+-- name: schema_version_table
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+-- name: record_version
+INSERT INTO schema_version (version) VALUES (?);
