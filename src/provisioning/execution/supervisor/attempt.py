@@ -21,7 +21,7 @@ from typing import Any
 
 from ..cgroups import TaskCgroup, release_into
 from . import frames
-from .child import Launch, spawn
+from .child import Launch, spawn, spawn_error
 
 DRAIN_SECONDS = 2.0
 END_SECONDS = 10.0
@@ -30,22 +30,33 @@ READ_BYTES = 65536
 # the timers still run: a stalled daemon must not stall the self-fence.
 MAX_UNSENT = 1 << 20
 STOP_FILE = "stop"
+_PENDING = b"?"  # not a frame kind: the spawn helper's error pipe
 
 
 class Attempt:
-    def __init__(self, conn: socket.socket | None, request: dict[str, Any], hub_id: Any) -> None:
+    def __init__(
+        self,
+        conn: socket.socket | None,
+        request: dict[str, Any],
+        hub_id: Any,
+        helper: str | None = None,
+    ) -> None:
         self.conn = conn
         self.req = request
         self.folder = Path(request["dir"])
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.cgroup = TaskCgroup(Path(request["cgroup"])) if request.get("cgroup") else None
         self.hub_id = hub_id
+        self.helper = helper
+        self.pending = -1
+        self.spawn_errno: int | None = None  # 0: the handler runs
         self.unsent = bytearray()
         self.file_room = int(request.get("file_bytes", 64 << 20))
         self.output = os.open(
             self.folder / frames.OUTPUT, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
         )
         self.readers: dict[int, bytes] = {}
+        self.dropped: list[int] = []  # closed here, for the supervisor to stop watching
         self.notes: list[str] = []
         self.stop_reason: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -82,7 +93,7 @@ class Attempt:
         )
         try:
             control = pipes[2][1] if len(pipes) == 3 else None
-            self.proc = spawn(launch, pipes[0][1], pipes[1][1], control)
+            started = spawn(launch, pipes[0][1], pipes[1][1], control, self.helper)
         except OSError as exc:
             for read_end, _ in pipes:
                 os.close(read_end)
@@ -91,20 +102,48 @@ class Attempt:
         finally:
             for _, write_end in pipes:
                 os.close(write_end)
-        self.pid = self.proc.pid
+        self.pid, self.proc, self.pending = started.pid, started.proc, started.pending
         kinds = (frames.STDOUT, frames.STDERR, frames.CONTROL)
         self.readers = {read_end: kinds[i] for i, (read_end, _) in enumerate(pipes)}
         for fd in self.readers:
             os.set_blocking(fd, False)
-        pid, ticks = self.hub_id
-        with contextlib.suppress(OSError):  # without it a restarted daemon settles it as lost
-            frames.write_json(
-                self.folder / frames.SUPERVISOR,
-                {"pid": pid, "start_ticks": ticks, "handler": self.pid},
-            )
-        spawned = {"pid": self.pid, "supervisor": pid}
-        self.record(frames.SPAWNED, json.dumps(spawned).encode())
+        self._identify()
+        if self.pending >= 0:
+            self.readers[self.pending] = _PENDING
+        else:
+            self._spawned(0)
         return True
+
+    def _identify(self) -> None:
+        """The supervisor's identity in the folder: without it a restarted daemon
+        settles the attempt as lost. A hard link to the file the supervisor wrote once
+        (one system call), else a copy."""
+        path = self.folder / frames.SUPERVISOR
+        with contextlib.suppress(OSError):
+            try:
+                os.link(frames.HUB_ID, path)
+            except OSError:
+                pid, ticks = self.hub_id
+                frames.write_json(path, {"pid": pid, "start_ticks": ticks})
+
+    def _learn(self) -> None:
+        """Whether the helper's handler runs (the supervisor then says so), or why not."""
+        if self.pending < 0 or self.spawn_errno is not None:
+            return
+        found = spawn_error(self.pending)
+        if found is not None:
+            self._spawned(found)
+
+    def _close_pending(self) -> None:
+        os.close(self.pending)
+        del self.readers[self.pending]
+        self.pending = -1
+
+    def _spawned(self, errno: int) -> None:
+        self.spawn_errno = errno
+        if not errno:
+            spawned = {"pid": self.pid, "supervisor": self.hub_id[0]}
+            self.record(frames.SPAWNED, json.dumps(spawned).encode())
 
     # -- output -------------------------------------------------------------------------
 
@@ -155,6 +194,13 @@ class Attempt:
 
     def readable(self, fd: int) -> bool:
         """Read a pipe; ``False`` once it is closed (unregister it)."""
+        # Output means the handler runs: its start is told first, as it happened.
+        self._learn()
+        if fd == self.pending:
+            if self.spawn_errno is None:
+                return True
+            self._close_pending()
+            return False
         try:
             data = os.read(fd, READ_BYTES)
         except BlockingIOError:
@@ -208,6 +254,7 @@ class Attempt:
         return bool(self.req.get("services")) and self.stop_reason is None
 
     def reaped(self, code: int) -> None:
+        self._learn()  # the helper is gone: its pipe has said all it will
         self.code = code
         if self.proc is not None:
             self.proc.returncode = code  # reaped by the supervisor, not by Popen
@@ -237,9 +284,11 @@ class Attempt:
         return self._ending(now)
 
     def _ending(self, now: float) -> float:
+        self.dropped += self.readers
         for fd in list(self.readers):
             os.close(fd)
         self.readers.clear()
+        self.pending = -1
         if self.cgroup is not None:
             if self.end_until is None:
                 self.end_until = now + END_SECONDS
@@ -256,6 +305,10 @@ class Attempt:
             else:
                 with contextlib.suppress(OSError):
                     self.cgroup.path.rmdir()
+        if self.spawn_errno:
+            error = os.strerror(self.spawn_errno)
+            self._save({"reason": "spawn_failed", "error": error, "program": self.req["argv"][0]})
+            return 0.0
         self._save(
             {
                 "reason": self.stop_reason or "exited",

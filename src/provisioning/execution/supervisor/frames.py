@@ -28,6 +28,7 @@ ATTEMPTS = "attempts"
 OUTPUT = "output"
 STATUS = "status.json"
 SUPERVISOR = "supervisor.json"
+HUB_ID = "supervisor.id"  # in the data dir: what each attempt's SUPERVISOR links to
 SOCKET = "supervisor.sock"
 LEASES = "leases"
 
