@@ -7,6 +7,7 @@ importing pydantic."""
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Callable
@@ -16,6 +17,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 PACKAGED_NULIB = Path(__file__).resolve().parent.parent / "nulib"
+
+
+@functools.lru_cache(maxsize=32)
+def _real(path: Path) -> Path:
+    # Asked for every task (its NU_LIB_DIRS): two realpaths were a fifth of the daemon's
+    # time from claim to request. A library folder is not re-linked under a running daemon.
+    return path.resolve()
 
 
 class ExecutionMode(StrEnum):
@@ -170,7 +178,7 @@ class DerivedPaths:
     def nushell_libs(self: _Sections) -> list[Path]:
         """The user's library (when set) before the platform's: it adds, never replaces."""
         libs = [_nushell_lib(self)]
-        if libs[0].resolve() != PACKAGED_NULIB.resolve():
+        if _real(libs[0]) != _real(PACKAGED_NULIB):
             libs.append(PACKAGED_NULIB)
         return libs
 

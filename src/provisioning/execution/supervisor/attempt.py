@@ -81,23 +81,15 @@ class Attempt:
         env = dict(req["env"])
         if len(pipes) == 3:
             env[req["control_var"]] = str(pipes[2][1])
-        launch = Launch(
-            argv=req["argv"],
-            env=env,
-            executable=req.get("executable"),
-            cwd=req.get("cwd"),
-            cgroup=self.cgroup.path if self.cgroup is not None else None,
-            uid=req.get("uid"),
-            gid=req.get("gid"),
-            umask=int(req.get("umask", -1)),
-        )
+        cgroup = self.cgroup.path if self.cgroup is not None else None
+        launch = Launch.of(req, env, cgroup)
         try:
             control = pipes[2][1] if len(pipes) == 3 else None
             started = spawn(launch, pipes[0][1], pipes[1][1], control, self.helper)
         except OSError as exc:
             for read_end, _ in pipes:
                 os.close(read_end)
-            self._save({"reason": "spawn_failed", "error": exc.strerror, "program": req["argv"][0]})
+            self._failed(exc.strerror)
             return False
         finally:
             for _, write_end in pipes:
@@ -107,24 +99,12 @@ class Attempt:
         self.readers = {read_end: kinds[i] for i, (read_end, _) in enumerate(pipes)}
         for fd in self.readers:
             os.set_blocking(fd, False)
-        self._identify()
+        frames.identify(self.folder, *self.hub_id)
         if self.pending >= 0:
             self.readers[self.pending] = _PENDING
         else:
             self._spawned(0)
         return True
-
-    def _identify(self) -> None:
-        """The supervisor's identity in the folder: without it a restarted daemon
-        settles the attempt as lost. A hard link to the file the supervisor wrote once
-        (one system call), else a copy."""
-        path = self.folder / frames.SUPERVISOR
-        with contextlib.suppress(OSError):
-            try:
-                os.link(frames.HUB_ID, path)
-            except OSError:
-                pid, ticks = self.hub_id
-                frames.write_json(path, {"pid": pid, "start_ticks": ticks})
 
     def _learn(self) -> None:
         """Whether the helper's handler runs (the supervisor then says so), or why not."""
@@ -133,11 +113,6 @@ class Attempt:
         found = spawn_error(self.pending)
         if found is not None:
             self._spawned(found)
-
-    def _close_pending(self) -> None:
-        os.close(self.pending)
-        del self.readers[self.pending]
-        self.pending = -1
 
     def _spawned(self, errno: int) -> None:
         self.spawn_errno = errno
@@ -199,7 +174,9 @@ class Attempt:
         if fd == self.pending:
             if self.spawn_errno is None:
                 return True
-            self._close_pending()
+            os.close(fd)
+            del self.readers[fd]
+            self.pending = -1
             return False
         try:
             data = os.read(fd, READ_BYTES)
@@ -306,8 +283,7 @@ class Attempt:
                 with contextlib.suppress(OSError):
                     self.cgroup.path.rmdir()
         if self.spawn_errno:
-            error = os.strerror(self.spawn_errno)
-            self._save({"reason": "spawn_failed", "error": error, "program": self.req["argv"][0]})
+            self._failed(os.strerror(self.spawn_errno))
             return 0.0
         self._save(
             {
@@ -319,6 +295,9 @@ class Attempt:
             }
         )
         return 0.0
+
+    def _failed(self, error: str | None) -> None:
+        self._save({"reason": "spawn_failed", "error": error, "program": self.req["argv"][0]})
 
     def _save(self, status: dict[str, Any]) -> None:
         self.status = status

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HELPER = "provisioning-spawn"
 _ERRNO_BYTES = 4
@@ -42,6 +43,20 @@ class Launch:
     uid: int | None = None
     gid: int | None = None
     umask: int = -1
+
+    @classmethod
+    def of(cls, req: Mapping[str, Any], env: Mapping[str, str], cgroup: Path | None) -> Launch:
+        """What a request (see ``request_for``) runs, with ``env`` for its environment."""
+        return cls(
+            argv=req["argv"],
+            env=env,
+            executable=req.get("executable"),
+            cwd=req.get("cwd"),
+            cgroup=cgroup,
+            uid=req.get("uid"),
+            gid=req.get("gid"),
+            umask=int(req.get("umask", -1)),
+        )
 
 
 @dataclass(frozen=True)
