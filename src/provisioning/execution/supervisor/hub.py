@@ -228,10 +228,14 @@ class Hub:
 def serve(data_dir: Path, daemon_pid: int) -> int:
     # What the daemon left open must not reach the handlers (they are spawned without
     # closing every descriptor; the supervisor's own are close-on-exec).
-    for name in os.listdir("/proc/self/fd"):
-        if int(name) > 2:
+    try:
+        inherited = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        inherited = list(range(3, 1024))
+    for fd in inherited:
+        if fd > 2:
             with contextlib.suppress(OSError):
-                os.close(int(name))
+                os.close(fd)
     os.umask(0o077)
     os.chdir(data_dir)  # bind a short relative name: socket paths are limited to 108 bytes
     lock = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
