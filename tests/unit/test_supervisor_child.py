@@ -80,3 +80,16 @@ def test_a_program_that_cannot_start_says_why(via: str | None, tmp_path: Path) -
         os.close(null)
     assert _learnt(started) == errno.ENOENT
     assert _wait(started) == 127
+
+
+@pytest.mark.parametrize("via", WAYS)
+def test_a_nul_in_the_environment_is_refused_before_anything_runs(via: str | None) -> None:
+    launch = Launch(argv=["true"], env={"BAD": "a\0b"})
+    null = os.open(os.devnull, os.O_WRONLY)
+    before = len(os.listdir("/proc/self/fd"))
+    try:
+        with pytest.raises(ValueError):
+            spawn(launch, null, null, None, via)
+    finally:
+        os.close(null)
+    assert len(os.listdir("/proc/self/fd")) == before - 1  # null: nothing else left open

@@ -86,10 +86,10 @@ class Attempt:
         try:
             control = pipes[2][1] if len(pipes) == 3 else None
             started = spawn(launch, pipes[0][1], pipes[1][1], control, self.helper)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in an argument
             for read_end, _ in pipes:
                 os.close(read_end)
-            self._failed(exc.strerror)
+            self._failed(exc.strerror if isinstance(exc, OSError) else str(exc))
             return False
         finally:
             for _, write_end in pipes:

@@ -98,7 +98,7 @@ def spawn(
     launch: Launch, stdout: int, stderr: int, control: int | None, via: str | None
 ) -> Started:
     """The handler (or the helper becoming it, ``via`` its path); ``OSError`` if it
-    could not start."""
+    could not start, ``ValueError`` for a NUL in an argument or the environment."""
     if via is not None and launch.uid is None:
         return _through(via, launch, stdout, stderr, control)
     as_user = launch.uid is not None and launch.gid is not None
@@ -143,7 +143,7 @@ def _through(via: str, launch: Launch, stdout: int, stderr: int, control: int | 
             setsid=True,
             setsigdef=_DEFAULT_SIGNALS,
         )
-    except OSError:
+    except (OSError, ValueError):
         os.close(errors)
         raise
     finally:
