@@ -229,3 +229,22 @@ def test_a_restarted_node_drops_the_lease_files_of_its_earlier_lives(data_dir: P
     new.renewed(time.monotonic())
     new.drop_other_leases()
     assert sorted(p.name for p in (data_dir / frames.LEASES).iterdir()) == ["node-new"]
+
+
+def test_a_handler_inherits_only_its_pipes_and_default_signals(data_dir: Path) -> None:
+    # Handlers are spawned without closing every descriptor: what the supervisor holds
+    # is close-on-exec and what its daemon left open it closed when it started.
+    leaked = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(leaked, True)
+    try:
+        recorder = Recorder()
+        script = 'ls /proc/$$/fd; grep SigIgn /proc/$$/status; echo "fd=$PROVISIONING_CONTROL_FD"'
+        outcome = asyncio.run(_run(Supervisors(data_dir), "t.1", ["sh", "-c", script], recorder))
+    finally:
+        os.close(leaked)
+    assert outcome.status is AttemptStatus.COMPLETED
+    [control] = [line[3:] for line in recorder.lines if line.startswith("fd=")]
+    fds = {line for line in recorder.lines if line.isdigit()}
+    assert fds == {"0", "1", "2", control}
+    [ignored] = [line.split()[1] for line in recorder.lines if line.startswith("SigIgn")]
+    assert not int(ignored, 16) & (1 << (13 - 1))  # SIGPIPE, ignored by the supervisor

@@ -7,16 +7,23 @@ importing pydantic."""
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
 from fnmatch import fnmatchcase
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 PACKAGED_NULIB = Path(__file__).resolve().parent.parent / "nulib"
+
+
+@functools.lru_cache(maxsize=32)
+def _real(path: Path) -> Path:
+    # Asked for every task (its NU_LIB_DIRS): two realpaths were a fifth of the daemon's
+    # time from claim to request. A library folder is not re-linked under a running daemon.
+    return path.resolve()
 
 
 class ExecutionMode(StrEnum):
@@ -150,13 +157,6 @@ def _nushell_lib(settings: _Sections) -> Path:
     return PACKAGED_NULIB
 
 
-@lru_cache(maxsize=8)
-def _same_folder(one: Path, other: Path) -> bool:
-    # Asked for every attempt a task makes; resolving walks the path with a syscall
-    # per component.
-    return one.resolve() == other.resolve()
-
-
 class DerivedPaths:
     """What the settings imply, for the model and the quick view alike."""
 
@@ -178,7 +178,7 @@ class DerivedPaths:
     def nushell_libs(self: _Sections) -> list[Path]:
         """The user's library (when set) before the platform's: it adds, never replaces."""
         libs = [_nushell_lib(self)]
-        if not _same_folder(libs[0], PACKAGED_NULIB):
+        if _real(libs[0]) != _real(PACKAGED_NULIB):
             libs.append(PACKAGED_NULIB)
         return libs
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..cgroups import TaskCgroup, release_into
 from . import frames
-from .child import Launch, spawn
+from .child import Launch, spawn, spawn_error
 
 DRAIN_SECONDS = 2.0
 END_SECONDS = 10.0
@@ -30,22 +30,33 @@ READ_BYTES = 65536
 # the timers still run: a stalled daemon must not stall the self-fence.
 MAX_UNSENT = 1 << 20
 STOP_FILE = "stop"
+_PENDING = b"?"  # not a frame kind: the spawn helper's error pipe
 
 
 class Attempt:
-    def __init__(self, conn: socket.socket | None, request: dict[str, Any], hub_id: Any) -> None:
+    def __init__(
+        self,
+        conn: socket.socket | None,
+        request: dict[str, Any],
+        hub_id: Any,
+        helper: str | None = None,
+    ) -> None:
         self.conn = conn
         self.req = request
         self.folder = Path(request["dir"])
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.cgroup = TaskCgroup(Path(request["cgroup"])) if request.get("cgroup") else None
         self.hub_id = hub_id
+        self.helper = helper
+        self.pending = -1
+        self.spawn_errno: int | None = None  # 0: the handler runs
         self.unsent = bytearray()
         self.file_room = int(request.get("file_bytes", 64 << 20))
         self.output = os.open(
             self.folder / frames.OUTPUT, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
         )
         self.readers: dict[int, bytes] = {}
+        self.dropped: list[int] = []  # closed here, for the supervisor to stop watching
         self.notes: list[str] = []
         self.stop_reason: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -70,41 +81,44 @@ class Attempt:
         env = dict(req["env"])
         if len(pipes) == 3:
             env[req["control_var"]] = str(pipes[2][1])
-        launch = Launch(
-            argv=req["argv"],
-            env=env,
-            executable=req.get("executable"),
-            cwd=req.get("cwd"),
-            cgroup=self.cgroup.path if self.cgroup is not None else None,
-            uid=req.get("uid"),
-            gid=req.get("gid"),
-            umask=int(req.get("umask", -1)),
-        )
+        cgroup = self.cgroup.path if self.cgroup is not None else None
+        launch = Launch.of(req, env, cgroup)
         try:
             control = pipes[2][1] if len(pipes) == 3 else None
-            self.proc = spawn(launch, pipes[0][1], pipes[1][1], control)
-        except OSError as exc:
+            started = spawn(launch, pipes[0][1], pipes[1][1], control, self.helper)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in an argument
             for read_end, _ in pipes:
                 os.close(read_end)
-            self._save({"reason": "spawn_failed", "error": exc.strerror, "program": req["argv"][0]})
+            self._failed(exc.strerror if isinstance(exc, OSError) else str(exc))
             return False
         finally:
             for _, write_end in pipes:
                 os.close(write_end)
-        self.pid = self.proc.pid
+        self.pid, self.proc, self.pending = started.pid, started.proc, started.pending
         kinds = (frames.STDOUT, frames.STDERR, frames.CONTROL)
         self.readers = {read_end: kinds[i] for i, (read_end, _) in enumerate(pipes)}
         for fd in self.readers:
             os.set_blocking(fd, False)
-        pid, ticks = self.hub_id
-        with contextlib.suppress(OSError):  # without it a restarted daemon settles it as lost
-            frames.write_json(
-                self.folder / frames.SUPERVISOR,
-                {"pid": pid, "start_ticks": ticks, "handler": self.pid},
-            )
-        spawned = {"pid": self.pid, "supervisor": pid}
-        self.record(frames.SPAWNED, json.dumps(spawned).encode())
+        frames.identify(self.folder, *self.hub_id)
+        if self.pending >= 0:
+            self.readers[self.pending] = _PENDING
+        else:
+            self._spawned(0)
         return True
+
+    def _learn(self) -> None:
+        """Whether the helper's handler runs (the supervisor then says so), or why not."""
+        if self.pending < 0 or self.spawn_errno is not None:
+            return
+        found = spawn_error(self.pending)
+        if found is not None:
+            self._spawned(found)
+
+    def _spawned(self, errno: int) -> None:
+        self.spawn_errno = errno
+        if not errno:
+            spawned = {"pid": self.pid, "supervisor": self.hub_id[0]}
+            self.record(frames.SPAWNED, json.dumps(spawned).encode())
 
     # -- output -------------------------------------------------------------------------
 
@@ -155,6 +169,15 @@ class Attempt:
 
     def readable(self, fd: int) -> bool:
         """Read a pipe; ``False`` once it is closed (unregister it)."""
+        # Output means the handler runs: its start is told first, as it happened.
+        self._learn()
+        if fd == self.pending:
+            if self.spawn_errno is None:
+                return True
+            os.close(fd)
+            del self.readers[fd]
+            self.pending = -1
+            return False
         try:
             data = os.read(fd, READ_BYTES)
         except BlockingIOError:
@@ -208,6 +231,7 @@ class Attempt:
         return bool(self.req.get("services")) and self.stop_reason is None
 
     def reaped(self, code: int) -> None:
+        self._learn()  # the helper is gone: its pipe has said all it will
         self.code = code
         if self.proc is not None:
             self.proc.returncode = code  # reaped by the supervisor, not by Popen
@@ -237,9 +261,11 @@ class Attempt:
         return self._ending(now)
 
     def _ending(self, now: float) -> float:
+        self.dropped += self.readers
         for fd in list(self.readers):
             os.close(fd)
         self.readers.clear()
+        self.pending = -1
         if self.cgroup is not None:
             if self.end_until is None:
                 self.end_until = now + END_SECONDS
@@ -256,6 +282,9 @@ class Attempt:
             else:
                 with contextlib.suppress(OSError):
                     self.cgroup.path.rmdir()
+        if self.spawn_errno:
+            self._failed(os.strerror(self.spawn_errno))
+            return 0.0
         self._save(
             {
                 "reason": self.stop_reason or "exited",
@@ -266,6 +295,9 @@ class Attempt:
             }
         )
         return 0.0
+
+    def _failed(self, error: str | None) -> None:
+        self._save({"reason": "spawn_failed", "error": error, "program": self.req["argv"][0]})
 
     def _save(self, status: dict[str, Any]) -> None:
         self.status = status

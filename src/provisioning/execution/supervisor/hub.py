@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -28,6 +29,7 @@ from typing import Any
 from ..procfs import start_ticks
 from . import frames
 from .attempt import Attempt
+from .child import helper
 
 LOCK = "supervisor.lock"
 _LISTEN, _WAKE, _DAEMON, _REQUEST, _PIPE, _PEER = range(6)
@@ -46,6 +48,9 @@ class Hub:
         self.signals: list[int] = []
         self.leaving = False
         self.me = (os.getpid(), start_ticks(os.getpid()))
+        self.helper = helper()
+        with contextlib.suppress(OSError):  # each attempt then writes its own copy
+            frames.write_json(Path(frames.HUB_ID), {"pid": self.me[0], "start_ticks": self.me[1]})
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM):
@@ -85,6 +90,10 @@ class Hub:
                     print(
                         f"provisioning supervisor: {attempt.folder.name}: {exc!r}", file=sys.stderr
                     )
+                while attempt.dropped:  # before any new descriptor can take the number
+                    key = self.sel.get_map().get(attempt.dropped.pop())
+                    if key is not None and key.data[1] is attempt:
+                        self.sel.unregister(key.fd)
                 if attempt.status is not None:
                     self._forget(attempt)
                 else:
@@ -93,6 +102,13 @@ class Hub:
             if (self.daemon_gone or self.leaving) and not self.attempts and not self.requests:
                 return 0
             for key, mask in self.sel.select(max(wait, 0.0)):
+                # A descriptor closed here while a just-spawned child still held it
+                # (posix_spawn returns before the exec closes the child's copies) may
+                # stay in epoll a moment: its events come under the number a new one
+                # now has, even twice in one batch. So every handler below tolerates a
+                # wake-up with nothing to read, and one gone is skipped.
+                if self.sel.get_map().get(key.fd) is not key:
+                    continue
                 kind, owner = key.data
                 if kind == _PIPE:
                     if not owner.readable(key.fd):
@@ -112,7 +128,7 @@ class Hub:
                     with contextlib.suppress(BlockingIOError):
                         os.read(key.fd, 512)
                     self._on_signals()
-                elif kind == _DAEMON:
+                elif kind == _DAEMON and select.select([key.fd], [], [], 0)[0]:
                     self.sel.unregister(key.fd)
                     self.daemon_gone = True
 
@@ -198,7 +214,7 @@ class Hub:
             request = json.loads(payload)
             assert kind == frames.REQUEST and isinstance(request, dict)
             self._serve(int(request["daemon_pid"]))
-            attempt = Attempt(conn, request, self.me)
+            attempt = Attempt(conn, request, self.me, self.helper)
         except Exception as exc:  # a bad request must not end the others' supervisor
             print(f"provisioning supervisor: bad request: {exc!r}", file=sys.stderr)
             conn.close()
@@ -210,6 +226,16 @@ class Hub:
 
 
 def serve(data_dir: Path, daemon_pid: int) -> int:
+    # What the daemon left open must not reach the handlers (they are spawned without
+    # closing every descriptor; the supervisor's own are close-on-exec).
+    try:
+        inherited = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        inherited = list(range(3, 1024))
+    for fd in inherited:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.close(fd)
     os.umask(0o077)
     os.chdir(data_dir)  # bind a short relative name: socket paths are limited to 108 bytes
     lock = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
