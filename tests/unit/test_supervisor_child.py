@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
+from provisioning.execution.cgroups import Cgroups
 from provisioning.execution.supervisor.child import Launch, Started, helper, spawn, spawn_error
 from tests.conftest import wait_for
 
@@ -93,3 +95,41 @@ def test_a_nul_in_the_environment_is_refused_before_anything_runs(via: str | Non
     finally:
         os.close(null)
     assert len(os.listdir("/proc/self/fd")) == before - 1  # null: nothing else left open
+
+
+@pytest.mark.parametrize("via", WAYS)
+@pytest.mark.parametrize("ending", ["exit 3", "SIGTERM"])
+def test_the_handler_runs_in_its_cgroup_and_its_end_is_the_supervisors_to_see(
+    via: str | None, ending: str
+) -> None:
+    cgroups = Cgroups.discover()
+    if cgroups is None:
+        pytest.skip("no cgroup v2 to place tasks in here")
+    group = cgroups.create(f"child-test-{os.getpid()}.1")
+    end = "sys.exit(3)" if ending == "exit 3" else "os.kill(os.getpid(), signal.SIGTERM)"
+    probe = (
+        "import os, signal, sys; "
+        "print(open('/proc/self/cgroup').read().split('::')[-1].strip(), os.getpgid(0)); "
+        f"sys.stdout.flush(); {end}"
+    )
+    out_r, out_w = os.pipe()
+    launch = Launch(
+        argv=["python3", "-c", probe], env={}, executable=sys.executable, cgroup=group.path
+    )
+    try:
+        started = spawn(launch, out_w, out_w, None, via)
+    finally:
+        os.close(out_w)
+    try:
+        if started.pending >= 0:
+            assert _learnt(started) == 0
+        with os.fdopen(out_r) as out:
+            where, process_group = out.read().split()
+        code = _wait(started)
+    finally:
+        group.path.rmdir()
+    assert str(group.path).endswith(where)
+    # The pid the supervisor knows leads the handler's process group: signalling that
+    # group reaches the handler.
+    assert int(process_group) == started.pid
+    assert code == (3 if ending == "exit 3" else -signal.SIGTERM)

@@ -5,12 +5,14 @@ dispositions, every descendant in the group from its first instruction, only std
 stdout, stderr and the control pipe inherited):
 
 - the ``provisioning-spawn`` helper (``spawn.c``, built by ``scripts/setup.sh`` next to
-  the interpreter), started with ``posix_spawn``: it joins the cgroup and execs the
-  handler itself, so the supervisor neither waits for the cgroup move (an RCU grace
-  period each, a quarter of its time in a wide fan-out) nor moves back. Whether the
-  handler started is learnt later, from the helper's error pipe (:attr:`Started.pending`);
-- without the helper (or to switch user, which it does not do), the supervisor steps
-  into the cgroup, spawns with ``subprocess`` (vfork and exec) and steps back out.
+  the interpreter), started with ``posix_spawn``: it clones the handler into the cgroup
+  (``CLONE_INTO_CGROUP``) and stays as its parent, ending as it ended, so nothing waits
+  for a cgroup move (an RCU grace period each: 15-20 ms after an idle moment, on every
+  task of a chain). Where the kernel cannot clone into a cgroup it joins the group and
+  becomes the handler. Whether the handler started is learnt later, from the helper's
+  error pipe (:attr:`Started.pending`);
+- without the helper, the supervisor steps into the cgroup, spawns with ``subprocess``
+  (vfork and exec) and steps back out.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def spawn(
 ) -> Started:
     """The handler (or the helper becoming it, ``via`` its path); ``OSError`` if it
     could not start, ``ValueError`` for a NUL in an argument or the environment."""
-    if via is not None and launch.uid is None:
+    if via is not None:
         return _through(via, launch, stdout, stderr, control)
     as_user = launch.uid is not None and launch.gid is not None
     with _inside(launch.cgroup):
@@ -124,7 +126,9 @@ def spawn(
 def _through(via: str, launch: Launch, stdout: int, stderr: int, control: int | None) -> Started:
     errors, error_end = os.pipe()  # both close-on-exec (PEP 446)
     procs = str(launch.cgroup / "cgroup.procs") if launch.cgroup is not None else ""
-    argv = [via, str(error_end), procs, launch.cwd or "", str(launch.umask)]
+    as_user = launch.uid is not None and launch.gid is not None
+    uid, gid = (launch.uid, launch.gid) if as_user else (-1, -1)
+    argv = [via, str(error_end), procs, launch.cwd or "", str(launch.umask), str(uid), str(gid)]
     argv += [launch.executable or "", *launch.argv]
     inherited = [error_end] if control is None else [error_end, control]
     try:
