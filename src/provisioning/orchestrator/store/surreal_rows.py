@@ -8,7 +8,7 @@ from typing import Any
 
 from surrealdb import RecordID
 
-from ..models import Attempt, Task, Workflow
+from ..models import Task, Workflow
 from ..models import records as rows
 from .surreal_tx import Tx
 
@@ -46,10 +46,6 @@ def new_task_row(tx: Tx, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def task_of(record: Mapping[str, Any]) -> Task:
     return rows.task_of(AsRow(record))
-
-
-def attempt_of(record: Mapping[str, Any]) -> Attempt:
-    return rows.attempt_of(AsRow(record))
 
 
 def workflow_of(record: Mapping[str, Any]) -> Workflow:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from surrealdb import RecordID
 
+from .sql_queries import parse_queries, read_sql
+
 CONFLICT = "provisioning: the store changed during the transaction"
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@functools.cache
+def queries() -> dict[str, str]:
+    """The named SurrealQL of ``sql/surreal.surql``: the reads and the verbs' writes."""
+    return parse_queries(read_sql("surreal.surql"), {})
 
 
 class Tx:
@@ -43,6 +52,10 @@ class Tx:
 
         self._statements.append(_PARAM.sub(rename, sql))
         self._params.update({prefix + name: value for name, value in params.items()})
+
+    def run(self, name: str, **params: Any) -> None:
+        """Queue the named query ``name`` of :func:`queries`."""
+        self.add(queries()[name], **params)
 
     def set(self, record: RecordID, changes: Mapping[str, Any]) -> None:
         """Set fields of one record (``None`` removes a field); nothing if it is gone."""

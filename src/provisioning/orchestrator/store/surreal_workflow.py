@@ -70,9 +70,7 @@ class Flow:
 
     def tasks(self) -> dict[str, list[str]]:
         if self._tasks is None:
-            rows = self._select(
-                "SELECT id, step_id, status FROM task WHERE workflow_id = $w", w=self.id
-            )
+            rows = self._select("workflow_task_steps", w=self.id)
             found = {str(row["id"].id): [row["step_id"], row["status"]] for row in rows}
             found.update(self._moved)
             self._tasks = found
@@ -136,7 +134,7 @@ class Flow:
                 self.task_moved(task["id"], step.step_id, task["status"])
         for table, found in rows.items():
             if found:
-                self.tx.add(f"INSERT INTO {table} $rows RETURN NONE", rows=found)
+                self.tx.run(f"insert_{table}", rows=found)
         return len(rows["task"])
 
     def count_task(self, completed: int, failed: int) -> None:
@@ -203,13 +201,9 @@ class Flow:
         self.wf["status"] = WorkflowStatus.ROLLBACK_PENDING.value
 
     def flag_running(self) -> list[str]:
-        running = self._select(
-            "SELECT id, seq FROM task WHERE workflow_id = $w AND status = 'running' ORDER BY seq",
-            w=self.id,
-        )
+        running = self._select("running_of_workflow", w=self.id)
         if running:
-            ids = [row["id"] for row in running]
-            self.tx.add("UPDATE $ids SET cancel_requested = true RETURN NONE", ids=ids)
+            self.tx.run("flag_cancel", ids=[row["id"] for row in running])
         return [str(row["id"].id) for row in running]
 
     def reopen(self, phase: str) -> int:
@@ -269,19 +263,14 @@ class SurrealWorkflowVerbs(WorkflowVerbs):
     def _transact(self, build: Callable[[Tx], T]) -> T: ...
 
     @abstractmethod
-    def _query(self, sql: str, **params: Any) -> list[Any]: ...
+    def _named(self, name: str, **params: Any) -> list[Any]: ...
 
     @abstractmethod
-    def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]: ...
+    def _select(self, name: str, **params: Any) -> list[dict[str, Any]]: ...
 
     def _load(self, tx: Tx, workflow_id: str) -> Flow | None:
-        workflow, steps, edges = self._query(
-            "SELECT * OMIT spec FROM ONLY $id;"
-            " SELECT * FROM wf_step WHERE workflow_id = $w;"
-            " SELECT * FROM wf_edge WHERE workflow_id = $w;",
-            id=rid("workflow", workflow_id),
-            w=workflow_id,
-        )
+        found = self._named("load_workflow", id=rid("workflow", workflow_id), w=workflow_id)
+        workflow, steps, edges = found
         if workflow is None:
             return None
         return Flow(tx, dict(workflow), [dict(s) for s in steps or []], edges or [], self._select)
@@ -298,7 +287,7 @@ class SurrealWorkflowVerbs(WorkflowVerbs):
                 new["steps"], **task_defaults(new)
             )
             row.update(tasks_total=count, tasks_open=count)
-            tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
+            tx.run("create", id=row["id"], row=row)
             return workflow_of(row)
 
         return self._transact(build)
