@@ -229,15 +229,13 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
             lease = now + lease_seconds
             ids = [row["id"] for row in picked]
             tx.run("claim_tasks", ids=ids, node=node_id, lease=lease, now=now)
-            attempts = []
             claims = []
             for row in picked:
-                number = int(row.get("attempt", 0)) + 1
                 started = row.get("started_at")
                 running = {
                     **row,
                     "status": TaskStatus.RUNNING.value,
-                    "attempt": number,
+                    "attempt": int(row.get("attempt", 0)) + 1,
                     "tries": int(row.get("tries", 0)) + 1,
                     "owner": node_id,
                     "lease_expires_at": lease,
@@ -245,22 +243,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
                     "progress": 0,
                     "progress_message": None,
                 }
-                task_id = str(key_of(row))
-                attempts.append(
-                    {
-                        "id": rid("attempt", [task_id, number]),
-                        "task_id": task_id,
-                        "number": number,
-                        "node_id": node_id,
-                        "status": AttemptStatus.RUNNING.value,
-                        "started_at": now,
-                    }
-                )
-                claims.append(Claim(task=task_of(running), attempt=number))
-            tx.run("insert_attempt", rows=attempts)
-            workflows = sorted({row["workflow_id"] for row in picked if row.get("workflow_id")})
-            if workflows:
-                tx.run("start_workflows", ids=[rid("workflow", w) for w in workflows], now=now)
+                claims.append(Claim(task=task_of(running), attempt=running["attempt"]))
             claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
             return claims
 
