@@ -41,8 +41,7 @@ from .base import Ending, Enqueued, Heartbeat, OneNode, StoreError, ending_terms
 from .reads import Reads
 from .sql_queries import migrations
 from .surreal_retention import SurrealRetention
-from .surreal_rows import AsRow, key_of, new_task_row, rid, task_of
-from .surreal_tx import CONFLICT, Tx, queries
+from .surreal_tx import CONFLICT, AsRow, Tx, key_of, new_task_row, queries, rid, task_of
 from .surreal_workflow import SurrealWorkflowVerbs
 
 if TYPE_CHECKING:

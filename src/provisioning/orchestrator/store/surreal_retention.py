@@ -4,15 +4,10 @@ finished workflows with everything of theirs, once older than the cut-off."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from ...tasks import TaskStatus, WorkflowStatus
-from .surreal_rows import key_of, rid
-from .surreal_tx import Tx
-
-T = TypeVar("T")
+from .surreal_tx import SurrealVerbs, Tx, key_of, rid
 
 _DONE_TASKS = sorted(s.value for s in TaskStatus if s.terminal)
 _DONE_WORKFLOWS = sorted(s.value for s in WorkflowStatus if s.finished)
@@ -26,14 +21,8 @@ _PURGE = (
 )
 
 
-class SurrealRetention(ABC):
+class SurrealRetention(SurrealVerbs):
     """Mixed into :class:`~.surreal.SurrealStore`."""
-
-    @abstractmethod
-    def _transact(self, build: Callable[[Tx], T]) -> T: ...
-
-    @abstractmethod
-    def _select(self, name: str, **params: Any) -> list[dict[str, Any]]: ...
 
     def purge_finished(self, *, before: float) -> dict[str, int]:
         """Delete what finished before ``before``; return how many records of each kind."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, Unpack
 
@@ -24,8 +23,7 @@ from .. import flow as rules
 from ..flow import Failure, ResetStep, progress
 from ..models import NewStep, Workflow
 from .base import NewWorkflow, TaskDefaults, task_defaults
-from .surreal_rows import AsRow, new_task_row, rid, workflow_of
-from .surreal_tx import Tx
+from .surreal_tx import AsRow, SurrealVerbs, Tx, new_task_row, rid, workflow_of
 from .workflows import StoreWorkflow, WorkflowVerbs, new_steps, new_workflow_fields
 
 T = TypeVar("T")
@@ -256,17 +254,8 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, A
     }
 
 
-class SurrealWorkflowVerbs(WorkflowVerbs):
+class SurrealWorkflowVerbs(WorkflowVerbs, SurrealVerbs):
     """Mixed into :class:`~.surreal.SurrealStore`."""
-
-    @abstractmethod
-    def _transact(self, build: Callable[[Tx], T]) -> T: ...
-
-    @abstractmethod
-    def _named(self, name: str, **params: Any) -> list[Any]: ...
-
-    @abstractmethod
-    def _select(self, name: str, **params: Any) -> list[dict[str, Any]]: ...
 
     def _load(self, tx: Tx, workflow_id: str) -> Flow | None:
         found = self._named("load_workflow", id=rid("workflow", workflow_id), w=workflow_id)
