@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from urllib.parse import quote
@@ -273,15 +273,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
 
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
         def build(tx: Tx) -> None:
-            tx.set(
-                rid("attempt", [task_id, attempt]),
-                {
-                    "pid": process.pid,
-                    "pgid": process.pgid,
-                    "start_ticks": process.start_ticks,
-                    "boot_id": process.boot_id,
-                },
-            )
+            tx.set(rid("attempt", [task_id, attempt]), asdict(process))
 
         self._transact(build)
 
