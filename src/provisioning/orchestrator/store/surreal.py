@@ -255,12 +255,8 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
             rows = self._select("parallel_limits", ids=[rid("workflow", w) for w in ids])
             return {str(key_of(row)): int(row["parallel_limit"]) for row in rows}
 
-        running = self._select("running_per_workflow")
-        limits = limits_of([row["workflow_id"] for row in running]) if running else {}
-        room = {
-            row["workflow_id"]: limits.get(row["workflow_id"], flow.UNLIMITED) - row["n"]
-            for row in running
-        }
+        running = self._select("running_per_workflow", unlimited=flow.UNLIMITED)
+        room = {row["workflow_id"]: row["free"] for row in running}
 
         def candidates(
             full: list[str], picked: list[dict[str, Any]], scan: int
