@@ -267,11 +267,12 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
 
         return flow.pick_ready(limit, room, candidates, limits_of)
 
-    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
-        def build(tx: Tx) -> None:
-            tx.set(rid("attempt", [task_id, attempt]), asdict(process))
+    def _write(self, name: str, **params: Any) -> None:
+        """A verb that is one named write and reads nothing."""
+        self._transact(lambda tx: tx.run(name, **params))
 
-        self._transact(build)
+    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
+        self._transact(lambda tx: tx.set(rid("attempt", [task_id, attempt]), asdict(process)))
 
     def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:
         now, lease_seconds, held = beat["now"], beat["lease_seconds"], beat.get("held")
@@ -290,19 +291,12 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
     def register_node(
         self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
     ) -> None:
-        def build(tx: Tx) -> None:
-            row = {"host": host, "pid": pid, "max_concurrent": max_concurrent}
-            tx.run(
-                "create", id=rid("node", node_id), row={**row, "started_at": now, "last_seen": now}
-            )
-
-        self._transact(build)
+        row = {"host": host, "pid": pid, "max_concurrent": max_concurrent}
+        row.update(started_at=now, last_seen=now)
+        self._write("create", id=rid("node", node_id), row=row)
 
     def deregister_node(self, node_id: str) -> None:
-        def build(tx: Tx) -> None:
-            tx.run("delete", id=rid("node", node_id))
-
-        self._transact(build)
+        self._write("delete", id=rid("node", node_id))
 
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
