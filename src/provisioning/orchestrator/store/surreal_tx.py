@@ -64,8 +64,9 @@ class Tx:
         """Queue the named query ``name`` of :func:`queries`."""
         self.add(queries()[name], **params)
 
-    def set(self, record: RecordID, changes: Mapping[str, Any]) -> None:
-        """Set fields of one record (``None`` removes a field); nothing if it is gone."""
+    def set(self, record: RecordID | list[RecordID], changes: Mapping[str, Any]) -> None:
+        """Set fields of one record or several (``None`` removes a field); nothing of
+        one that is gone."""
         if not changes:
             return
         for name in changes:

@@ -98,13 +98,7 @@ class Flow:
             return 0
         for key in moved:
             self.tasks()[key][1] = after
-        assignments = ", ".join(["status = $after", *(f"{name} = $f_{name}" for name in sets)])
-        self.tx.add(
-            f"UPDATE $ids SET {assignments} RETURN NONE",
-            ids=[rid("task", key) for key in moved],
-            after=after,
-            **{f"f_{name}": value for name, value in sets.items()},
-        )
+        self.tx.set([rid("task", key) for key in moved], {"status": after, **sets})
         return len(moved)
 
     # -- the persistence of flow.progress ---------------------------------------------
