@@ -87,6 +87,13 @@ def _clean(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd")
 
 
+def _loaded(value: Any, flag: bool) -> Any:
+    """A value of SQLite's dump as PostgreSQL keeps it (a 0/1 ``flag`` as a boolean)."""
+    if flag:
+        return bool(value)
+    return _clean(value) if isinstance(value, str) else value
+
+
 class PostgresStore(SqlStore):
     """The :class:`~.base.Store` on a PostgreSQL database shared by several nodes."""
 
@@ -217,12 +224,8 @@ class PostgresStore(SqlStore):
         number of rows per table."""
         counts: dict[str, int] = {}
         with self._tx() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-            present = one(
-                db.execute(
-                    "SELECT (SELECT COUNT(*) FROM tasks) + (SELECT COUNT(*) FROM workflows) AS n"
-                ).fetchone()
-            )["n"]
+            self._lock_migrations(db)
+            present = one(self._q(db, "count_work").fetchone())["n"]
             if present:
                 raise StoreError(
                     f"the PostgreSQL store {mask_dsn(self.dsn)} is not empty "
@@ -230,15 +233,8 @@ class PostgresStore(SqlStore):
                 )
             for table in _LOAD_ORDER:
                 table_rows = rows.get(table, [])
-                columns = [
-                    row["column_name"]
-                    for row in db.execute(
-                        "SELECT column_name FROM information_schema.columns"
-                        " WHERE table_schema = current_schema() AND table_name = %s"
-                        " ORDER BY ordinal_position",
-                        (table,),
-                    ).fetchall()
-                ]
+                described = self._q(db, "table_columns", table).fetchall()
+                columns = [row["column_name"] for row in described]
                 if table_rows:
                     unknown = set(table_rows[0]) - set(columns)
                     if unknown:
@@ -246,15 +242,7 @@ class PostgresStore(SqlStore):
                     names = [c for c in columns if c in table_rows[0]]
                     flags = _BOOLEAN_COLUMNS.get(table, ())
                     values = [
-                        tuple(
-                            bool(row[c])
-                            if c in flags
-                            else _clean(row[c])
-                            if isinstance(row[c], str)
-                            else row[c]
-                            for c in names
-                        )
-                        for row in table_rows
+                        tuple(_loaded(row[c], c in flags) for c in names) for row in table_rows
                     ]
                     with db.cursor() as cur:
                         cur.executemany(

@@ -112,16 +112,8 @@ class SqlStore(SqlWorkflowVerbs, SqlRetention, Reads):
     def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
         # Lost in an OS crash only when no process of ours survived it either.
         with self._tx(durable=self.shared) as db:
-            self._q(
-                db,
-                "record_process",
-                process.pid,
-                process.pgid,
-                process.start_ticks,
-                process.boot_id,
-                task_id,
-                attempt,
-            )
+            group = (process.pid, process.pgid, process.start_ticks, process.boot_id)
+            self._q(db, "record_process", *group, task_id, attempt)
 
     @verb
     def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:

@@ -24,15 +24,12 @@ disk.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from urllib.parse import quote
-
-from surrealdb import RecordID
 
 from ...drivers.surreal import Engine, StatementFailed, SurrealError, Target, acquire, release
 from ...execution import ProcessInfo
@@ -42,16 +39,9 @@ from ..models import Claim, Task
 from ..models.records import Row, new_task_fields
 from .base import Ending, Enqueued, Heartbeat, OneNode, StoreError, ending_terms, run_each
 from .reads import Reads
-from .sql_queries import migrations, parse_queries, read_sql
+from .sql_queries import migrations
 from .surreal_retention import SurrealRetention
-from .surreal_rows import (
-    AsRow,
-    key_of,
-    new_task_row,
-    rid,
-    task_of,
-)
-from .surreal_tx import CONFLICT, Tx
+from .surreal_tx import CONFLICT, AsRow, Tx, key_of, new_task_row, queries, rid, task_of
 from .surreal_workflow import SurrealWorkflowVerbs
 
 if TYPE_CHECKING:
@@ -65,10 +55,6 @@ EMBEDDED_FOLDER = "surreal"
 _RETRIES = 50
 
 
-def _rows(value: Any) -> list[dict[str, Any]]:
-    return list(value or [])
-
-
 def _run(engine: Engine, sql: str, params: dict[str, Any]) -> list[Any]:
     """The driver's query call, its failures as the store's."""
     try:
@@ -79,6 +65,15 @@ def _run(engine: Engine, sql: str, params: dict[str, Any]) -> list[Any]:
         raise StoreError(str(exc)) from None
     except SurrealError as exc:
         raise StoreError(str(exc)) from None
+
+
+def _runs(
+    record: Any, attempt: int | None, running: AttemptStatus | TaskStatus = TaskStatus.RUNNING
+) -> bool:
+    """Whether a task (or attempt) record is running, as ``attempt`` when not ``None``."""
+    if record is None or record["status"] != running.value:
+        return False
+    return attempt is None or record.get("attempt") == attempt
 
 
 class _Conflict(Exception):
@@ -114,21 +109,27 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
         with engine.lock:
             return _run(engine, sql, params)
 
-    def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        """The rows of one SELECT."""
-        return _rows(self._query(sql, **params)[-1])
+    def _named(self, name: str, **params: Any) -> list[Any]:
+        """Run the named reads ``name`` (:func:`.surreal_tx.queries`); each one's result."""
+        return self._query(queries()[name], **params)
 
-    @functools.cached_property
-    def _queries(self) -> dict[str, str]:
-        return parse_queries(read_sql("surreal.surql"), {})
+    def _select(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """The rows of the last SELECT of the named query ``name``."""
+        return list(self._named(name, **params)[-1] or [])
 
     def _read(self, name: str, *args: Any) -> list[Row]:
         params = {f"p{number}": value for number, value in enumerate(args, 1)}
-        return [AsRow(record) for record in self._select(self._queries[name], **params)]
+        return [AsRow(record) for record in self._select(name, **params)]
 
-    def _record(self, record: RecordID) -> dict[str, Any] | None:
-        value = self._query("SELECT * FROM ONLY $id", id=record)[-1]
-        return None if value is None else dict(value)
+    def _task(self, task_id: str) -> dict[str, Any] | None:
+        row = self._named("record", id=rid("task", task_id))[-1]
+        return None if row is None else dict(row)
+
+    def _running(self, task_id: str, attempt: int | None) -> dict[str, Any] | None:
+        """The task's record while it runs ``attempt`` (any, when ``None``): the fence
+        of what an attempt reports."""
+        row = self._task(task_id)
+        return row if _runs(row, attempt) else None
 
     def _transact(self, build: Callable[[Tx], T]) -> T:
         """Run one verb: ``build`` reads and queues its writes on a :class:`Tx`, which
@@ -160,7 +161,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
 
     @staticmethod
     def _load_state(engine: Engine) -> dict[str, int]:
-        state = _run(engine, "SELECT * OMIT id FROM ONLY meta:state", {})[-1]
+        state = _run(engine, queries()["state"], {})[-1]
         if state is None:
             raise StoreError("the SurrealDB store has no schema yet: call migrate() first")
         return {name: int(value) for name, value in state.items()}
@@ -170,7 +171,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
     def migrate(self) -> int:
         engine = self._live()
         with engine.lock:
-            current = _run(engine, "SELECT VALUE version FROM ONLY meta:schema", {})[-1] or 0
+            current = _run(engine, queries()["schema_version"], {})[-1] or 0
             for version, script in migrations("surreal", ".surql"):
                 if version > current:
                     _run(
@@ -211,7 +212,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
         def build(tx: Tx) -> Task:
             fields = new_task_fields(task, status=TaskStatus.PENDING.value, **options)
             row = new_task_row(tx, fields)
-            tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
+            tx.run("create", id=row["id"], row=row)
             return task_of(row)
 
         return self._transact(build)
@@ -225,24 +226,15 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
             if not picked:
                 return []
             lease = now + lease_seconds
-            tx.add(
-                "UPDATE $ids SET status = 'running', attempt += 1, tries += 1,"
-                " owner = $node, lease_expires_at = $lease, started_at = started_at ?? $now,"
-                " progress = 0, progress_message = NONE RETURN NONE",
-                ids=[row["id"] for row in picked],
-                node=node_id,
-                lease=lease,
-                now=now,
-            )
-            attempts = []
+            ids = [row["id"] for row in picked]
+            tx.run("claim_tasks", ids=ids, node=node_id, lease=lease, now=now)
             claims = []
             for row in picked:
-                number = int(row.get("attempt", 0)) + 1
                 started = row.get("started_at")
                 running = {
                     **row,
                     "status": TaskStatus.RUNNING.value,
-                    "attempt": number,
+                    "attempt": int(row.get("attempt", 0)) + 1,
                     "tries": int(row.get("tries", 0)) + 1,
                     "owner": node_id,
                     "lease_expires_at": lease,
@@ -250,27 +242,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
                     "progress": 0,
                     "progress_message": None,
                 }
-                task_id = str(key_of(row))
-                attempts.append(
-                    {
-                        "id": rid("attempt", [task_id, number]),
-                        "task_id": task_id,
-                        "number": number,
-                        "node_id": node_id,
-                        "status": AttemptStatus.RUNNING.value,
-                        "started_at": now,
-                    }
-                )
-                claims.append(Claim(task=task_of(running), attempt=number))
-            tx.add("INSERT INTO attempt $rows RETURN NONE", rows=attempts)
-            workflows = sorted({row["workflow_id"] for row in picked if row.get("workflow_id")})
-            if workflows:
-                tx.add(
-                    "UPDATE $ids SET status = 'running', started_at = $now"
-                    " WHERE status = 'queued' RETURN NONE",
-                    ids=[rid("workflow", w) for w in workflows],
-                    now=now,
-                )
+                claims.append(Claim(task=task_of(running), attempt=running["attempt"]))
             claims.sort(key=lambda c: (-c.task.priority, c.task.seq))
             return claims
 
@@ -280,68 +252,38 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
         """The task records to claim (:func:`flow.pick_ready`)."""
 
         def limits_of(ids: list[str]) -> dict[str, int]:
-            rows = self._select(
-                "SELECT id, parallel_limit FROM $ids", ids=[rid("workflow", w) for w in ids]
-            )
+            rows = self._select("parallel_limits", ids=[rid("workflow", w) for w in ids])
             return {str(key_of(row)): int(row["parallel_limit"]) for row in rows}
 
-        running = self._select(
-            "SELECT workflow_id, count() AS n FROM task WHERE status = 'running'"
-            " AND workflow_id != NONE GROUP BY workflow_id"
-        )
-        limits = limits_of([row["workflow_id"] for row in running]) if running else {}
-        room = {
-            row["workflow_id"]: limits.get(row["workflow_id"], flow.UNLIMITED) - row["n"]
-            for row in running
-        }
+        running = self._select("running_per_workflow", unlimited=flow.UNLIMITED)
+        room = {row["workflow_id"]: row["free"] for row in running}
 
         def candidates(
             full: list[str], picked: list[dict[str, Any]], scan: int
         ) -> list[tuple[dict[str, Any], str | None]]:
-            rows = self._select(
-                "SELECT * FROM task WHERE status = 'pending' AND run_after <= $now"
-                " AND workflow_id NOT IN $full AND id NOT IN $picked"
-                " ORDER BY priority DESC, seq LIMIT $scan",
-                now=now,
-                full=full,
-                picked=[row["id"] for row in picked],
-                scan=scan,
-            )
+            ids = [row["id"] for row in picked]
+            rows = self._select("ready_candidates", now=now, full=full, picked=ids, scan=scan)
             return [(row, row.get("workflow_id")) for row in rows]
 
         return flow.pick_ready(limit, room, candidates, limits_of)
 
-    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
-        def build(tx: Tx) -> None:
-            tx.set(
-                rid("attempt", [task_id, attempt]),
-                {
-                    "pid": process.pid,
-                    "pgid": process.pgid,
-                    "start_ticks": process.start_ticks,
-                    "boot_id": process.boot_id,
-                },
-            )
+    def _write(self, name: str, **params: Any) -> None:
+        """A verb that is one named write and reads nothing."""
+        self._transact(lambda tx: tx.run(name, **params))
 
-        self._transact(build)
+    def record_process(self, task_id: str, attempt: int, process: ProcessInfo) -> None:
+        self._transact(lambda tx: tx.set(rid("attempt", [task_id, attempt]), asdict(process)))
 
     def heartbeat(self, node_id: str, **beat: Unpack[Heartbeat]) -> set[str]:
         now, lease_seconds, held = beat["now"], beat["lease_seconds"], beat.get("held")
 
         def build(tx: Tx) -> set[str]:
-            rows = self._select(
-                "SELECT id, cancel_requested FROM task WHERE status = 'running' AND owner = $node",
-                node=node_id,
-            )
+            rows = self._select("running_of_node", node=node_id)
             if held is not None:
                 rows = [row for row in rows if str(key_of(row)) in held]
             tx.set(rid("node", node_id), {"last_seen": now})
             if rows:
-                tx.add(
-                    "UPDATE $ids SET lease_expires_at = $lease RETURN NONE",
-                    ids=[row["id"] for row in rows],
-                    lease=now + lease_seconds,
-                )
+                tx.run("extend_leases", ids=[row["id"] for row in rows], lease=now + lease_seconds)
             return {str(key_of(row)) for row in rows if row.get("cancel_requested")}
 
         return self._transact(build)
@@ -349,35 +291,19 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
     def register_node(
         self, node_id: str, *, host: str, pid: int, max_concurrent: int, now: float
     ) -> None:
-        def build(tx: Tx) -> None:
-            tx.add(
-                "CREATE $id CONTENT $row RETURN NONE",
-                id=rid("node", node_id),
-                row={
-                    "host": host,
-                    "pid": pid,
-                    "max_concurrent": max_concurrent,
-                    "started_at": now,
-                    "last_seen": now,
-                },
-            )
-
-        self._transact(build)
+        row = {"host": host, "pid": pid, "max_concurrent": max_concurrent}
+        row.update(started_at=now, last_seen=now)
+        self._write("create", id=rid("node", node_id), row=row)
 
     def deregister_node(self, node_id: str) -> None:
-        def build(tx: Tx) -> None:
-            tx.add("DELETE $id RETURN NONE", id=rid("node", node_id))
-
-        self._transact(build)
+        self._write("delete", id=rid("node", node_id))
 
     def record_progress(
         self, task_id: str, progress: int, message: str | None, *, attempt: int | None = None
     ) -> Task | None:
         def build(tx: Tx) -> Task | None:
-            row = self._record(rid("task", task_id))
-            if row is None or row["status"] != TaskStatus.RUNNING.value:
-                return None
-            if attempt is not None and row.get("attempt") != attempt:
+            row = self._running(task_id, attempt)
+            if row is None:
                 return None
             changes: dict[str, Any] = {"progress": progress}
             if message is not None:
@@ -395,10 +321,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
 
         def build(tx: Tx) -> None:
             # Fenced like finish: lines of an attempt that was settled are dropped.
-            row = self._record(rid("task", task_id))
-            if row is None or row["status"] != TaskStatus.RUNNING.value:
-                return
-            if row.get("attempt") != attempt:
+            if self._running(task_id, attempt) is None:
                 return
             rows = []
             for stream, line, ts in lines:
@@ -414,7 +337,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
                         "ts": ts,
                     }
                 )
-            tx.add("INSERT INTO task_log $rows RETURN NONE", rows=rows)
+            tx.run("insert_task_log", rows=rows)
 
         self._transact(build)
 
@@ -425,20 +348,12 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
 
         def build(tx: Tx) -> Task | None:
             attempt_id = rid("attempt", [task_id, attempt])
-            found, current = self._query(
-                "SELECT * FROM ONLY $task; SELECT * FROM ONLY $attempt;",
-                task=rid("task", task_id),
-                attempt=attempt_id,
+            found, current = self._named(
+                "task_and_attempt", task=rid("task", task_id), attempt=attempt_id
             )
-            if found is None or current is None:
+            if not _runs(found, attempt) or not _runs(current, None, AttemptStatus.RUNNING):
                 return None
             row = dict(found)
-            if (
-                row["status"] != TaskStatus.RUNNING.value
-                or row.get("attempt") != attempt
-                or current["status"] != AttemptStatus.RUNNING.value
-            ):
-                return None
             tx.set(
                 attempt_id,
                 {
@@ -479,7 +394,7 @@ class SurrealStore(OneNode, SurrealWorkflowVerbs, SurrealRetention, Reads):
 
     def request_cancel(self, task_id: str, *, now: float) -> Task | None:
         def build(tx: Tx) -> Task | None:
-            row = self._record(rid("task", task_id))
+            row = self._task(task_id)
             if row is None:
                 return None
             if row["status"] in (TaskStatus.PENDING.value, TaskStatus.BLOCKED.value):

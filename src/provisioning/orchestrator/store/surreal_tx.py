@@ -1,16 +1,32 @@
-"""The writes of one SurrealDB verb, sent as one SurrealQL transaction."""
+"""The writes of one SurrealDB verb, sent as one SurrealQL transaction; its named
+queries; and its records read as the SQL stores' rows (one reader per domain record,
+in :mod:`.rows`)."""
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from surrealdb import RecordID
+
+from ..models import Task, Workflow
+from ..models import records as rows
+from .sql_queries import parse_queries, read_sql
+
+T = TypeVar("T")
 
 CONFLICT = "provisioning: the store changed during the transaction"
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@functools.cache
+def queries() -> dict[str, str]:
+    """The named SurrealQL of ``sql/surreal.surql``: the reads and the verbs' writes."""
+    return parse_queries(read_sql("surreal.surql"), {})
 
 
 class Tx:
@@ -44,8 +60,13 @@ class Tx:
         self._statements.append(_PARAM.sub(rename, sql))
         self._params.update({prefix + name: value for name, value in params.items()})
 
-    def set(self, record: RecordID, changes: Mapping[str, Any]) -> None:
-        """Set fields of one record (``None`` removes a field); nothing if it is gone."""
+    def run(self, name: str, **params: Any) -> None:
+        """Queue the named query ``name`` of :func:`queries`."""
+        self.add(queries()[name], **params)
+
+    def set(self, record: RecordID | list[RecordID], changes: Mapping[str, Any]) -> None:
+        """Set fields of one record or several (``None`` removes a field); nothing of
+        one that is gone."""
         if not changes:
             return
         for name in changes:
@@ -71,3 +92,58 @@ class Tx:
             f"{body}COMMIT TRANSACTION;"
         )
         return sql, {**self._params, "tx_rev": rev, "tx_state": self.state}
+
+
+class SurrealVerbs(ABC):
+    """What the verbs of :class:`~.surreal.SurrealStore`'s mixins run on."""
+
+    @abstractmethod
+    def _transact(self, build: Callable[[Tx], T]) -> T:
+        """Run one verb: ``build`` reads and queues its writes on a :class:`Tx`."""
+
+    @abstractmethod
+    def _named(self, name: str, **params: Any) -> list[Any]:
+        """Run the named reads ``name``; each one's result."""
+
+    @abstractmethod
+    def _select(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """The rows of the last SELECT of the named query ``name``."""
+
+
+def rid(table: str, key: Any) -> RecordID:
+    """The record id ``table:key`` (a bound value, never SurrealQL text)."""
+    return RecordID(table, key)
+
+
+def key_of(record: Mapping[str, Any]) -> Any:
+    """The key part of a record's id (``task:⟨uuid⟩`` -> ``"uuid"``)."""
+    value: RecordID = record["id"]
+    return value.id
+
+
+class AsRow:
+    """A record as :mod:`.rows` reads a row: an absent field is NULL, the id is its key."""
+
+    def __init__(self, record: Mapping[str, Any], **extra: Any) -> None:
+        self._record = {**record, **extra}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._record.get(key)
+        return str(value.id) if key == "id" and isinstance(value, RecordID) else value
+
+
+def new_task_row(tx: Tx, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A new task record of :func:`~..models.records.new_task_fields` (its id included);
+    ``None`` fields are simply absent."""
+    row = {name: value for name, value in fields.items() if value is not None}
+    row.update(id=rid("task", fields["id"]), seq=tx.next_seq("task_seq"), progress=0)
+    row.update(attempt=0, tries=0, cancel_requested=False)
+    return row
+
+
+def task_of(record: Mapping[str, Any]) -> Task:
+    return rows.task_of(AsRow(record))
+
+
+def workflow_of(record: Mapping[str, Any]) -> Workflow:
+    return rows.workflow_of(AsRow(record))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, Unpack
 
@@ -24,8 +23,7 @@ from .. import flow as rules
 from ..flow import Failure, ResetStep, progress
 from ..models import NewStep, Workflow
 from .base import NewWorkflow, TaskDefaults, task_defaults
-from .surreal_rows import AsRow, new_task_row, rid, workflow_of
-from .surreal_tx import Tx
+from .surreal_tx import AsRow, SurrealVerbs, Tx, new_task_row, rid, workflow_of
 from .workflows import StoreWorkflow, WorkflowVerbs, new_steps, new_workflow_fields
 
 T = TypeVar("T")
@@ -70,9 +68,7 @@ class Flow:
 
     def tasks(self) -> dict[str, list[str]]:
         if self._tasks is None:
-            rows = self._select(
-                "SELECT id, step_id, status FROM task WHERE workflow_id = $w", w=self.id
-            )
+            rows = self._select("workflow_task_steps", w=self.id)
             found = {str(row["id"].id): [row["step_id"], row["status"]] for row in rows}
             found.update(self._moved)
             self._tasks = found
@@ -102,13 +98,7 @@ class Flow:
             return 0
         for key in moved:
             self.tasks()[key][1] = after
-        assignments = ", ".join(["status = $after", *(f"{name} = $f_{name}" for name in sets)])
-        self.tx.add(
-            f"UPDATE $ids SET {assignments} RETURN NONE",
-            ids=[rid("task", key) for key in moved],
-            after=after,
-            **{f"f_{name}": value for name, value in sets.items()},
-        )
+        self.tx.set([rid("task", key) for key in moved], {"status": after, **sets})
         return len(moved)
 
     # -- the persistence of flow.progress ---------------------------------------------
@@ -136,7 +126,7 @@ class Flow:
                 self.task_moved(task["id"], step.step_id, task["status"])
         for table, found in rows.items():
             if found:
-                self.tx.add(f"INSERT INTO {table} $rows RETURN NONE", rows=found)
+                self.tx.run(f"insert_{table}", rows=found)
         return len(rows["task"])
 
     def count_task(self, completed: int, failed: int) -> None:
@@ -203,13 +193,9 @@ class Flow:
         self.wf["status"] = WorkflowStatus.ROLLBACK_PENDING.value
 
     def flag_running(self) -> list[str]:
-        running = self._select(
-            "SELECT id, seq FROM task WHERE workflow_id = $w AND status = 'running' ORDER BY seq",
-            w=self.id,
-        )
+        running = self._select("running_of_workflow", w=self.id)
         if running:
-            ids = [row["id"] for row in running]
-            self.tx.add("UPDATE $ids SET cancel_requested = true RETURN NONE", ids=ids)
+            self.tx.run("flag_cancel", ids=[row["id"] for row in running])
         return [str(row["id"].id) for row in running]
 
     def reopen(self, phase: str) -> int:
@@ -262,26 +248,12 @@ def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, A
     }
 
 
-class SurrealWorkflowVerbs(WorkflowVerbs):
+class SurrealWorkflowVerbs(WorkflowVerbs, SurrealVerbs):
     """Mixed into :class:`~.surreal.SurrealStore`."""
 
-    @abstractmethod
-    def _transact(self, build: Callable[[Tx], T]) -> T: ...
-
-    @abstractmethod
-    def _query(self, sql: str, **params: Any) -> list[Any]: ...
-
-    @abstractmethod
-    def _select(self, sql: str, **params: Any) -> list[dict[str, Any]]: ...
-
     def _load(self, tx: Tx, workflow_id: str) -> Flow | None:
-        workflow, steps, edges = self._query(
-            "SELECT * OMIT spec FROM ONLY $id;"
-            " SELECT * FROM wf_step WHERE workflow_id = $w;"
-            " SELECT * FROM wf_edge WHERE workflow_id = $w;",
-            id=rid("workflow", workflow_id),
-            w=workflow_id,
-        )
+        found = self._named("load_workflow", id=rid("workflow", workflow_id), w=workflow_id)
+        workflow, steps, edges = found
         if workflow is None:
             return None
         return Flow(tx, dict(workflow), [dict(s) for s in steps or []], edges or [], self._select)
@@ -298,7 +270,7 @@ class SurrealWorkflowVerbs(WorkflowVerbs):
                 new["steps"], **task_defaults(new)
             )
             row.update(tasks_total=count, tasks_open=count)
-            tx.add("CREATE $id CONTENT $row RETURN NONE", id=row["id"], row=row)
+            tx.run("create", id=row["id"], row=row)
             return workflow_of(row)
 
         return self._transact(build)

@@ -54,3 +54,11 @@ CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,
 
 -- name: record_version
 INSERT INTO schema_version (version, applied_at) VALUES (?, EXTRACT(EPOCH FROM clock_timestamp()));
+
+-- load(): what the store holds already (it must be empty), and a table's columns.
+-- name: count_work
+SELECT (SELECT COUNT(*) FROM tasks) + (SELECT COUNT(*) FROM workflows) AS n;
+
+-- name: table_columns
+SELECT column_name FROM information_schema.columns
+  WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position;
