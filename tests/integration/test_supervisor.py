@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,3 +250,43 @@ def test_a_handler_inherits_only_its_pipes_and_default_signals(data_dir: Path) -
     assert fds == {"0", "1", "2", control}
     [ignored] = [line.split()[1] for line in recorder.lines if line.startswith("SigIgn")]
     assert not int(ignored, 16) & (1 << (13 - 1))  # SIGPIPE, ignored by the supervisor
+
+
+def test_a_request_whose_daemon_died_before_it_was_read_is_not_run(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    sup = Supervisors(data_dir)
+    sup.start()
+    ran = tmp_path / "ran"
+    request = sup.request(
+        "t.1",
+        ["sh", "-c", f'touch "{ran}"'],
+        env=ENV,
+        cwd=None,
+        timeout=30,
+        kill_grace=0.5,
+        confine=Confinement(),
+        file_bytes=1 << 20,
+    )
+    # A daemon killed -9 right after asking: exited, not yet reaped by its parent.
+    dead = subprocess.Popen(["true"])
+    os.waitid(os.P_PID, dead.pid, os.WEXITED | os.WNOWAIT)
+    request["daemon_pid"] = dead.pid
+    try:
+        wait_for(lambda: (given := sup.hand_over(request)) is not None and _closed(given))
+    finally:
+        dead.wait()
+    assert not sup.folder("t.1").exists()
+    assert not ran.exists()
+    # A daemon alive is still served (by this supervisor or, once it left, a new one).
+    outcome = asyncio.run(_run(sup, "t.2", ["sh", "-c", f'touch "{ran}"'], Recorder()))
+    assert outcome.status is AttemptStatus.COMPLETED
+    assert ran.exists()
+    sup.close()
+
+
+def _closed(connection: socket.socket) -> bool:
+    """The supervisor ended the connection without a word."""
+    with connection:
+        connection.settimeout(10)
+        return connection.recv(1) == b""

@@ -78,6 +78,13 @@ class Hub:
         self.daemon_gone = False
         self.sel.register(self.daemon_fd, selectors.EVENT_READ, (_DAEMON, None))
 
+    def _asker_gone(self) -> bool:
+        """The daemon followed has exited, zombie or not (its pidfd is readable then),
+        even if the selector has not said so yet."""
+        if self.daemon_gone or self.daemon_fd < 0:
+            return self.daemon_gone
+        return bool(select.select([self.daemon_fd], [], [], 0)[0])
+
     def run(self) -> int:
         while True:
             now = time.monotonic()
@@ -214,9 +221,14 @@ class Hub:
             request = json.loads(payload)
             assert kind == frames.REQUEST and isinstance(request, dict)
             self._serve(int(request["daemon_pid"]))
-            attempt = Attempt(conn, request, self.me, self.helper)
+            # Its daemon died after asking, before this was read (a kill -9 right after a
+            # claim): the next daemon finds no attempt folder, records the attempt lost
+            # and runs the task again. Started now, it would run twice.
+            attempt = None if self._asker_gone() else Attempt(conn, request, self.me, self.helper)
         except Exception as exc:  # a bad request must not end the others' supervisor
             print(f"provisioning supervisor: bad request: {exc!r}", file=sys.stderr)
+            attempt = None
+        if attempt is None:
             conn.close()
             return
         if attempt.start():
