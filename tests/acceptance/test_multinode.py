@@ -248,6 +248,9 @@ def test_a_killed_nodes_supervisor_stops_its_task_before_the_lease_runs_out(
         wait_for(lambda: not pid_alive(pid), timeout=LEASE_SECONDS * 2, message="task stopped")
         assert time.monotonic() - killed_at < LEASE_SECONDS
         [folder] = list((first.data_dir / "attempts").iterdir())
+        # Saved once the supervisor has reaped what it started (the spawn helper, where
+        # there is one, after the handler): a moment after the handler is gone.
+        wait_for((folder / "status.json").exists, message="status saved")
         assert json.loads((folder / "status.json").read_text())["reason"] == "fenced"
 
         second.start()
