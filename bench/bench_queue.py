@@ -519,8 +519,22 @@ async def paced_submits(client: httpx.AsyncClient, rate: float, seconds: float) 
     return samples
 
 
-async def _latency_run(daemon: Daemon, cfg: BenchConfig) -> dict[str, Any]:
+async def _hold_every_slot(client: httpx.AsyncClient, slots: int, deadline: float) -> None:
+    """``slots`` long tasks running: what is submitted next waits in the queue."""
+    for i in range(slots):
+        body = {"name": f"hold{i}", "run": {"command": ["sleep", "600"]}}
+        response = await client.post("/tasks", json=body)
+        response.raise_for_status()
+    while (await task_counts(client)).get("running", 0) < slots:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the long tasks did not all start")
+        await asyncio.sleep(0.02)
+
+
+async def _latency_run(daemon: Daemon, cfg: BenchConfig, *, slots_held: bool) -> dict[str, Any]:
     async with client_for(daemon, 64) as client:
+        if slots_held:
+            await _hold_every_slot(client, cfg.concurrency, time.perf_counter() + 30)
         for i in range(20):  # Warm-up, not measured.
             await submit_one(client, f"warm{i}")
         t0 = time.perf_counter()
@@ -541,9 +555,12 @@ async def _latency_run(daemon: Daemon, cfg: BenchConfig) -> dict[str, Any]:
     }
 
 
-def bench_latency(cfg: BenchConfig) -> dict[str, Any]:
+def bench_latency(cfg: BenchConfig, *, slots_held: bool = False) -> dict[str, Any]:
+    """Paced submits of ``true`` tasks that run as they come, or (``slots_held``) that
+    queue behind as many long tasks as there are slots: submission alone, while tasks
+    run."""
     with running_daemon(cfg.concurrency) as daemon:
-        return asyncio.run(_latency_run(daemon, cfg))
+        return asyncio.run(_latency_run(daemon, cfg, slots_held=slots_held))
 
 
 # -- optional: py-spy profile of one more throughput run -------------------------------
@@ -699,6 +716,17 @@ def render_markdown(res: dict[str, Any]) -> str:
             f"backlog at end: {lat['backlog_at_end']}",
         ),
     ]
+    held = res.get("latency_slots_held")
+    if held:
+        hsvc = held["service"]
+        rows += [
+            _row(
+                f"POST /tasks @ {held['rate_target_per_s']:g}/s, all {c} slots running, p50",
+                f"{hsvc.get('p50_ms')} ms",
+                f"{held['ok']} ok, {sum(held['errors'].values())} errors; they queue",
+            ),
+            _row("  p99", f"{hsvc.get('p99_ms')} ms", f"max {hsvc.get('max_ms')} ms"),
+        ]
     mi = res["machine"]
     head = [
         f"## Queue benchmark ({res['timestamp']})",
@@ -736,6 +764,8 @@ def run_all(cfg: BenchConfig) -> dict[str, Any]:
         file=sys.stderr,
     )
     latency = bench_latency(cfg)
+    print(f"submit latency with all {cfg.concurrency} slots running ...", file=sys.stderr)
+    latency_held = bench_latency(cfg, slots_held=True)
     profile = None
     if cfg.profile:
         print("py-spy profile of one more throughput run ...", file=sys.stderr)
@@ -750,6 +780,7 @@ def run_all(cfg: BenchConfig) -> dict[str, Any]:
         "throughput": thr,
         "drain": drain,
         "latency": latency,
+        "latency_slots_held": latency_held,
         "derived": derive(cfg, make, thr, drain),
         "profile": profile,
         "bench_seconds": round(time.perf_counter() - started, 1),
