@@ -35,9 +35,10 @@ def test_twenty_kill9_during_a_120_task_workflow(make_daemon: Any, tmp_path: Pat
         )
         for i in range(LAYERS)
     ]
-    workflow_id = submit(
-        daemon, workflow("crash-loop", *ops, retry={"max_attempts": 2, "initial_delay": 0})
-    )
+    # Two at a time: the 120 tasks then take longer than 20 crashes and restarts, so
+    # every crash lands mid-workflow (with ten at a time it was over after about twelve).
+    retry = {"max_attempts": 2, "initial_delay": 0}
+    workflow_id = submit(daemon, workflow("crash-loop", *ops, retry=retry, parallel_limit=2))
 
     for _ in range(KILLS):
         # Some work finished since the last crash: each one lands mid-workflow.

@@ -78,12 +78,19 @@ class Hub:
         self.daemon_gone = False
         self.sel.register(self.daemon_fd, selectors.EVENT_READ, (_DAEMON, None))
 
-    def _asker_gone(self) -> bool:
-        """The daemon followed has exited, zombie or not (its pidfd is readable then),
-        even if the selector has not said so yet."""
-        if self.daemon_gone or self.daemon_fd < 0:
-            return self.daemon_gone
-        return bool(select.select([self.daemon_fd], [], [], 0)[0])
+    def _exited(self, pid: int) -> bool:
+        """``pid`` has exited, zombie or not (its pidfd is readable then), even if the
+        selector has not said so yet of the daemon followed."""
+        if pid == self.daemon_pid and self.daemon_fd >= 0:
+            return bool(select.select([self.daemon_fd], [], [], 0)[0])
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        try:
+            return bool(select.select([fd], [], [], 0)[0])
+        finally:
+            os.close(fd)
 
     def run(self) -> int:
         while True:
@@ -220,11 +227,15 @@ class Hub:
         try:
             request = json.loads(payload)
             assert kind == frames.REQUEST and isinstance(request, dict)
-            self._serve(int(request["daemon_pid"]))
+            asker = int(request["daemon_pid"])
             # Its daemon died after asking, before this was read (a kill -9 right after a
             # claim): the next daemon finds no attempt folder, records the attempt lost
-            # and runs the task again. Started now, it would run twice.
-            attempt = None if self._asker_gone() else Attempt(conn, request, self.me, self.helper)
+            # and runs the task again. Started now, it would run twice; and the daemon
+            # followed stays the one that asked last and lives.
+            attempt = None
+            if not self._exited(asker):
+                self._serve(asker)
+                attempt = Attempt(conn, request, self.me, self.helper)
         except Exception as exc:  # a bad request must not end the others' supervisor
             print(f"provisioning supervisor: bad request: {exc!r}", file=sys.stderr)
             attempt = None
